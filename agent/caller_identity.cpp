@@ -1,0 +1,1 @@
+#include "agent/caller_identity.hpp"

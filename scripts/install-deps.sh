@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs every build, test and benchmark dependency of ElasticDNS from Debian 12's packages.
+# Idempotent: packages already installed are left alone. Needs root (or sudo).
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang llvm clang-format
+  # eBPF
+  libbpf-dev bpftool libelf-dev zlib1g-dev linux-libc-dev
+  # libraries
+  libboost-dev libboost-program-options-dev libldns-dev libspdlog-dev libfmt-dev
+  libyaml-cpp-dev libgtest-dev libgmock-dev googletest nlohmann-json3-dev libsqlite3-dev
+  libsystemd-dev libssl-dev
+  # test and demo tools: real DNS clients, a real resolver, netns, musl
+  dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
+  python3 util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# --no-install-recommends keeps the machine small; policy-rc.d keeps unbound's service off.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
