@@ -1,0 +1,55 @@
+#pragma once
+// Keeps the agent's topology in sync with central: long-poll, validate, then publish; the
+// snapshot is persisted in state_dir so the agent can start while central is down.
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "elasticdns/metrics.hpp"
+#include "elasticdns/model.hpp"
+
+namespace elasticdns::agent {
+
+struct SyncConfig {
+  std::vector<std::string> urls;    // e.g. "http://127.0.0.1:8080"; failed over in order
+  std::string token;                // the agent's read token (never logged)
+  std::filesystem::path state_dir;  // holds topology.json; empty = no persistence
+  std::chrono::seconds wait{30};    // long-poll duration asked of central
+  std::chrono::milliseconds backoff_min{200};
+  std::chrono::milliseconds backoff_max{10'000};
+};
+
+class SyncClient {
+ public:
+  /// Called with every new validated snapshot, on the SyncClient's io_context.
+  using OnSnapshot = std::function<void(std::shared_ptr<const model::Topology>)>;
+
+  SyncClient(boost::asio::io_context& io, SyncConfig config, metrics::Registry& metrics,
+             OnSnapshot on_snapshot);
+  ~SyncClient();
+  SyncClient(const SyncClient&) = delete;
+  SyncClient& operator=(const SyncClient&) = delete;
+
+  /// Loads the persisted snapshot, if any and valid, and calls on_snapshot with it before
+  /// returning; then starts polling central in the background.
+  void start();
+  /// Cancels the poll; on_snapshot is not called after stop() returns.
+  void stop();
+  /// When central last answered successfully (steady clock), or the epoch if never. The age of
+  /// this drives serve-stale (Extended DNS Error 3). Safe from any thread.
+  std::chrono::steady_clock::time_point lastContact() const;
+  /// Index of the last published snapshot (0 = none). Safe from any thread.
+  uint64_t index() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace elasticdns::agent
