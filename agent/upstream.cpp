@@ -20,6 +20,7 @@
 #include <boost/asio/write.hpp>
 
 #include "agent/cache.hpp"
+#include "agent/log_limit.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -33,23 +34,6 @@ constexpr uint8_t kFlagQr = 0x80;        // header byte 2
 constexpr uint8_t kFlagTc = 0x02;        // header byte 2
 constexpr uint8_t kOpcodeMask = 0x78;    // header byte 2
 constexpr uint16_t kDnsPort = 53;        // RFC 1035 4.2
-constexpr auto kLogInterval = std::chrono::seconds(10);  // at most one line per cause
-
-// One log line per cause per kLogInterval: upstream failures are triggered by network input.
-class RateLimitedLog {
- public:
-  bool allow() {
-    auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-    auto last = last_.load(std::memory_order_relaxed);
-    auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(kLogInterval);
-    if (last != 0 && now - last < interval.count()) return false;
-    return last_.compare_exchange_strong(last, now, std::memory_order_relaxed);
-  }
-
- private:
-  std::atomic<std::chrono::steady_clock::rep> last_{0};
-};
-
 // A CSPRNG draw per ID (getrandom, buffered per thread): IDs must not be predictable from
 // earlier ones (Kaminsky-style spoofing, RFC 5452 9.2).
 uint16_t randomId() {
@@ -111,7 +95,7 @@ struct Shared {
   const Forwarder::Now now;
   ForwarderMetrics m;
   std::shared_ptr<AnswerCache> cache;
-  RateLimitedLog timeout_log, error_log, mismatch_log;
+  LogLimit timeout_log, error_log, mismatch_log;
 
   std::mutex mu;
   std::vector<udp::endpoint> servers;  // guarded by mu
