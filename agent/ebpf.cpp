@@ -135,11 +135,12 @@ std::string ensurePinDir(const std::string& pin_path) {
       return "bpf.pin_path " + pin_path + " is not on a bpf filesystem";
     ::mkdir(kBpffsRoot, 0700);
     if (!isFs(kBpffsRoot, BPF_FS_MAGIC) && ::mount("bpffs", kBpffsRoot, "bpf", 0, "mode=0700") != 0)
-      return std::string("cannot mount bpffs at ") + kBpffsRoot + ": " + errnoText(errno);
+      return std::string("cannot mount bpffs at ") + kBpffsRoot + ": " + errnoText(errno) +
+             privilegeHint(errno);
     if (!isFs(parent, BPF_FS_MAGIC)) return "bpf.pin_path " + pin_path + " is not on a bpffs";
   }
   if (::mkdir(pin_path.c_str(), 0700) != 0 && errno != EEXIST)
-    return "cannot create " + pin_path + ": " + errnoText(errno);
+    return "cannot create " + pin_path + ": " + errnoText(errno) + privilegeHint(errno);
   return {};
 }
 

@@ -32,3 +32,10 @@ if(ELASTICDNS_BPF)
   set_tests_properties(bpf.redirect_identity PROPERTIES SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE}
                        TIMEOUT 120)
 endif()
+
+# Unit tests of the caller registry (no root, no BPF).
+if(ELASTICDNS_BPF)
+  add_executable(bpf_callers_test ${CMAKE_CURRENT_LIST_DIR}/callers_test.cpp)
+  target_link_libraries(bpf_callers_test PRIVATE elasticdns_agent GTest::gtest_main)
+  gtest_discover_tests(bpf_callers_test TEST_PREFIX "unit.callers." DISCOVERY_TIMEOUT 30)
+endif()

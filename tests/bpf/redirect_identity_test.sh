@@ -100,6 +100,19 @@ wait_for() {
   fail "timed out waiting for /$2/ in $1"
 }
 
+# Without privileges: a clear message saying why, and nothing attached.
+if command -v setpriv >/dev/null; then
+  set +e
+  setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+    "$responder" "${responder_args[@]}" >"$tmp/noprivs.out" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" -eq 3 ] && grep -q 'needs root, or CAP_BPF' "$tmp/noprivs.out" ||
+    fail "unprivileged start: rc=$rc: $(cat "$tmp/noprivs.out")"
+  [ -z "$(bpftool cgroup show "$parent" | tail -n +2)" ] || fail "unprivileged start attached"
+  echo "ok: unprivileged: $(cat "$tmp/noprivs.out")"
+fi
+
 "$responder" "${responder_args[@]}" >"$tmp/r1.out" 2>&1 &
 r1=$!
 pids+=("$r1")
@@ -190,6 +203,10 @@ for reason in identified redirected restored excluded; do
   [ "${n:-0}" -gt 0 ] || fail "counter $reason is ${n:-missing}"
 done
 echo "ok: counters: $(grep ^counter "$tmp/r2.out" | tr '\n' ' ')"
+grep -qE '^metric elasticdns_bpf_events_total\{reason="redirected"\} [1-9]' "$tmp/r2.out" ||
+  fail "metric elasticdns_bpf_events_total{reason=redirected} missing"
+grep -qE '^metric elasticdns_bpf_identity_lookups_total\{result="slot"\} [1-9]' "$tmp/r2.out" ||
+  fail "no identity lookup was served by the mmap'ed slots"
 
 # --- with no agent running, the pinned programs still redirect (into the void: no answer), and
 # detach removes every pin and program.

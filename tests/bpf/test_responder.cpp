@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -298,6 +299,9 @@ int main(int argc, char** argv) {
   }
   for (auto& c : conns) ::close(c.fd);
   std::printf("served %llu\n", static_cast<unsigned long long>(responder.served));
+  std::istringstream metrics_text(registry.render());
+  for (std::string line; std::getline(metrics_text, line);)
+    if (line.rfind("elasticdns_bpf_", 0) == 0) std::printf("metric %s\n", line.c_str());
   if (runtime) {
     static constexpr const char* kReasons[] = EDNS_COUNTER_NAMES;
     for (unsigned r = 0; r < EDNS_CNT_MAX; ++r)
