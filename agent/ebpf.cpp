@@ -356,6 +356,20 @@ Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig& config,
     std::memcpy(s.rodata->cfg_agent_v6, bytes.data(), 16);
     s.rodata->cfg_has_v6 = 1;
   }
+  auto own = ownCgroupId(mount.value());
+  if (!own) return own.error();
+  std::vector<std::pair<uint64_t, uint8_t>> excluded{{own.value(), EDNS_EXCLUDE_SELF}};
+  // Resolved before load: the programs skip the ancestor walk when no subtree is excluded.
+  for (const auto& cg : config.exclude_cgroups) {
+    auto id = cgroupIdOf(resolveCgroupPath(mount.value(), cg));
+    if (!id) {
+      spdlog::warn("ebpf: exclude_cgroups: {} (not excluded until the agent restarts)",
+                   id.error().reason);
+      continue;
+    }
+    excluded.emplace_back(id.value(), EDNS_EXCLUDE_SUBTREE);
+  }
+  s.rodata->cfg_exclude_subtrees = static_cast<uint32_t>(excluded.size() - 1);
   for (const auto& point : attachPoints(s)) {
     if (point.redirect && !config.redirect) bpf_program__set_autoload(point.program, false);
   }
@@ -373,18 +387,6 @@ Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig& config,
 
   // Exclusions before the redirect programs attach: the agent's own upstream queries must never
   // loop back into it.
-  auto own = ownCgroupId(mount.value());
-  if (!own) return own.error();
-  std::vector<std::pair<uint64_t, uint8_t>> excluded{{own.value(), EDNS_EXCLUDE_SELF}};
-  for (const auto& cg : config.exclude_cgroups) {
-    auto id = cgroupIdOf(resolveCgroupPath(mount.value(), cg));
-    if (!id) {
-      spdlog::warn("ebpf: exclude_cgroups: {} (not excluded until the agent restarts)",
-                   id.error().reason);
-      continue;
-    }
-    excluded.emplace_back(id.value(), EDNS_EXCLUDE_SUBTREE);
-  }
   for (auto [id, how] : excluded) {
     if (bpf_map_update_elem(bpf_map__fd(s.maps.edns_exclude), &id, &how, BPF_ANY) != 0)
       return Error{"bpf", "filling edns_exclude: " + errnoText(errno)};

@@ -29,18 +29,26 @@ const volatile __u32 cfg_agent_v4 = 0;
 const volatile __u8 cfg_has_v4 = 0;
 const volatile __u32 cfg_agent_v6[4] = {0, 0, 0, 0};
 const volatile __u8 cfg_has_v6 = 0;
+/* Number of EDNS_EXCLUDE_SUBTREE entries in edns_exclude: 0 skips the ancestor walk. */
+const volatile __u32 cfg_exclude_subtrees = 0;
 
 #define IP_OFFSET_MASK 0x1fff /* fragment offset bits of iphdr.frag_off (RFC 791) */
 
 static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_key *key)
 {
 	__u64 cgroup_id = bpf_skb_cgroup_id(skb);
-	struct edns_sock_val val = { .cgroup_id = cgroup_id, .time_ns = bpf_ktime_get_ns() };
+	struct edns_sock_val *known = bpf_map_lookup_elem(&edns_sock_lru, key);
 	struct edns_id_slot *slot;
 	__u32 idx, seq;
 
-	if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
-		edns_count(EDNS_CNT_MAP_FULL);
+	/* A socket that keeps sending (TCP, a reused UDP socket) is found with a lookup, which also
+	 * refreshes its LRU position; only a new or reused {addr, port} costs an update. */
+	if (!known || known->cgroup_id != cgroup_id) {
+		struct edns_sock_val val = { .cgroup_id = cgroup_id, .time_ns = bpf_ktime_get_ns() };
+
+		if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
+			edns_count(EDNS_CNT_MAP_FULL);
+	}
 
 	idx = edns_slot_of(key);
 	slot = bpf_map_lookup_elem(&edns_id_slots, &idx);
@@ -126,6 +134,8 @@ static __always_inline int edns_excluded(void)
 
 	if (bpf_map_lookup_elem(&edns_exclude, &id))
 		return 1;
+	if (!cfg_exclude_subtrees)
+		return 0;
 #pragma unroll
 	for (int level = 0; level < EDNS_MAX_CGROUP_DEPTH; level++) {
 		id = bpf_get_current_ancestor_cgroup_id(level);

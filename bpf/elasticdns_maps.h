@@ -9,10 +9,12 @@
 
 #include "elasticdns/bpf_abi.h"
 
-/* {saddr, sport, proto} -> {cgroup id, time}; EDNS_SOCK_LRU_ENTRIES. Written by edns_egress,
- * read by the agent with bpf() when the identity slot misses. Pinned. */
+/* {saddr, sport, proto} -> {cgroup id, time first seen}; EDNS_SOCK_LRU_ENTRIES. Written by
+ * edns_egress, read by the agent with bpf() when the identity slot misses. Per-CPU LRU lists
+ * (no global LRU lock on the packet path). Pinned. */
 struct {
   __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(map_flags, BPF_F_NO_COMMON_LRU);
   __uint(max_entries, EDNS_SOCK_LRU_ENTRIES);
   __type(key, struct edns_sock_key);
   __type(value, struct edns_sock_val);

@@ -14,7 +14,7 @@
 #endif
 
 /* Version of the layouts in this file, stored in the pinned `edns_meta` map. */
-#define EDNS_BPF_ABI_VERSION 1
+#define EDNS_BPF_ABI_VERSION 2
 
 /* Number of slots of the mmap'able identity array (power of two; 2 MiB at 32 bytes a slot). A
  * slot is overwritten by the next flow that hashes to it, so this bounds the number of
