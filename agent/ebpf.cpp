@@ -1,5 +1,7 @@
 #include "agent/ebpf.hpp"
 
+#ifndef ELASTICDNS_NO_BPF
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -261,6 +263,23 @@ class CounterReader {
 
 }  // namespace
 
+RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound) {
+  RedirectTarget target;
+  for (const auto& ep : bound) {
+    if (target.port == 0) target.port = ep.port();
+    const auto& a = ep.address();
+    if (a.is_unspecified()) continue;
+    if (a.is_v4() && !target.v4) target.v4 = a.to_v4();
+    if (a.is_v6() && !target.v6) {
+      if (a.to_v6().is_v4_mapped())
+        target.v4 = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+      else
+        target.v6 = a.to_v6();
+    }
+  }
+  return target;
+}
+
 Result<std::string> findCgroup2Mount(const std::string& mounts_file) {
   std::ifstream in(mounts_file);
   if (!in) return Error{"bpf", "cannot read " + mounts_file};
@@ -324,7 +343,8 @@ Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig& config,
   libbpf_set_print(silentLibbpfPrint);
   auto impl = std::make_unique<Impl>();
   if (config.redirect && !target.v4 && !target.v6)
-    return Error{"bpf.redirect", "no agent address to redirect DNS to"};
+    return Error{"bpf.redirect",
+                 "no specific listen address to redirect DNS to (0.0.0.0 and :: are not)"};
   if (target.port == 0) return Error{"bpf", "the agent's DNS port is unknown (0)"};
 
   auto patterns = compileContainerIdPatterns(config.container_id_pattern);
@@ -451,3 +471,27 @@ std::string detachBpf(const BpfConfig& config) {
 }
 
 }  // namespace elasticdns::agent
+
+#else  // ELASTICDNS_NO_BPF: built with -DELASTICDNS_BPF=OFF
+
+namespace elasticdns::agent {
+
+struct BpfRuntime::Impl {};
+BpfRuntime::~BpfRuntime() = default;
+Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig&, const RedirectTarget&,
+                                                      metrics::Registry&) {
+  return Error{"bpf", "this elasticdns-agent was built without eBPF (ELASTICDNS_BPF=OFF)"};
+}
+CallerIdentity& BpfRuntime::identity() {
+  std::abort();
+}
+std::string detachBpf(const BpfConfig&) {
+  return {};
+}
+RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>&) {
+  return {};
+}
+
+}  // namespace elasticdns::agent
+
+#endif
