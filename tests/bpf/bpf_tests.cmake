@@ -37,6 +37,8 @@ endif()
 if(ELASTICDNS_BPF)
   add_executable(bpf_callers_test ${CMAKE_CURRENT_LIST_DIR}/callers_test.cpp)
   target_link_libraries(bpf_callers_test PRIVATE elasticdns_agent GTest::gtest_main)
+  target_compile_definitions(bpf_callers_test PRIVATE
+                             ELASTICDNS_README="${PROJECT_SOURCE_DIR}/README.md")
   gtest_discover_tests(bpf_callers_test TEST_PREFIX "unit.callers." DISCOVERY_TIMEOUT 30)
 endif()
 
