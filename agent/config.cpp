@@ -139,7 +139,7 @@ Result<BpfConfig> parseBpf(const YAML::Node& n) {
     std::string key = k;
     if (key == "cgroup") b.cgroup = v.value();
     if (key == "pin_path") b.pin_path = v.value();
-    if (key == "container_id_pattern") {
+    if (key == "container_id_pattern" && !v.value().empty()) {
       try {
         std::regex re(v.value(), std::regex::ECMAScript);
         if (re.mark_count() != 1)

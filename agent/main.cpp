@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -92,6 +93,7 @@ int main(int argc, char** argv) {
     std::cerr << "elasticdns-agent: " << e.what() << "\n" << opts << "\n";
     return 2;
   }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));  // stdout: "listening on" lines
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 
   auto loaded = loadConfig(config_path);
