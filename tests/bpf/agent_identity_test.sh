@@ -162,6 +162,27 @@ expect "ctrB after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.clou
 
 kill -TERM "$a2"
 wait_exit "$a2" || fail "agent 2 exit status $?"
+
+# Without privileges the agent says once what is degraded and answers by source address.
+if command -v setpriv >/dev/null; then
+  chmod 755 "$tmp" "$tmp/state" && chmod 644 "$tmp/state/topology.json"
+  write_config "$tmp/agent3.yaml" 0
+  sed -i "s|pin_path: .*|pin_path: $pin-noprivs|" "$tmp/agent3.yaml"
+  chmod 644 "$tmp/agent3.yaml"
+  setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+    "$agent" --config "$tmp/agent3.yaml" >"$tmp/agent3.out" 2>&1 &
+  a3=$!
+  pids+=("$a3")
+  wait_for "$tmp/agent3.out" '^listening on udp '
+  grep -q 'ebpf: disabled: .*needs root, or CAP_BPF.*Degraded' "$tmp/agent3.out" ||
+    fail "no clear degraded message"
+  port3=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent3.out")
+  expect "unprivileged agent answers (unknown caller: latest)" \
+    "$(dig +short +tries=1 +time=2 @"$addr" -p "$port3" api.cloud66.local)" 10.77.2.1
+  kill -TERM "$a3"
+  wait_exit "$a3" || fail "agent 3 exit status $?"
+  echo "ok: unprivileged: $(grep 'ebpf: disabled' "$tmp/agent3.out" | cut -c1-160)..."
+fi
 "$agent" --config "$tmp/agent1.yaml" --detach || fail "detach"
 [ ! -e "$pin" ] || fail "pins left: $(ls "$pin")"
 [ -z "$(bpftool cgroup show "$parent" | tail -n +2)" ] || fail "programs still attached"
