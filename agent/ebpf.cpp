@@ -265,17 +265,17 @@ class CounterReader {
 
 RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound) {
   RedirectTarget target;
+  if (bound.empty()) return target;
+  target.port = bound.front().port();
   for (const auto& ep : bound) {
-    if (target.port == 0) target.port = ep.port();
     const auto& a = ep.address();
-    if (a.is_unspecified()) continue;
+    // The programs know one agent port: an address bound to another port cannot be a target.
+    if (a.is_unspecified() || ep.port() != target.port) continue;
     if (a.is_v4() && !target.v4) target.v4 = a.to_v4();
-    if (a.is_v6() && !target.v6) {
-      if (a.to_v6().is_v4_mapped())
-        target.v4 = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
-      else
-        target.v6 = a.to_v6();
-    }
+    if (a.is_v6() && a.to_v6().is_v4_mapped() && !target.v4)
+      target.v4 = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+    else if (a.is_v6() && !a.to_v6().is_v4_mapped() && !target.v6)
+      target.v6 = a.to_v6();
   }
   return target;
 }
