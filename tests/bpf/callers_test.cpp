@@ -6,10 +6,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "agent/callers.hpp"
@@ -123,6 +125,46 @@ TEST(IdentitySlot, HitMissAndWriterInProgress) {
   s.seq += 1;  // a writer holds the slot
   EXPECT_FALSE(readIdentitySlot(f.slots.data(), sockKeyOf(peer4("10.0.0.2", 1234))));
   EXPECT_FALSE(readIdentitySlot(nullptr, sockKeyOf(peer4("10.0.0.2", 1234))));
+}
+
+// A writer that keeps switching one slot between two flows with the programs' protocol (seq odd
+// while writing): the reader must never pair one flow's key with the other's cgroup.
+TEST(IdentitySlot, NoTornReadUnderConcurrentWriter) {
+  FakeSlots f;
+  Peer a = peer4("10.0.0.2", 1234);
+  auto ka = sockKeyOf(a);
+  edns_sock_key kb = ka;
+  kb.addr[3] ^= htonl(1);  // another flow
+  kb.sport ^= 0x0100;
+  edns_id_slot& slot = f.slots[edns_slot_of(&ka)];
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    for (uint64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+      bool use_a = i % 2 == 0;
+      __atomic_fetch_add(&slot.seq, 1, __ATOMIC_ACQ_REL);
+      // Byte-wise, so that a reader without the seqlock check would see a half-written key.
+      const auto& k = use_a ? ka : kb;
+      auto* dst = reinterpret_cast<volatile uint8_t*>(&slot.key);
+      const auto* src = reinterpret_cast<const uint8_t*>(&k);
+      for (size_t j = 0; j < sizeof k; ++j) dst[j] = src[j];
+      __atomic_store_n(&slot.cgroup_id, use_a ? 100 : 200, __ATOMIC_RELAXED);
+      __atomic_fetch_add(&slot.seq, 1, __ATOMIC_ACQ_REL);
+    }
+  });
+  uint64_t hits_a = 0, hits_b = 0;
+  for (int i = 0; i < 2000000; ++i) {
+    if (auto id = readIdentitySlot(f.slots.data(), ka)) {
+      ASSERT_EQ(*id, 100u);
+      ++hits_a;
+    }
+    if (auto id = readIdentitySlot(f.slots.data(), kb)) {
+      ASSERT_EQ(*id, 200u);
+      ++hits_b;
+    }
+  }
+  stop = true;
+  writer.join();
+  EXPECT_GT(hits_a + hits_b, 0u) << "the reader never saw a stable slot";
 }
 
 TEST(Cgroup2Mount, HybridAndPureHosts) {
