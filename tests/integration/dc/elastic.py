@@ -183,14 +183,12 @@ class Agent:
 class Cluster:
     """The data centre with central, unbound and one agent per host."""
 
-    def __init__(self, world, central_bin, agent_bin, sticky_window=None, bpf=True):
+    def __init__(self, world, central_bin, agent_bin, sticky_window=None, bpf=True, hosts=AGENT_HOSTS):
         self.world = world
         world.start_upstream()
         self.central = Central(world, central_bin).start()
-        self.agents = {
-            h: Agent(world, agent_bin, h, self.central, sticky_window, bpf).start() for h in AGENT_HOSTS
-        }
-        for h in AGENT_HOSTS:
+        self.agents = {h: Agent(world, agent_bin, h, self.central, sticky_window, bpf).start() for h in hosts}
+        for h in hosts:
             self.central.put("servers", h, {"address": world.host_address(h)})
 
     def wait_all_agents(self, name, expected, deadline=dc.DEFAULT_DEADLINE):

@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Propagation benchmark: time from an acknowledged write at central (its HTTP 2xx) until every
+agent answers accordingly, over N changes, on the data centre of tests/integration/dc.
+
+  propagation.py --central BIN --agent BIN [--changes 100] [--no-bpf]
+
+Each change moves the single container of a non-versioned service `flip` to a new address
+(PUT /v1/containers/flip-1 on a kept-alive HTTP connection). Right after the response, the
+benchmark asks each agent (host1, host2) in a tight loop, over UDP from the agent's host,
+until it answers exactly the new address; the change's time is when the last agent did.
+Every change is bounded (--timeout); a change that times out is reported and fails the run.
+Prints p50 / p90 / p99 / max in milliseconds. Target: p99 < 100 ms.
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "dc"))
+import dc  # noqa: E402
+import elastic  # noqa: E402
+
+TARGET_P99_MS = 100.0
+
+
+def percentile(values, p):
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--central", required=True)
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--changes", type=int, default=100)
+    ap.add_argument("--timeout", type=float, default=5.0, help="bound per change, seconds")
+    ap.add_argument("--no-bpf", action="store_true")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        print("SKIPPED: needs root (netns, cgroups)")
+        return 77
+    if not 1 <= args.changes <= 1000:
+        ap.error("--changes must be within 1..1000")
+
+    world = dc.World()
+    failed = True
+    try:
+        world.build()
+        cluster = elastic.Cluster(world, args.central, args.agent, bpf=not args.no_bpf)
+        central = cluster.central
+        central.put("services", "flip", {"dns_behaviour": "non-versioned", "load_balancing": "roundrobin"})
+        body = {"service": "flip", "version": "v1", "server": "host1", "address": "10.77.9.1"}
+        central.put("containers", "flip-1", body)
+        fqdn = f"flip.{elastic.DOMAIN}"
+        cluster.wait_all_agents(fqdn, ["10.77.9.1"])
+        clients = {h: a.client() for h, a in cluster.agents.items()}
+        times_ms, per_agent = [], {h: [] for h in clients}
+        timeouts = 0
+        for i in range(args.changes):
+            address = f"10.77.9.{2 + i % 250}"
+            body["address"] = address
+            central.put("containers", "flip-1", body)
+            t0 = time.perf_counter()
+            pending = dict(clients)
+            end = t0 + args.timeout
+            while pending and time.perf_counter() < end:
+                for h, c in list(pending.items()):
+                    try:
+                        got = c.addresses(fqdn, 0.2)
+                    except OSError:
+                        continue
+                    if got == [address]:
+                        per_agent[h].append((time.perf_counter() - t0) * 1000.0)
+                        del pending[h]
+            if pending:
+                timeouts += 1
+                print(f"change {i}: {sorted(pending)} did not answer {address} within {args.timeout}s")
+                continue
+            times_ms.append((time.perf_counter() - t0) * 1000.0)
+        for c in clients.values():
+            c.close()
+        print(f"propagation over {len(times_ms)} changes (write acknowledged -> every agent answers):")
+        if times_ms:
+            print(
+                f"  all agents: p50 {statistics.median(times_ms):.2f} ms  p90 {percentile(times_ms, 90):.2f} ms"
+                f"  p99 {percentile(times_ms, 99):.2f} ms  max {max(times_ms):.2f} ms"
+            )
+            for h, v in per_agent.items():
+                if v:
+                    print(f"  {h}: p50 {statistics.median(v):.2f} ms  p99 {percentile(v, 99):.2f} ms  max {max(v):.2f} ms")
+        ok = timeouts == 0 and times_ms and percentile(times_ms, 99) < TARGET_P99_MS
+        print(f"target p99 < {TARGET_P99_MS:.0f} ms: {'met' if ok else 'NOT met'}; {timeouts} change(s) timed out")
+        failed = False
+        return 0 if ok else 1
+    finally:
+        world.teardown(failed=failed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
