@@ -40,6 +40,7 @@ def main():
     ap.add_argument("--timeout", type=float, default=5.0, help="bound per change, seconds")
     ap.add_argument("--no-bpf", action="store_true")
     args = ap.parse_args()
+    dc.exit_on_signals()
     if os.geteuid() != 0:
         print("SKIPPED: needs root (netns, cgroups)")
         return 77

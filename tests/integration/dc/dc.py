@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -44,6 +45,7 @@ HOSTS = {
     "host2": ("10.77.0.12", 2),
 }
 
+TAG_PREFIX = "ednsdc"  # every name this harness creates starts with it, then the PID
 DEFAULT_DEADLINE = 10.0  # seconds: bound for every "poll until" in the harness
 
 CLONE_NEWNET = 0x40000000  # <sched.h>
@@ -64,13 +66,9 @@ def cgroup2_mount():
     raise RuntimeError("no cgroup2 mount in /proc/mounts")
 
 
-def bpffs_mount():
+def _is_mounted(path):
     with open("/proc/mounts") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) >= 3 and fields[2] == "bpf":
-                return fields[1]
-    return None
+        return any(line.split()[1] == path for line in f if len(line.split()) > 1)
 
 
 def run(args, check=True, timeout=30, **kw):
@@ -258,7 +256,7 @@ class Process:
 
 class World:
     def __init__(self, keep_logs_on_failure=True):
-        self.tag = f"edns{os.getpid()}"
+        self.tag = f"{TAG_PREFIX}{os.getpid()}"
         self.tmp = tempfile.mkdtemp(prefix=f"{self.tag}-")
         self.cg_mount = cgroup2_mount()
         self.cg_root = os.path.join(self.cg_mount, self.tag)
@@ -267,6 +265,7 @@ class World:
         self.etc_netns = []
         self.procs = []
         self.pins = []
+        self.bpffs = None
         self.containers = {}
         self.host_cgroups = {}
         self.keep_logs_on_failure = keep_logs_on_failure
@@ -301,6 +300,7 @@ class World:
 
     # -- build
     def build(self):
+        sweep_stale()
         log(f"building data centre {self.tag} (cgroup2 at {self.cg_mount}, tmp {self.tmp})")
         self.up = True
         self._add_cgroup(self.cg_root)
@@ -362,7 +362,9 @@ class World:
         err = os.path.join(self.tmp, f"{name}.err")
         argv = list(args)
         if ns:
-            argv = ["ip", "netns", "exec", ns] + argv
+            # nsenter, not `ip netns exec`: the latter remounts /sys, which would hide the
+            # cgroup2 mount (under /sys/fs/cgroup) from an agent that attaches eBPF there.
+            argv = ["nsenter", f"--net=/run/netns/{ns}"] + argv
         if cgroup:
             procs = os.path.join(cgroup, "cgroup.procs")
             argv = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + argv
@@ -375,9 +377,17 @@ class World:
         self.procs.append(proc)
         return proc
 
-    def add_pin(self, path):
-        self.pins.append(path)
-        return path
+    def add_pin(self, name):
+        """A pin directory for one agent, on a bpffs instance private to this world (mounted
+        in tmp; unmounting it at teardown releases everything pinned there)."""
+        if self.bpffs is None:
+            path = os.path.join(self.tmp, "bpffs")
+            os.makedirs(path)
+            run(["mount", "-t", "bpf", "bpf", path])
+            self.bpffs = path
+        pin = os.path.join(self.bpffs, name)
+        self.pins.append(pin)
+        return pin
 
     # -- the internet
     def start_upstream(self, unbound="unbound"):
@@ -472,6 +482,10 @@ class World:
             shutil.rmtree(d, ignore_errors=True)
         for pin in self.pins:
             shutil.rmtree(pin, ignore_errors=True)
+        if self.bpffs:
+            r = run(["umount", self.bpffs], check=False)
+            if r.returncode != 0:
+                errors.append(f"umount {self.bpffs}: {r.stderr.strip()}")
         shutil.rmtree(self.tmp, ignore_errors=True)
         errors += self.leftovers()
         self.up = False
@@ -492,6 +506,8 @@ class World:
         for pin in self.pins:
             if os.path.exists(pin):
                 left.append(f"pin {pin}")
+        if self.bpffs and _is_mounted(self.bpffs):
+            left.append(f"bpffs {self.bpffs}")
         for p in self.procs:
             if p.popen.poll() is None:
                 left.append(f"process {p.name} pid {p.pid}")
@@ -510,6 +526,68 @@ class World:
                 if text.strip():
                     tail = text[-4000:]
                     print(f"----- {p.name} {kind} (last 4000 chars) -----\n{tail}", file=sys.stderr)
+
+
+def _stale_pid(name):
+    """The PID in a harness name (ednsdc<PID>...) if that process is gone, else None."""
+    m = re.match(rf"^{TAG_PREFIX}(\d+)", name)
+    if m and not os.path.exists(f"/proc/{m.group(1)}"):
+        return int(m.group(1))
+    return None
+
+
+def sweep_stale():
+    """Removes what a harness killed without its teardown (e.g. by SIGKILL) left behind: only
+    names carrying the PID of a process that no longer exists."""
+    swept = []
+    for ns in run(["ip", "netns", "list"]).stdout.split():
+        if _stale_pid(ns) is not None:
+            for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            run(["ip", "netns", "del", ns], check=False)
+            swept.append(f"netns {ns}")
+    cg = cgroup2_mount()
+    for name in os.listdir(cg):
+        if _stale_pid(name) is not None:
+            for root, dirs, _ in sorted(os.walk(os.path.join(cg, name)), key=lambda t: -len(t[0])):
+                kill = os.path.join(root, "cgroup.kill")
+                if os.path.exists(kill):
+                    with open(kill, "w") as f:
+                        f.write("1")
+            for root, dirs, _ in sorted(os.walk(os.path.join(cg, name)), key=lambda t: -len(t[0])):
+                with contextlib.suppress(OSError):
+                    poll(f"{root} empty", lambda: open(os.path.join(root, "cgroup.procs")).read() == "", 5)
+                    os.rmdir(root)
+            swept.append(f"cgroup {name}")
+    if os.path.isdir("/etc/netns"):
+        for name in os.listdir("/etc/netns"):
+            if _stale_pid(name) is not None:
+                shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+                swept.append(f"/etc/netns/{name}")
+    tmp = tempfile.gettempdir()
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if len(line.split()) > 1]
+    for m in mounts:
+        if m.startswith(tmp + "/") and _stale_pid(os.path.basename(os.path.dirname(m))) is not None:
+            run(["umount", m], check=False)
+            swept.append(f"mount {m}")
+    for name in os.listdir(tmp):
+        if _stale_pid(name) is not None:
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    if swept:
+        log("swept leftovers of dead harness runs: " + ", ".join(swept))
+    return swept
+
+
+def exit_on_signals():
+    """SIGTERM/SIGHUP (e.g. a ctest timeout) raise SystemExit, so teardown still runs."""
+
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
 
 
 def unbound_checkconf(unbound):

@@ -41,6 +41,7 @@ def main():
     ap.add_argument("--agent", required=True)
     ap.add_argument("--hold", action="store_true", help="keep it running until Enter is pressed")
     args = ap.parse_args()
+    dc.exit_on_signals()
     if os.geteuid() != 0:
         print("demo: needs root (network namespaces, cgroups, eBPF)", file=sys.stderr)
         return 1

@@ -128,7 +128,7 @@ class Agent:
         self.host_address = world.host_address(host)
         self.state_dir = os.path.join(world.tmp, f"agent-{host}-state")
         os.makedirs(self.state_dir, exist_ok=True)
-        self.pin_path = world.add_pin(os.path.join(dc.bpffs_mount() or "/sys/fs/bpf", f"{world.tag}-{host}"))
+        self.pin_path = world.add_pin(f"agent-{host}")
         self.config_path = os.path.join(world.tmp, f"agent-{host}.yaml")
         self.starts = 0
         self.proc = None

@@ -29,6 +29,9 @@ def one_round(round_no):
         c2 = world.add_container("host2", "selftest-b", "10.77.2.10")
         hn = world.add_container("host1", "selftest-hostnet", host_network=True)
         world.start_upstream()
+        pin = world.add_pin("selftest")
+        check(f"round {round_no}: private bpffs mounted for pins", dc._is_mounted(world.bpffs), world.bpffs)
+        os.makedirs(pin)
         up = world.host_address("upstream")
         for c in (c1, c2):
             r = c.run(["dig", "+short", "+time=2", "+tries=1", f"@{up}", "www.example.test"])
@@ -79,12 +82,76 @@ def one_round(round_no):
     check(f"round {round_no}: teardown left nothing", not world.leftovers(), world.leftovers())
 
 
+def failing_round():
+    """A scenario that raises half-way: the teardown still removes everything."""
+    world = dc.World()
+    try:
+        try:
+            world.build()
+            world.add_container("host1", "selftest-fail", "10.77.1.10")
+            world.start_upstream()
+            world.add_pin("selftest")
+            raise RuntimeError("deliberate failure")
+        finally:
+            world.teardown(failed=False)
+    except RuntimeError as e:
+        check("a failing scenario raises its error", "deliberate" in str(e), str(e))
+    check("a failing scenario's world is torn down", not world.leftovers(), world.leftovers())
+
+
+CRASHING_CHILD = """
+import os, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, sys.argv[1])
+import dc
+w = dc.World()
+w.build()
+w.add_container("host1", "selftest-crash", "10.77.1.10")
+w.add_container("host2", "selftest-crash-hn", host_network=True)
+w.start_upstream()
+w.add_pin("selftest")
+print("WORLD", w.tag, w.tmp, flush=True)
+time.sleep(60)
+"""
+
+
+def crashed_round():
+    """A harness killed with SIGKILL (no teardown at all): the next run sweeps its leftovers."""
+    import subprocess
+
+    child = subprocess.Popen(
+        ["/usr/bin/python3", "-c", CRASHING_CHILD, os.path.dirname(os.path.abspath(__file__))],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = ""
+        while not line.startswith("WORLD "):
+            line = child.stdout.readline()
+            if not line:
+                raise AssertionError("the crashing child exited before building its world")
+        _, tag, tmp = line.split()
+    finally:
+        child.kill()
+        child.wait()
+    names = dc.run(["ip", "netns", "list"]).stdout
+    check("a killed harness leaves its world behind", tag in names, names)
+    dc.sweep_stale()
+    left = [n for n in dc.run(["ip", "netns", "list"]).stdout.split() if n.startswith(tag + "-")]
+    left += [p for p in (os.path.join(dc.cgroup2_mount(), tag), tmp, f"/etc/netns/{tag}-host1") if os.path.exists(p)]
+    left += [p for p in dc.run(["ps", "-eo", "args"]).stdout.splitlines() if tmp in p]
+    check("the next run sweeps a killed harness's leftovers", not left, left)
+
+
 def main():
+    dc.exit_on_signals()
     if os.geteuid() != 0:
         print("SKIPPED: the data-centre harness needs root (netns, cgroups)")
         return 77
     for i in (1, 2):
         one_round(i)
+    failing_round()
+    crashed_round()
     return 0
 
 

@@ -363,6 +363,7 @@ def main():
     p.add_argument("--agent", help="elasticdns-agent binary")
     p.add_argument("--no-bpf", action="store_true", help="agents without eBPF (most checks then fail)")
     args = p.parse_args()
+    dc.exit_on_signals()
     if os.geteuid() != 0:
         print("SKIPPED: the data-centre scenarios need root (netns, cgroups, eBPF)")
         return 77
