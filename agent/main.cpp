@@ -18,15 +18,15 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/program_options.hpp>
-#include <nlohmann/json.hpp>
 
 #include "agent/caller_identity.hpp"
 #include "agent/config.hpp"
 #include "agent/metrics_http.hpp"
 #include "agent/server.hpp"
+#include "agent/sync.hpp"
 #include "agent/topology_store.hpp"
+#include "agent/upstream.hpp"
 #include "elasticdns/metrics.hpp"
-#include "elasticdns/protocol.hpp"
 
 namespace asio = boost::asio;
 using namespace elasticdns;
@@ -37,6 +37,7 @@ namespace {
 
 constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM: longest wait for forwarded queries
 constexpr std::chrono::seconds kStaleCheckPeriod{1};
+constexpr const char* kResolvConf = "/etc/resolv.conf";
 
 ZoneConfig zoneConfigOf(const AgentConfig& c) {
   ZoneConfig z;
@@ -52,23 +53,24 @@ std::vector<Cidr> allowOf(const AgentConfig& c) {
   return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
 }
 
-/// The snapshot persisted in state_dir (topology.json), if any and valid.
-std::shared_ptr<const model::Topology> loadPersisted(const std::string& state_dir) {
-  if (state_dir.empty()) return nullptr;
-  std::ifstream in(state_dir + "/topology.json");
-  if (!in) return nullptr;
-  try {
-    auto j = nlohmann::json::parse(in);
-    auto t = protocol::parseTopology(j.contains("topology") ? j["topology"] : j);
-    if (!t) {
-      spdlog::error("sync: persisted snapshot rejected: {}", t.error().message());
-      return nullptr;
-    }
-    return std::make_shared<const model::Topology>(std::move(t.value()));
-  } catch (const std::exception& e) {
-    spdlog::error("sync: persisted snapshot unreadable: {}", e.what());
-    return nullptr;
-  }
+/// The token on the first line of `path`, whitespace trimmed.
+Result<std::string> readToken(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return Error{"central/token_file", "cannot read " + path};
+  auto b = token.find_first_not_of(" \t\r");
+  auto e = token.find_last_not_of(" \t\r");
+  token = b == std::string::npos ? "" : token.substr(b, e - b + 1);
+  if (token.empty()) return Error{"central/token_file", path + " holds no token"};
+  return token;
+}
+
+/// The configured upstreams, else resolv.conf's nameservers minus the agent's own addresses.
+std::vector<asio::ip::udp::endpoint> upstreamsOf(const AgentConfig& c) {
+  if (!c.upstreams.empty()) return c.upstreams;
+  std::vector<asio::ip::address> own;
+  for (const auto& l : c.listen) own.push_back(l.address());
+  return readResolvConf(kResolvConf, own);
 }
 
 }  // namespace
@@ -112,7 +114,28 @@ int main(int argc, char** argv) {
 
   asio::io_context control;  // signals, timers, forwarder, sync, metrics endpoint
 
-  ForwardFn forward;  // upstream: not wired yet (names outside the zone get REFUSED)
+  std::string token;
+  if (!config.central_token_file.empty()) {
+    auto t = readToken(config.central_token_file);
+    if (!t) {
+      std::cerr << "elasticdns-agent: bad config: " << t.error().message() << "\n";
+      return 2;
+    }
+    token = t.value();
+  }
+
+  // Names outside the zone go to the upstreams; with none, they get REFUSED.
+  UpstreamConfig ucfg;
+  ucfg.servers = upstreamsOf(config);
+  if (ucfg.servers.empty())
+    spdlog::warn("upstream: no upstream resolvers; names outside {} get REFUSED", config.domain);
+  Forwarder forwarder(control, ucfg, registry);
+  auto have_upstreams = std::make_shared<std::atomic<bool>>(!ucfg.servers.empty());
+  ForwardFn forward = [&forwarder, have_upstreams](std::span<const uint8_t> query,
+                                                   Forwarder::Done done) {
+    if (!have_upstreams->load()) return done({});
+    forwarder.forward(query, std::move(done));
+  };
 
   ServerOptions sopts;
   sopts.listen = config.listen;
@@ -133,31 +156,19 @@ int main(int argc, char** argv) {
     }
   }
 
-  auto snapshot_time = std::make_shared<std::atomic<int64_t>>(0);
-  auto publish = [&](std::shared_ptr<const model::Topology> t) {
+  auto publish = [&store, &config](std::shared_ptr<const model::Topology> t) {
     auto r = store.publish(std::move(t), zoneConfigOf(config));
-    if (!r) {
+    if (!r)
       spdlog::error("zone: snapshot not published: {}", r.error().message());
-      return;
-    }
-    snapshot_time->store(Clock::now().time_since_epoch().count());
-    spdlog::info("zone: serving snapshot index {}", r.value());
+    else
+      spdlog::info("zone: serving snapshot index {}", r.value());
   };
-  if (auto t = loadPersisted(config.state_dir)) publish(std::move(t));
-
-  registry.callback("elasticdns_agent_snapshot_index", "Index of the snapshot being served",
-                    [&store] {
-                      auto z = store.current();
-                      return z ? double(z->index()) : 0.0;
-                    });
-  registry.callback(
-      "elasticdns_agent_snapshot_age_seconds", "Seconds since the served snapshot was published",
-      [snapshot_time] {
-        int64_t t = snapshot_time->load();
-        if (t == 0) return -1.0;
-        return std::chrono::duration<double>(Clock::now().time_since_epoch() - Clock::duration(t))
-            .count();
-      });
+  SyncConfig scfg;
+  scfg.urls = config.central_urls;
+  scfg.token = token;
+  scfg.state_dir = config.state_dir;
+  SyncClient sync(control, scfg, registry, publish);
+  sync.start();  // publishes the persisted snapshot, if any, before returning
 
   server.start();
   for (const auto& ep : server.udpEndpoints())
@@ -171,6 +182,22 @@ int main(int argc, char** argv) {
   std::cout.flush();
   sd_notify(0, "READY=1");
 
+  // Serve-stale (RFC 8767): past stale_after without central, zone answers carry EDE 3. The
+  // age counts from the last contact, or from the start when central was never reached.
+  const Clock::time_point started = Clock::now();
+  asio::steady_timer stale_timer(control);
+  std::function<void()> check_stale = [&] {
+    if (!config.central_urls.empty()) {
+      auto since = std::max(sync.lastContact(), started);
+      server.setStale(Clock::now() - since > config.stale_after);
+    }
+    stale_timer.expires_after(kStaleCheckPeriod);
+    stale_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) check_stale();
+    });
+  };
+  check_stale();
+
   // SIGHUP: reload; a bad config is rejected and the old one keeps serving.
   asio::signal_set hup(control, SIGHUP);
   std::function<void()> wait_hup = [&] {
@@ -180,13 +207,21 @@ int main(int argc, char** argv) {
       if (!next) {
         spdlog::error("config: reload rejected, keeping the old config: {}",
                       next.error().message());
-      } else if (next->listen != config.listen || next->metrics_listen != config.metrics_listen) {
-        spdlog::error("config: reload rejected: listen and metrics_listen need a restart");
+      } else if (next->listen != config.listen || next->metrics_listen != config.metrics_listen ||
+                 next->central_urls != config.central_urls ||
+                 next->central_token_file != config.central_token_file ||
+                 next->state_dir != config.state_dir) {
+        spdlog::error(
+            "config: reload rejected: listen, metrics_listen, central and state_dir need a "
+            "restart");
       } else if (auto r = store.reconfigure(zoneConfigOf(next.value())); !r) {
         spdlog::error("config: reload rejected: {}", r.error().message());
       } else {
         config = std::move(next.value());
         server.setAllowNetworks(allowOf(config));
+        auto servers = upstreamsOf(config);
+        have_upstreams->store(!servers.empty());
+        forwarder.setServers(std::move(servers));
         spdlog::info("config: reloaded {}", config_path);
       }
       wait_hup();
@@ -228,6 +263,8 @@ int main(int argc, char** argv) {
     spdlog::info("agent: signal {}, draining", sig);
     sd_notify(0, "STOPPING=1");
     server.stopReceiving();
+    sync.stop();
+    stale_timer.cancel();
     hup.cancel();
     watchdog.cancel();
     if (metrics_http) metrics_http->stop();
@@ -235,7 +272,6 @@ int main(int argc, char** argv) {
     wait_drain();
   });
 
-  (void)kStaleCheckPeriod;
   control.run();
   server.join();
   spdlog::info("agent: stopped");

@@ -555,8 +555,8 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity
                "counter");
   reg.callback("elasticdns_agent_truncated_total", "UDP answers sent with TC",
                sum(&WorkerStats::truncated), "counter");
-  s.upstream_failures = &reg.counter("elasticdns_agent_upstream_failures_total",
-                                     "Forwarded queries answered SERVFAIL (every upstream failed)");
+  s.upstream_failures = &reg.counter("elasticdns_agent_forward_servfail_total",
+                                     "Forwarded queries answered SERVFAIL (no upstream answered)");
   s.tcp_rejected = &reg.counter("elasticdns_agent_tcp_rejected_total",
                                 "TCP connections closed at once (max connections reached)");
   reg.callback("elasticdns_agent_forward_in_flight", "Forwarded queries awaiting a reply",
