@@ -238,10 +238,10 @@ class Process:
                 )
             for line in self.stdout().splitlines():
                 if line.startswith(prefix):
-                    return line[len(prefix) :].strip()
+                    return (line[len(prefix) :].strip(),)
             return None
 
-        return poll(f"{self.name}: '{prefix}'", find, deadline)
+        return poll(f"{self.name}: '{prefix}'", find, deadline)[0]
 
     def stop(self, sig=signal.SIGTERM, grace=5.0):
         if self.popen.poll() is None:
@@ -255,7 +255,10 @@ class Process:
 
 
 class World:
-    def __init__(self, keep_logs_on_failure=True):
+    def __init__(self, keep_logs_on_failure=True, resolv_agent=False):
+        # resolv_agent: containers' resolv.conf names their host's agent instead of the
+        # blackholed address (a debugging aid for runs without the eBPF redirect).
+        self.resolv_agent = resolv_agent
         self.tag = f"{TAG_PREFIX}{os.getpid()}"
         self.tmp = tempfile.mkdtemp(prefix=f"{self.tag}-")
         self.cg_mount = cgroup2_mount()
@@ -276,7 +279,7 @@ class World:
         return f"{self.tag}-{short}"
 
     # -- primitives
-    def _add_netns(self, short, resolv=True):
+    def _add_netns(self, short, resolv=True, nameserver=BLACKHOLE_RESOLVER):
         name = self.ns(short)
         run(["ip", "netns", "add", name])
         self.netns.append(name)
@@ -287,7 +290,7 @@ class World:
             os.makedirs(d, exist_ok=True)
             self.etc_netns.append(d)
             with open(os.path.join(d, "resolv.conf"), "w") as f:
-                f.write(f"nameserver {BLACKHOLE_RESOLVER}\noptions timeout:2 attempts:1\n")
+                f.write(f"nameserver {nameserver}\noptions timeout:2 attempts:1\n")
         return name
 
     def _add_cgroup(self, path):
@@ -310,7 +313,7 @@ class World:
         self.ip(world, "link", "set", "br0", "up")
         self.host_ns = {}
         for host, (addr, subnet) in HOSTS.items():
-            ns = self._add_netns(host)
+            ns = self._add_netns(host, nameserver=addr if self.resolv_agent else BLACKHOLE_RESOLVER)
             self.host_ns[host] = ns
             self.ip(world, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
             self.ip(world, "link", "set", host, "master", "br0", "up")
@@ -344,7 +347,7 @@ class World:
         else:
             idx = len([c for c in self.containers.values() if c.host == host and not c.host_network])
             short = f"{host[0]}{host[-1]}c{idx}"
-            ns = self._add_netns(short)
+            ns = self._add_netns(short, nameserver=self.gateway(host) if self.resolv_agent else BLACKHOLE_RESOLVER)
             hns = self.host_ns[host]
             veth = f"v{idx}"
             self.ip(hns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
@@ -360,7 +363,9 @@ class World:
         """Starts a long-running process (in netns `ns`), stdout/stderr to files in tmp."""
         out = os.path.join(self.tmp, f"{name}.out")
         err = os.path.join(self.tmp, f"{name}.err")
-        argv = list(args)
+        # Line-buffered stdout, so a daemon's "listening on" line reaches the file at once even
+        # when it does not flush (stdio buffers fully when stdout is not a terminal).
+        argv = ["stdbuf", "-oL"] + list(args)
         if ns:
             # nsenter, not `ip netns exec`: the latter remounts /sys, which would hide the
             # cgroup2 mount (under /sys/fs/cgroup) from an agent that attaches eBPF there.

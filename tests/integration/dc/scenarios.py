@@ -337,7 +337,7 @@ GROUPS = {
 
 def run_group(group, args, report):
     fn, opts = GROUPS[group]
-    world = dc.World()
+    world = dc.World(resolv_agent=args.resolv_agent)
     failed = True
     try:
         world.build()
@@ -362,6 +362,11 @@ def main():
     p.add_argument("--central", help="elasticdns-central binary")
     p.add_argument("--agent", help="elasticdns-agent binary")
     p.add_argument("--no-bpf", action="store_true", help="agents without eBPF (most checks then fail)")
+    p.add_argument(
+        "--resolv-agent",
+        action="store_true",
+        help="debugging aid: containers' resolv.conf names the agent (no redirect needed)",
+    )
     args = p.parse_args()
     dc.exit_on_signals()
     if os.geteuid() != 0:
