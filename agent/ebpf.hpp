@@ -5,8 +5,10 @@
 // the caller registry that reads what the egress program records.
 #include <sys/types.h>
 
+#include <atomic>
 #include <boost/asio/ip/address_v4.hpp>
 #include <boost/asio/ip/address_v6.hpp>
+#include <boost/asio/ip/udp.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -25,6 +27,27 @@ struct RedirectTarget {
   std::optional<boost::asio::ip::address_v4> v4;
   std::optional<boost::asio::ip::address_v6> v6;
   uint16_t port = 0;
+};
+
+/// The redirect target for the agent's bound DNS endpoints: the port of the first endpoint, and
+/// the first specific IPv4 and IPv6 address bound to that port (0.0.0.0 and :: cannot be a
+/// destination; the programs know one port, so list the addresses with the same port).
+RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound);
+
+/// A CallerIdentity that can be pointed at the eBPF one once it has started, after the server
+/// (which needs an identity when constructed) has bound its sockets. Until then, and when BPF
+/// is unavailable, it knows no socket.
+class DeferredCallerIdentity final : public CallerIdentity {
+ public:
+  /// `target` must outlive every later call; nullptr = know nothing.
+  void set(CallerIdentity* target) noexcept { target_.store(target, std::memory_order_release); }
+  std::string_view containerIdOf(const Peer& peer) noexcept override {
+    CallerIdentity* t = target_.load(std::memory_order_acquire);
+    return t ? t->containerIdOf(peer) : std::string_view{};
+  }
+
+ private:
+  std::atomic<CallerIdentity*> target_{nullptr};
 };
 
 class CallerRegistry;

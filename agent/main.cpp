@@ -1,8 +1,10 @@
 // elasticdns-agent: wiring only. Config → metrics → topology store → DNS server → forwarder →
 // sync → signals (SIGHUP reload, SIGTERM drain) → systemd notifications.
+#include <sched.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -21,6 +23,7 @@
 
 #include "agent/caller_identity.hpp"
 #include "agent/config.hpp"
+#include "agent/ebpf.hpp"
 #include "agent/metrics_http.hpp"
 #include "agent/server.hpp"
 #include "agent/sync.hpp"
@@ -80,7 +83,8 @@ int main(int argc, char** argv) {
   std::string config_path;
   po::options_description opts("elasticdns-agent options");
   opts.add_options()("help,h", "show this help")(
-      "config,c", po::value<std::string>(&config_path)->required(), "YAML config file");
+      "config,c", po::value<std::string>(&config_path)->required(), "YAML config file")(
+      "detach", "detach the eBPF programs pinned under bpf.pin_path, remove the pins, and exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -102,15 +106,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   AgentConfig config = std::move(loaded.value());
+  if (vm.count("detach")) {
+    std::string err = detachBpf(config.bpf);
+    if (!err.empty()) {
+      std::cerr << "elasticdns-agent: detach: " << err << "\n";
+      return 1;
+    }
+    std::cout << "detached: nothing pinned under " << config.bpf.pin_path << "\n";
+    return 0;
+  }
 
   metrics::Registry registry;
   TopologyStore store;
-  NoCallerIdentity no_identity;
-  CallerIdentity* identity = &no_identity;
-  // BPF: the eBPF helper plugs BpfRuntime in here: when config.bpf.enabled,
-  //   auto bpf = BpfRuntime::start(config.bpf, RedirectTarget{...}, registry);
-  // on success `identity = &bpf.value()->identity();`, on failure log once what is degraded
-  // and keep NoCallerIdentity. The runtime must outlive `server` below.
+  // BPF: the server needs an identity when constructed, BpfRuntime needs the bound port: the
+  // deferred identity is pointed at the eBPF one once it runs. `bpf` outlives `server`.
+  DeferredCallerIdentity deferred_identity;
+  CallerIdentity* identity = &deferred_identity;
+  std::unique_ptr<BpfRuntime> bpf;
 
   asio::io_context control;  // signals, timers, forwarder, sync, metrics endpoint
 
@@ -140,11 +152,30 @@ int main(int argc, char** argv) {
   ServerOptions sopts;
   sopts.listen = config.listen;
   sopts.allow_networks = allowOf(config);
-  sopts.threads = std::max(1u, std::thread::hardware_concurrency());
+  // One worker per core this process may run on (its affinity, not the machine's count).
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  sopts.threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                      ? static_cast<size_t>(std::max(1, CPU_COUNT(&cpus)))
+                      : std::max(1u, std::thread::hardware_concurrency());
   DnsServer server(sopts, store, *identity, forward, registry);
   if (auto e = server.bind()) {
     std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
     return 2;
+  }
+
+  if (config.bpf.enabled) {
+    auto started = BpfRuntime::start(config.bpf, redirectTargetOf(server.udpEndpoints()), registry);
+    if (started) {
+      bpf = std::move(started.value());
+      deferred_identity.set(&bpf->identity());
+    } else {
+      spdlog::error(
+          "ebpf: disabled: {}. Degraded: callers are identified by source address only, and "
+          "containers' DNS is not redirected (only those whose resolv.conf names the agent reach "
+          "it)",
+          started.error().message());
+    }
   }
 
   std::unique_ptr<MetricsHttp> metrics_http;
@@ -167,6 +198,9 @@ int main(int argc, char** argv) {
   scfg.urls = config.central_urls;
   scfg.token = token;
   scfg.state_dir = config.state_dir;
+  // Central only answers a long-poll when something changed or the wait ran out, so the last
+  // contact is at most `wait` old while central is up: keep it under stale_after.
+  scfg.wait = std::clamp(config.stale_after / 2, std::chrono::seconds(1), std::chrono::seconds(30));
   SyncClient sync(control, scfg, registry, publish);
   sync.start();  // publishes the persisted snapshot, if any, before returning
 

@@ -37,5 +37,16 @@ endif()
 if(ELASTICDNS_BPF)
   add_executable(bpf_callers_test ${CMAKE_CURRENT_LIST_DIR}/callers_test.cpp)
   target_link_libraries(bpf_callers_test PRIVATE elasticdns_agent GTest::gtest_main)
+  target_compile_definitions(bpf_callers_test PRIVATE
+                             ELASTICDNS_README="${PROJECT_SOURCE_DIR}/README.md")
   gtest_discover_tests(bpf_callers_test TEST_PREFIX "unit.callers." DISCOVERY_TIMEOUT 30)
+endif()
+
+# The real agent with eBPF (needs the agent executable from agent/dns.cmake).
+if(ELASTICDNS_BPF AND TARGET elasticdns-agent)
+  add_test(NAME bpf.agent_identity
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/agent_identity_test.sh
+                   $<TARGET_FILE:elasticdns-agent> ${CMAKE_CURRENT_BINARY_DIR}/edns_resolve_musl)
+  set_tests_properties(bpf.agent_identity PROPERTIES SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE}
+                       TIMEOUT 120)
 endif()

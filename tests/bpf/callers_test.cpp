@@ -9,9 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "agent/callers.hpp"
+#include "agent/config.hpp"
 #include "agent/ebpf.hpp"
 
 using namespace elasticdns::agent;
@@ -189,3 +191,49 @@ TEST(CallerRegistry, SocketToContainerThroughTreeAndRescanOnUnknownId) {
 }
 
 }  // namespace
+
+namespace elasticdns::agent {
+namespace {
+
+// Every YAML example in README's eBPF section parses as an agent config with a valid pattern.
+TEST(ReadmeEbpfSection, ExamplesParse) {
+  std::ifstream in(ELASTICDNS_README);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  auto begin = text.find("<!-- ebpf -->");
+  auto end = text.find("<!-- operations -->");
+  ASSERT_NE(begin, std::string::npos);
+  std::string section = text.substr(begin, end - begin);
+  static const std::regex block("```yaml\n([\\s\\S]*?)```");
+  int n = 0;
+  for (auto it = std::sregex_iterator(section.begin(), section.end(), block);
+       it != std::sregex_iterator(); ++it, ++n) {
+    auto c = parseConfig((*it)[1]);
+    ASSERT_TRUE(c.ok()) << c.error().message() << "\n" << (*it)[1];
+    EXPECT_TRUE(c->bpf.enabled);
+    EXPECT_TRUE(compileContainerIdPatterns(c->bpf.container_id_pattern).ok());
+    EXPECT_TRUE(redirectTargetOf(c->listen).v4.has_value());
+  }
+  EXPECT_GT(n, 0);
+}
+
+TEST(RedirectTarget, SpecificAddressesOnly) {
+  using boost::asio::ip::make_address;
+  using boost::asio::ip::udp;
+  auto t = redirectTargetOf({udp::endpoint(make_address("0.0.0.0"), 53),
+                             udp::endpoint(make_address("::ffff:10.0.0.1"), 53),
+                             udp::endpoint(make_address("fd00::1"), 53)});
+  ASSERT_TRUE(t.v4 && t.v6);
+  EXPECT_EQ(t.v4->to_string(), "10.0.0.1");
+  EXPECT_EQ(t.v6->to_string(), "fd00::1");
+  EXPECT_EQ(t.port, 53);
+  EXPECT_FALSE(redirectTargetOf({udp::endpoint(make_address("0.0.0.0"), 53)}).v4);
+  auto other_port = redirectTargetOf({udp::endpoint(make_address("10.0.0.1"), 5300),
+                                      udp::endpoint(make_address("fd00::1"), 5301)});
+  EXPECT_EQ(other_port.port, 5300);
+  EXPECT_FALSE(other_port.v6) << "bound to another port than the programs redirect to";
+}
+
+}  // namespace
+}  // namespace elasticdns::agent
