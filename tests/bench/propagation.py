@@ -13,6 +13,7 @@ Prints p50 / p90 / p99 / max in milliseconds. Target: p99 < 100 ms.
 """
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -27,8 +28,9 @@ TARGET_P99_MS = 100.0
 
 
 def percentile(values, p):
+    """Nearest-rank percentile: the smallest value with at least p% of the values <= it."""
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    k = max(0, min(len(s) - 1, math.ceil(p / 100.0 * len(s)) - 1))
     return s[k]
 
 
@@ -61,6 +63,7 @@ def main():
         clients = {h: a.client() for h, a in cluster.agents.items()}
         times_ms, per_agent = [], {h: [] for h in clients}
         timeouts = 0
+        order = []  # change number of each entry of times_ms
         for i in range(args.changes):
             address = f"10.77.9.{2 + i % 250}"
             body["address"] = address
@@ -82,6 +85,7 @@ def main():
                 print(f"change {i}: {sorted(pending)} did not answer {address} within {args.timeout}s")
                 continue
             times_ms.append((time.perf_counter() - t0) * 1000.0)
+            order.append(i)
         for c in clients.values():
             c.close()
         print(f"propagation over {len(times_ms)} changes (write acknowledged -> every agent answers):")
@@ -90,6 +94,8 @@ def main():
                 f"  all agents: p50 {statistics.median(times_ms):.2f} ms  p90 {percentile(times_ms, 90):.2f} ms"
                 f"  p99 {percentile(times_ms, 99):.2f} ms  max {max(times_ms):.2f} ms"
             )
+            slowest = sorted(zip(times_ms, order), reverse=True)[:5]
+            print("  slowest changes: " + ", ".join(f"#{i} {t:.1f} ms" for t, i in slowest))
             for h, v in per_agent.items():
                 if v:
                     print(f"  {h}: p50 {statistics.median(v):.2f} ms  p99 {percentile(v, 99):.2f} ms  max {max(v):.2f} ms")
