@@ -92,7 +92,7 @@ state_dir: /var/lib/elasticdns-agent
 allow_networks: ["10.78.0.0/16", "10.79.0.0/16", "127.0.0.0/8"]
 bpf:
   enabled: true
-  cgroup: /sys/fs/cgroup/edns.slice
+  cgroup: edns.slice   # relative to the cgroup2 mount
   redirect: true
   pin_path: /sys/fs/bpf/elasticdns
 EOF
