@@ -8,7 +8,10 @@
 #   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain (no programs)
 #             sends to 127.0.0.1:PORT directly
 # The two variants run in alternating slices (order swapped every slice), so that the load of
-# the machine falls on both alike; the ratio is total queries / total time of each variant.
+# the machine falls on both alike. Two ratios: throughput (total queries / total wall time of
+# each variant; sensitive to other load on the machine) and CPU cost (client + responder CPU
+# time per query from /proc/PID/schedstat; the kernel's loopback packet path runs mostly in
+# their context), whose inverse ratio is the throughput ratio of a CPU-bound agent.
 # Then one more hooks slice with kernel.bpf_stats_enabled=1 (restored) gives each program's
 # own cost per run.
 set -euo pipefail
@@ -45,7 +48,7 @@ trap cleanup EXIT INT TERM
 mkdir -p "$parent/client" "$plain"
 ip route add blackhole "$bh/32"
 
-start_server() { # start_server NAME ARGS...: prints the port
+start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $servers is kept)
   local out=$tmp/$1.out
   shift
   "$responder" "$@" >"$out" 2>&1 &
@@ -54,49 +57,62 @@ start_server() { # start_server NAME ARGS...: prints the port
     grep -q '^listening on ' "$out" && break
     sleep 0.05
   done
-  sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out"
+  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out")
 }
-run_client() { # run_client CGROUP ADDR PORT -> "queries seconds"
-  sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
+server_cpu() { awk '{print $1}' "/proc/$1/schedstat"; }
+run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_ns"
+  local before after line
+  before=$(server_cpu "$4")
+  line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
     "$client" "$2" "$3" "$sockets" "$queries" |
-    sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*/\1 \2/p'
+    sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
+  after=$(server_cpu "$4")
+  echo "$line" | awk -v s=$((after - before)) '{print $1, $2, $3 + s}'
 }
 
-hooks_port=$(start_server hooks --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 \
-  --map client=10.77.0.1)
-plain_port=$(start_server plain --no-bpf --listen 127.0.0.1)
+start_server hooks --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 --map client=10.77.0.1
+hooks_port=$port hooks_pid=${servers[-1]}
+start_server plain --no-bpf --listen 127.0.0.1
+plain_port=$port plain_pid=${servers[-1]}
 [ -n "$hooks_port" ] && [ -n "$plain_port" ] || { cat "$tmp"/*.out; exit 1; }
 
-echo "slice hooks_qps no_hooks_qps"
+echo "slice hooks_qps no_hooks_qps hooks_cpu_ns/q no_hooks_cpu_ns/q"
 for s in $(seq 1 "$slices"); do
   if [ $((s % 2)) -eq 1 ]; then
-    h=$(run_client "$parent/client" "$bh" 53); p=$(run_client "$plain" 127.0.0.1 "$plain_port")
+    h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
+    p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
   else
-    p=$(run_client "$plain" 127.0.0.1 "$plain_port"); h=$(run_client "$parent/client" "$bh" 53)
+    p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
+    h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
   fi
   echo "$h $p" >>"$tmp/slices"
-  echo "$s $(echo "$h" | awk '{printf "%.0f", $1 / $2}') $(echo "$p" | awk '{printf "%.0f", $1 / $2}')"
+  echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $5/$6, $4/$2, $7/$5}'
 done
 
 # Per-program cost: one more hooks slice with the kernel's BPF statistics on.
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
-run_client "$parent/client" "$bh" 53 >/dev/null
+run_client "$parent/client" "$bh" 53 "$hooks_pid" >/dev/null
 bpftool -j prog show >"$tmp/progs.json"
 echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
 
-python3 - "$tmp/slices" "$tmp/progs.json" <<'PY'
+# This run's programs: those attached to its cgroup.
+prog_ids=$(bpftool -j cgroup show "$parent" | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))')
+python3 - "$tmp/slices" "$tmp/progs.json" "$prog_ids" <<'PY'
 import json, sys
-hq = hs = pq = ps = 0.0
+hq = hs = hc = pq = ps = pc = 0.0
 for line in open(sys.argv[1]):
     a = line.split()
-    if len(a) != 4: continue
-    hq += float(a[0]); hs += float(a[1]); pq += float(a[2]); ps += float(a[3])
+    if len(a) != 6: continue
+    hq += float(a[0]); hs += float(a[1]); hc += float(a[2])
+    pq += float(a[3]); ps += float(a[4]); pc += float(a[5])
 h, p = hq / hs, pq / ps
-print(f"total: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f}")
-print(f"extra time per query (sendmsg4 + egress + recvmsg4 + identity lookup, end to end): "
-      f"{(1 / h - 1 / p) * 1e9:.0f} ns")
+ch, cp = hc / hq, pc / pq
+print(f"throughput: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f}")
+print(f"CPU per query (client + responder): hooks {ch:.0f} ns, no hooks {cp:.0f} ns, "
+      f"ratio (no hooks / hooks) {cp / ch:.3f}; hooks' extra cost {ch - cp:.0f} ns per query")
+ids = set(int(x) for x in sys.argv[3].split())
 for prog in json.load(open(sys.argv[2])):
-    if prog.get("name", "").startswith("edns_") and prog.get("run_cnt"):
+    if prog.get("id") in ids and prog.get("run_cnt"):
         print(f"  {prog['name']:18s} {prog['run_cnt']:>8d} runs "
               f"{prog['run_time_ns'] / prog['run_cnt']:6.0f} ns/run (kernel bpf_stats)")
 PY
