@@ -5,8 +5,10 @@
 
 Groups (one data centre each; every scenario step is a separately reported check):
   deploy                rolling deploy: old web -> old api, new web -> new api, over UDP and
-                        TCP, from dig, glibc and musl, on both hosts; then the deploy completes
-  policies              non-versioned, roundrobin, sticky (short window), closest
+                        TCP, from dig, glibc and musl, on both hosts; a draining api leaves
+                        the answers; then the deploy completes (v1 web -> v2 api)
+  policies              versioned fallback (v3 web -> v2 api), non-versioned, roundrobin,
+                        sticky (short window), closest
   datasources_upstream  main.mysql / spare.mysql / mysql; an external name through unbound
   central_down          central stopped, agent restarted from disk, central back + catch-up
   host_network          host-networked containers told apart by their socket
@@ -118,6 +120,14 @@ def scenario_deploy(world, cluster, report, musl):
             got, raw = resolve(c, kind, "api", musl)
             report.check(name, sorted(got) == api_of(version), f"want {api_of(version)}, got {got}: {raw}")
 
+    # The deploy goes on: api-v1-h1 is draining, so it leaves the answers at once.
+    put_container(cluster, "api-v1-h1", "api", "v1", "host1", DEPLOY["api-v1-h1"][3], state="draining")
+    for caller in ("web-v1-h1", "web-v1-h2"):
+        c = world.containers[caller]
+        want = [DEPLOY["api-v1-h2"][3]]
+        ok, detail = eventually(lambda: (lambda r: (sorted(r[0]) == want, r))(resolve(c, "dig-udp", "api")))
+        report.check(f"deploy: {caller} no longer gets the draining api-v1-h1", ok, f"want {want}, got {detail}")
+
     # The deploy completes: the v1 api containers go away; a v1 web still alive gets v2 api.
     for cid in ("api-v1-h1", "api-v1-h2"):
         cluster.central.delete("containers", cid)
@@ -166,6 +176,13 @@ def scenario_policies(world, cluster, report, musl):
         put_container(cluster, f"far-h2-{i}", "far", "v1", "host2", a)
     cluster.wait_all_agents(f"far.{elastic.DOMAIN}", far)
     cluster.wait_all_agents(f"cache.{elastic.DOMAIN}", ["10.77.2.40"])
+
+    # A v3 web (no v3 api exists): the newest api version older than v3, i.e. v2.
+    web3 = world.add_container("host1", "web-v3-h1", "10.77.1.90")
+    put_container(cluster, "web-v3-h1", "web", "v3", "host1", "10.77.1.90")
+    cluster.wait_all_agents(f"web.{elastic.DOMAIN}", ["10.77.1.90"])
+    got, raw = resolve(web3, "dig-udp", "api")
+    report.check("versioned: a v3 web gets the newest older api (v2)", sorted(got) == api_of("v2"), raw)
 
     got, raw = resolve(web1, "dig-udp", "cache")
     report.check("non-versioned: v1 web gets the latest (v2) cache", sorted(got) == ["10.77.2.40"], raw)
