@@ -12,7 +12,6 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -133,8 +132,11 @@ std::string ensurePinDir(const std::string& pin_path) {
              privilegeHint(errno);
     if (!isFs(parent, BPF_FS_MAGIC)) return "bpf.pin_path " + pin_path + " is not on a bpffs";
   }
-  if (::mkdir(pin_path.c_str(), 0700) != 0 && errno != EEXIST)
-    return "cannot create " + pin_path + ": " + errnoText(errno) + privilegeHint(errno);
+  if (::mkdir(pin_path.c_str(), 0700) != 0 && errno != EEXIST) {
+    int err = errno;
+    return "cannot create " + pin_path + ": " + errnoText(err) +
+           (err == EPERM || err == EACCES ? privilegeHint(err) : "");
+  }
   return {};
 }
 
@@ -295,8 +297,9 @@ std::string resolveCgroupPath(const std::string& mount, const std::string& confi
 
 Result<uint64_t> cgroupIdOf(const std::string& path) {
   struct stat st;
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return Error{"bpf.cgroup", path + ": not a cgroup directory (" + errnoText(errno) + ")"};
+  if (::stat(path.c_str(), &st) != 0) return Error{"bpf.cgroup", path + ": " + errnoText(errno)};
+  if (!S_ISDIR(st.st_mode) || !isFs(path, CGROUP2_SUPER_MAGIC))
+    return Error{"bpf.cgroup", path + ": not a directory of the cgroup v2 hierarchy"};
   return static_cast<uint64_t>(st.st_ino);
 }
 

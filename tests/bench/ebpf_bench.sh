@@ -2,7 +2,9 @@
 # Queries/s through redirect + identity vs. the same client/server path without the hooks, in
 # one run, and the hooks' cost per packet. Root. Loopback only; BH (TEST-NET-1) blackholed.
 #   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_SLICE] [SLICES] [SOCKETS]
-# Two responders (tests/bpf/test_responder.cpp) run side by side for the whole run:
+#   AGENT=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # the real elasticdns-agent as the server
+# Two servers run side by side for the whole run (tests/bpf/test_responder.cpp, or with AGENT=1
+# two elasticdns-agents answering api.cloud66.local from a state_dir snapshot):
 #   hooks:    with BPF on cgroup <cg2>/edns-bench-PID (redirect + identity lookup per query);
 #             the client runs in <cg2>/edns-bench-PID/client and sends to BH:53
 #   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain (no programs)
@@ -38,6 +40,7 @@ cleanup() {
   for p in "${servers[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${servers[@]}"; do wait "$p" 2>/dev/null; done
   "$responder" --detach --pin "$pin" >/dev/null 2>&1
+  [ -f "$tmp/hooks.yaml" ] && "$build/agent/elasticdns-agent" --config "$tmp/hooks.yaml" --detach >/dev/null 2>&1
   echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   ip route del blackhole "$bh/32" 2>/dev/null
   rmdir "$parent/client" "$parent" "$plain" 2>/dev/null
@@ -51,15 +54,19 @@ ip route add blackhole "$bh/32"
 start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $servers is kept)
   local out=$tmp/$1.out
   shift
-  "$responder" "$@" >"$out" 2>&1 &
+  if [ "${AGENT:-0}" = 1 ]; then
+    "$build/agent/elasticdns-agent" "$@" >"$out" 2>&1 &
+  else
+    "$responder" "$@" >"$out" 2>&1 &
+  fi
   servers+=($!)
   for _ in $(seq 1 600); do # 30 s deadline: the machine may be loaded
     grep -q '^listening on ' "$out" && break
     sleep 0.05
   done
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$out")
+  port=$(sed -n 's/^listening on \(udp \)\{0,1\}[0-9.]*:\([0-9]*\)$/\2/p' "$out" | head -1)
 }
-server_cpu() { awk '{print $1}' "/proc/$1/schedstat"; }
+server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_ns"
   local before after line
   before=$(server_cpu "$4")
@@ -67,13 +74,39 @@ run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_
     "$client" "$2" "$3" "$sockets" "$queries" |
     sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
   after=$(server_cpu "$4")
-  echo "$line" | awk -v s=$((after - before)) '{print $1, $2, $3 + s}'
+  echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d\n", $1, $2, $3 + s}'
 }
 
-start_server hooks --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 --map client=10.77.0.1
-hooks_port=$port hooks_pid=${servers[-1]}
-start_server plain --no-bpf --listen 127.0.0.1
-plain_port=$port plain_pid=${servers[-1]}
+if [ "${AGENT:-0}" = 1 ]; then
+  mkdir "$tmp/state"
+  cat >"$tmp/state/topology.json" <<JSON
+{"index": 1, "servers": [{"name": "host1", "address": "127.0.0.1"}],
+ "services": [{"name": "api"}], "versions": [{"name": "v1", "generation": 1}],
+ "containers": [{"id": "api-1", "service": "api", "version": "v1", "server": "host1",
+                 "address": "10.77.1.1"}]}
+JSON
+  agent_config() { # agent_config FILE BPF_ENABLED
+    cat >"$1" <<YAML
+listen: [127.0.0.1:0]
+server_name: host1
+state_dir: $tmp/state
+upstreams: ["$bh:53"]
+allow_networks: [127.0.0.0/8]
+bpf: {enabled: $2, cgroup: $parent_rel, pin_path: $pin}
+YAML
+  }
+  agent_config "$tmp/hooks.yaml" true
+  agent_config "$tmp/plain.yaml" false
+  start_server hooks --config "$tmp/hooks.yaml"
+  hooks_port=$port hooks_pid=${servers[-1]}
+  start_server plain --config "$tmp/plain.yaml"
+  plain_port=$port plain_pid=${servers[-1]}
+else
+  start_server hooks --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 --map client=10.77.0.1
+  hooks_port=$port hooks_pid=${servers[-1]}
+  start_server plain --no-bpf --listen 127.0.0.1
+  plain_port=$port plain_pid=${servers[-1]}
+fi
 [ -n "$hooks_port" ] && [ -n "$plain_port" ] || { cat "$tmp"/*.out; exit 1; }
 
 echo "slice hooks_qps no_hooks_qps hooks_cpu_ns/q no_hooks_cpu_ns/q"
