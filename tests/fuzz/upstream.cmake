@@ -9,7 +9,11 @@ foreach(target reply sync)
   add_test(NAME fuzz.upstream.${target}_replay
     COMMAND upstream_${target}_replay ${CMAKE_CURRENT_LIST_DIR}/upstream_${target}_corpus)
   if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang" AND ELASTICDNS_FUZZ)
-    add_executable(upstream_${target}_fuzz ${CMAKE_CURRENT_LIST_DIR}/upstream_${target}_fuzz.cpp)
+    # The code under test is compiled into the fuzzer itself, so libFuzzer sees its coverage.
+    add_executable(upstream_${target}_fuzz ${CMAKE_CURRENT_LIST_DIR}/upstream_${target}_fuzz.cpp
+      ${PROJECT_SOURCE_DIR}/agent/cache.cpp ${PROJECT_SOURCE_DIR}/agent/sync.cpp
+      ${PROJECT_SOURCE_DIR}/include/elasticdns/protocol.cpp
+      ${PROJECT_SOURCE_DIR}/include/elasticdns/validate.cpp)
     target_compile_options(upstream_${target}_fuzz PRIVATE -fsanitize=fuzzer)
     target_link_options(upstream_${target}_fuzz PRIVATE -fsanitize=fuzzer)
     target_link_libraries(upstream_${target}_fuzz PRIVATE elasticdns_agent)

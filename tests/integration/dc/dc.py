@@ -1,0 +1,601 @@
+"""A data centre on one machine, for end-to-end tests of ElasticDNS.
+
+Hosts are network namespaces joined by a bridge that lives in a "world" namespace; nothing in
+the world has a route off the machine. Each host has a container bridge with veths to its
+containers, each a network namespace plus a cgroup v2 directory under the host's cgroup, named
+by the container id (the agent's eBPF maps a cgroup to a container by its directory name).
+Containers' resolv.conf names an address that is blackholed in every namespace, so their DNS
+reaches an agent only through the eBPF redirect.
+
+Everything created is recorded and removed by World.teardown(), which also checks that nothing
+is left. Names include the PID, so two harnesses can run side by side.
+
+Python 3 standard library only (Debian's /usr/bin/python3).
+"""
+
+import contextlib
+import ctypes
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+# --- addresses (RFC 1918 space, only ever on interfaces this harness creates) -------------
+WORLD_NET = "10.77.0.0/24"
+NETWORK = "10.77.0.0/16"  # everything the test uses: agents answer only this
+PREFIX = 24
+# The "internet" resolver named by every container's resolv.conf (RFC 5737 TEST-NET-1),
+# blackholed in every namespace: only the eBPF redirect can make a query to it succeed.
+BLACKHOLE_RESOLVER = "192.0.2.53"
+UPSTREAM_ZONE = "example.test"
+UPSTREAM_RECORDS = {"example.test": "10.77.0.80", "www.example.test": "10.77.0.81"}
+
+HOSTS = {
+    # name: (address on the world bridge, container subnet index or None)
+    "central": ("10.77.0.2", None),
+    "upstream": ("10.77.0.53", None),
+    "host1": ("10.77.0.11", 1),
+    "host2": ("10.77.0.12", 2),
+}
+
+TAG_PREFIX = "ednsdc"  # every name this harness creates starts with it, then the PID
+DEFAULT_DEADLINE = 10.0  # seconds: bound for every "poll until" in the harness
+
+CLONE_NEWNET = 0x40000000  # <sched.h>
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def log(msg):
+    print(f"[dc {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cgroup2_mount():
+    """The cgroup v2 mount point: /sys/fs/cgroup on pure v2 hosts, .../unified on hybrid ones."""
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == "cgroup2":
+                return fields[1]
+    raise RuntimeError("no cgroup2 mount in /proc/mounts")
+
+
+def _is_mounted(path):
+    with open("/proc/mounts") as f:
+        return any(line.split()[1] == path for line in f if len(line.split()) > 1)
+
+
+def run(args, check=True, timeout=30, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
+    return r
+
+
+def poll(what, fn, deadline=DEFAULT_DEADLINE, interval=0.02):
+    """Calls fn until it returns a truthy value; raises after `deadline` seconds."""
+    end = time.monotonic() + deadline
+    last = None
+    while True:
+        try:
+            last = fn()
+            if last:
+                return last
+        except Exception as e:  # noqa: BLE001 - keep polling; report the last error
+            last = e
+        if time.monotonic() > end:
+            raise TimeoutError(f"timed out after {deadline}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+@contextlib.contextmanager
+def in_netns(name):
+    """Runs the body with this thread in netns `name`; sockets made there stay there."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {name}")
+        yield
+    finally:
+        if _libc.setns(own, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns back")
+        os.close(own)
+        os.close(target)
+
+
+def netns_socket(ns, family=socket.AF_INET, kind=socket.SOCK_DGRAM):
+    with in_netns(ns):
+        return socket.socket(family, kind)
+
+
+# --- a minimal DNS client (the tests' own poller; the scenarios use dig/getent/musl) -------
+TYPE_A, TYPE_TXT, TYPE_SRV = 1, 16, 33
+RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def dns_query_bytes(name, qtype=TYPE_A, qid=None):
+    qid = random.getrandbits(16) if qid is None else qid
+    out = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+    for label in name.rstrip(".").split("."):
+        out += bytes([len(label)]) + label.encode()
+    return qid, out + b"\x00" + struct.pack("!HH", qtype, 1)
+
+
+def _skip_name(msg, off):
+    while True:
+        n = msg[off]
+        if n == 0:
+            return off + 1
+        if n & 0xC0 == 0xC0:
+            return off + 2
+        off += 1 + n
+
+
+def dns_parse(msg):
+    """Returns (id, rcode, [(type, ttl, rdata bytes)]) of the answer section."""
+    qid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
+    off = 12
+    for _ in range(qd):
+        off = _skip_name(msg, off) + 4
+    answers = []
+    for _ in range(an):
+        off = _skip_name(msg, off)
+        rtype, _, ttl, rdlen = struct.unpack("!HHIH", msg[off : off + 10])
+        off += 10
+        answers.append((rtype, ttl, msg[off : off + rdlen]))
+        off += rdlen
+    return qid, flags & 0xF, answers
+
+
+class DnsClient:
+    """A UDP socket in one namespace that asks one server, with a per-query timeout."""
+
+    def __init__(self, ns, server, port=53):
+        self.sock = netns_socket(ns)
+        self.server = (server, port)
+
+    def close(self):
+        self.sock.close()
+
+    def ask(self, name, qtype=TYPE_A, timeout=0.5):
+        qid, q = dns_query_bytes(name, qtype)
+        self.sock.settimeout(timeout)
+        self.sock.sendto(q, self.server)
+        end = time.monotonic() + timeout
+        while True:
+            self.sock.settimeout(max(0.001, end - time.monotonic()))
+            data, _ = self.sock.recvfrom(4096)
+            rid, rcode, answers = dns_parse(data)
+            if rid == qid:
+                return RCODES.get(rcode, str(rcode)), answers
+
+    def addresses(self, name, timeout=0.5):
+        """Sorted A addresses of `name`, or None on an error rcode."""
+        rcode, answers = self.ask(name, TYPE_A, timeout)
+        if rcode != "NOERROR":
+            return None
+        return sorted(socket.inet_ntoa(r) for t, _, r in answers if t == TYPE_A)
+
+
+# --- the world ------------------------------------------------------------------------------
+class Container:
+    def __init__(self, world, host, cid, address, ns, cgroup, host_network=False):
+        self.world = world
+        self.host = host
+        self.id = cid
+        self.address = address
+        self.ns = ns
+        self.cgroup = cgroup
+        self.host_network = host_network
+
+    def command(self, args):
+        """argv that runs `args` as a process of this container (its cgroup, its netns)."""
+        procs = os.path.join(self.cgroup, "cgroup.procs")
+        return ["sh", "-c", f'echo $$ > {procs} && exec ip netns exec {self.ns} "$@"', "sh"] + list(
+            args
+        )
+
+    def run(self, args, timeout=10, env=None, check=False):
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        return run(self.command(args), check=check, timeout=timeout, env=e)
+
+
+class Process:
+    def __init__(self, name, popen, out_path, err_path):
+        self.name = name
+        self.popen = popen
+        self.out_path = out_path
+        self.err_path = err_path
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def stdout(self):
+        with open(self.out_path, errors="replace") as f:
+            return f.read()
+
+    def stderr(self):
+        with open(self.err_path, errors="replace") as f:
+            return f.read()
+
+    def wait_line(self, prefix, deadline=DEFAULT_DEADLINE):
+        """Waits for a stdout line starting with `prefix`; returns its remainder."""
+
+        def find():
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited ({self.popen.returncode}): {self.stderr()[-2000:]}"
+                )
+            for line in self.stdout().splitlines():
+                if line.startswith(prefix):
+                    return (line[len(prefix) :].strip(),)
+            return None
+
+        return poll(f"{self.name}: '{prefix}'", find, deadline)[0]
+
+    def stop(self, sig=signal.SIGTERM, grace=5.0):
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        return self.popen.returncode
+
+
+class World:
+    def __init__(self, keep_logs_on_failure=True, resolv_agent=False):
+        # resolv_agent: containers' resolv.conf names their host's agent instead of the
+        # blackholed address (a debugging aid for runs without the eBPF redirect).
+        self.resolv_agent = resolv_agent
+        self.tag = f"{TAG_PREFIX}{os.getpid()}"
+        self.tmp = tempfile.mkdtemp(prefix=f"{self.tag}-")
+        self.cg_mount = cgroup2_mount()
+        self.cg_root = os.path.join(self.cg_mount, self.tag)
+        self.netns = []  # created order; removed in reverse
+        self.cgroups = []  # created order; removed in reverse (children first)
+        self.etc_netns = []
+        self.procs = []
+        self.pins = []
+        self.bpffs = None
+        self.containers = {}
+        self.host_cgroups = {}
+        self.keep_logs_on_failure = keep_logs_on_failure
+        self.up = False
+
+    # -- naming
+    def ns(self, short):
+        return f"{self.tag}-{short}"
+
+    # -- primitives
+    def _add_netns(self, short, resolv=True, nameserver=BLACKHOLE_RESOLVER):
+        name = self.ns(short)
+        run(["ip", "netns", "add", name])
+        self.netns.append(name)
+        run(["ip", "-n", name, "link", "set", "lo", "up"])
+        run(["ip", "-n", name, "route", "add", "blackhole", f"{BLACKHOLE_RESOLVER}/32"])
+        if resolv:
+            d = f"/etc/netns/{name}"
+            os.makedirs(d, exist_ok=True)
+            self.etc_netns.append(d)
+            with open(os.path.join(d, "resolv.conf"), "w") as f:
+                f.write(f"nameserver {nameserver}\noptions timeout:2 attempts:1\n")
+        return name
+
+    def _add_cgroup(self, path):
+        os.mkdir(path)
+        self.cgroups.append(path)
+        return path
+
+    def ip(self, ns, *args):
+        return run(["ip", "-n", ns] + list(args))
+
+    # -- build
+    def build(self):
+        sweep_stale()
+        log(f"building data centre {self.tag} (cgroup2 at {self.cg_mount}, tmp {self.tmp})")
+        self.up = True
+        self._add_cgroup(self.cg_root)
+        world = self._add_netns("world", resolv=False)
+        self.world_ns = world
+        self.ip(world, "link", "add", "br0", "type", "bridge")
+        self.ip(world, "link", "set", "br0", "up")
+        self.host_ns = {}
+        for host, (addr, subnet) in HOSTS.items():
+            ns = self._add_netns(host, nameserver=addr if self.resolv_agent else BLACKHOLE_RESOLVER)
+            self.host_ns[host] = ns
+            self.ip(world, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.ip(world, "link", "set", host, "master", "br0", "up")
+            self.ip(ns, "addr", "add", f"{addr}/{PREFIX}", "dev", "eth0")
+            self.ip(ns, "link", "set", "eth0", "up")
+            run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+            if subnet is not None:
+                self.ip(ns, "link", "add", "cbr0", "type", "bridge")
+                self.ip(ns, "addr", "add", f"{self.gateway(host)}/{PREFIX}", "dev", "cbr0")
+                self.ip(ns, "link", "set", "cbr0", "up")
+                self.host_cgroups[host] = self._add_cgroup(os.path.join(self.cg_root, host))
+        # Routes between the container subnets, through the hosts' world addresses.
+        for host, (_, _) in HOSTS.items():
+            for other, (oaddr, osub) in HOSTS.items():
+                if other != host and osub is not None:
+                    self.ip(self.host_ns[host], "route", "add", f"10.77.{osub}.0/24", "via", oaddr)
+        return self
+
+    def gateway(self, host):
+        return f"10.77.{HOSTS[host][1]}.1"
+
+    def host_address(self, host):
+        return HOSTS[host][0]
+
+    def add_container(self, host, cid, address=None, host_network=False):
+        """A container on `host`: netns + veth on the host's bridge + cgroup named `cid`.
+        With host_network, only the cgroup: its processes run in the host's netns."""
+        cgroup = self._add_cgroup(os.path.join(self.host_cgroups[host], cid))
+        if host_network:
+            c = Container(self, host, cid, self.host_address(host), self.host_ns[host], cgroup, True)
+        else:
+            idx = len([c for c in self.containers.values() if c.host == host and not c.host_network])
+            short = f"{host[0]}{host[-1]}c{idx}"
+            ns = self._add_netns(short, nameserver=self.gateway(host) if self.resolv_agent else BLACKHOLE_RESOLVER)
+            hns = self.host_ns[host]
+            veth = f"v{idx}"
+            self.ip(hns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.ip(hns, "link", "set", veth, "master", "cbr0", "up")
+            self.ip(ns, "addr", "add", f"{address}/{PREFIX}", "dev", "eth0")
+            self.ip(ns, "link", "set", "eth0", "up")
+            self.ip(ns, "route", "add", NETWORK, "via", self.gateway(host))
+            c = Container(self, host, cid, address, ns, cgroup)
+        self.containers[cid] = c
+        return c
+
+    def spawn(self, name, args, ns=None, cgroup=None, env=None):
+        """Starts a long-running process (in netns `ns`), stdout/stderr to files in tmp."""
+        out = os.path.join(self.tmp, f"{name}.out")
+        err = os.path.join(self.tmp, f"{name}.err")
+        # Line-buffered stdout, so a daemon's "listening on" line reaches the file at once even
+        # when it does not flush (stdio buffers fully when stdout is not a terminal).
+        argv = ["stdbuf", "-oL"] + list(args)
+        if ns:
+            # nsenter, not `ip netns exec`: the latter remounts /sys, which would hide the
+            # cgroup2 mount (under /sys/fs/cgroup) from an agent that attaches eBPF there.
+            argv = ["nsenter", f"--net=/run/netns/{ns}"] + argv
+        if cgroup:
+            procs = os.path.join(cgroup, "cgroup.procs")
+            argv = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + argv
+        e = dict(os.environ)
+        if env:
+            e.update(env)
+        with open(out, "w") as fo, open(err, "w") as fe:
+            p = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=e)
+        proc = Process(name, p, out, err)
+        self.procs.append(proc)
+        return proc
+
+    def add_pin(self, name):
+        """A pin directory for one agent, on a bpffs instance private to this world (mounted
+        in tmp; unmounting it at teardown releases everything pinned there)."""
+        if self.bpffs is None:
+            path = os.path.join(self.tmp, "bpffs")
+            os.makedirs(path)
+            run(["mount", "-t", "bpf", "bpf", path])
+            self.bpffs = path
+        pin = os.path.join(self.bpffs, name)
+        self.pins.append(pin)
+        return pin
+
+    # -- the internet
+    def start_upstream(self, unbound="unbound"):
+        ns = self.host_ns["upstream"]
+        addr = self.host_address("upstream")
+        d = os.path.join(self.tmp, "unbound")
+        os.makedirs(d, exist_ok=True)
+        lines = [
+            "server:",
+            f"  interface: {addr}",
+            "  port: 53",
+            "  do-daemonize: no",
+            '  username: ""',
+            '  chroot: ""',
+            f'  directory: "{d}"',
+            '  pidfile: ""',
+            "  use-syslog: no",
+            "  logfile: \"\"",
+            "  do-ip6: no",
+            "  verbosity: 1",
+            "  access-control: 0.0.0.0/0 refuse",
+            f"  access-control: {NETWORK} allow",
+            '  module-config: "iterator"',
+            # Everything outside the test zone is answered locally (NXDOMAIN): unbound never
+            # tries to reach a root server.
+            '  local-zone: "." static',
+            f'  local-zone: "{UPSTREAM_ZONE}." static',
+        ]
+        for name, a in UPSTREAM_RECORDS.items():
+            lines.append(f'  local-data: "{name}. 300 IN A {a}"')
+        lines += ["remote-control:", "  control-enable: no"]
+        conf = os.path.join(d, "unbound.conf")
+        with open(conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        run([unbound_checkconf(unbound), conf])
+        proc = self.spawn("unbound", [unbound, "-d", "-c", conf], ns=ns)
+        client = DnsClient(ns, addr)
+        try:
+            poll(
+                "unbound answers",
+                lambda: client.addresses(f"www.{UPSTREAM_ZONE}", 0.2)
+                == [UPSTREAM_RECORDS[f"www.{UPSTREAM_ZONE}"]],
+            )
+        finally:
+            client.close()
+        log(f"upstream unbound pid {proc.pid} on {addr}:53")
+        self.upstream = proc
+        return proc
+
+    # -- teardown
+    def _kill_cgroup(self, path):
+        kill = os.path.join(path, "cgroup.kill")
+        procs = os.path.join(path, "cgroup.procs")
+        if not os.path.exists(procs):
+            return
+        if os.path.exists(kill):
+            with open(kill, "w") as f:
+                f.write("1")
+        else:
+            with open(procs) as f:
+                for pid in f.read().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+
+        def empty():
+            with open(procs) as f:
+                return f.read().strip() == ""
+
+        poll(f"{path} empty", empty, 5)
+
+    def teardown(self, failed=False):
+        errors = []
+        for p in reversed(self.procs):
+            try:
+                p.stop()
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"stop {p.name}: {e}")
+        if failed and self.keep_logs_on_failure:
+            self.dump_logs()
+        for path in reversed(self.cgroups):
+            try:
+                if os.path.isdir(path):
+                    self._kill_cgroup(path)
+                    os.rmdir(path)
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"cgroup {path}: {e}")
+        for name in reversed(self.netns):
+            r = run(["ip", "netns", "del", name], check=False)
+            if r.returncode != 0:
+                errors.append(f"netns {name}: {r.stderr.strip()}")
+        for d in self.etc_netns:
+            shutil.rmtree(d, ignore_errors=True)
+        for pin in self.pins:
+            shutil.rmtree(pin, ignore_errors=True)
+        if self.bpffs:
+            r = run(["umount", self.bpffs], check=False)
+            if r.returncode != 0:
+                errors.append(f"umount {self.bpffs}: {r.stderr.strip()}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        errors += self.leftovers()
+        self.up = False
+        if errors:
+            raise RuntimeError("teardown left things behind: " + "; ".join(errors))
+        log(f"torn down {self.tag}: nothing left")
+
+    def leftovers(self):
+        """Everything of this world still present on the machine (should be nothing)."""
+        left = []
+        names = run(["ip", "netns", "list"]).stdout.split()
+        left += [f"netns {n}" for n in names if n.startswith(self.tag + "-")]
+        if os.path.exists(self.cg_root):
+            left.append(f"cgroup {self.cg_root}")
+        for d in self.etc_netns:
+            if os.path.exists(d):
+                left.append(f"dir {d}")
+        for pin in self.pins:
+            if os.path.exists(pin):
+                left.append(f"pin {pin}")
+        if self.bpffs and _is_mounted(self.bpffs):
+            left.append(f"bpffs {self.bpffs}")
+        for p in self.procs:
+            if p.popen.poll() is None:
+                left.append(f"process {p.name} pid {p.pid}")
+        if os.path.exists(self.tmp):
+            left.append(f"dir {self.tmp}")
+        return left
+
+    def dump_logs(self):
+        for p in self.procs:
+            for kind, path in (("stdout", p.out_path), ("stderr", p.err_path)):
+                try:
+                    with open(path, errors="replace") as f:
+                        text = f.read()
+                except OSError:
+                    continue
+                if text.strip():
+                    tail = text[-4000:]
+                    print(f"----- {p.name} {kind} (last 4000 chars) -----\n{tail}", file=sys.stderr)
+
+
+def _stale_pid(name):
+    """The PID in a harness name (ednsdc<PID>...) if that process is gone, else None."""
+    m = re.match(rf"^{TAG_PREFIX}(\d+)", name)
+    if m and not os.path.exists(f"/proc/{m.group(1)}"):
+        return int(m.group(1))
+    return None
+
+
+def sweep_stale():
+    """Removes what a harness killed without its teardown (e.g. by SIGKILL) left behind: only
+    names carrying the PID of a process that no longer exists."""
+    swept = []
+    for ns in run(["ip", "netns", "list"]).stdout.split():
+        if _stale_pid(ns) is not None:
+            for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            run(["ip", "netns", "del", ns], check=False)
+            swept.append(f"netns {ns}")
+    cg = cgroup2_mount()
+    for name in os.listdir(cg):
+        if _stale_pid(name) is not None:
+            for root, dirs, _ in sorted(os.walk(os.path.join(cg, name)), key=lambda t: -len(t[0])):
+                kill = os.path.join(root, "cgroup.kill")
+                if os.path.exists(kill):
+                    with open(kill, "w") as f:
+                        f.write("1")
+            for root, dirs, _ in sorted(os.walk(os.path.join(cg, name)), key=lambda t: -len(t[0])):
+                with contextlib.suppress(OSError):
+                    poll(f"{root} empty", lambda: open(os.path.join(root, "cgroup.procs")).read() == "", 5)
+                    os.rmdir(root)
+            swept.append(f"cgroup {name}")
+    if os.path.isdir("/etc/netns"):
+        for name in os.listdir("/etc/netns"):
+            if _stale_pid(name) is not None:
+                shutil.rmtree(os.path.join("/etc/netns", name), ignore_errors=True)
+                swept.append(f"/etc/netns/{name}")
+    tmp = tempfile.gettempdir()
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if len(line.split()) > 1]
+    for m in mounts:
+        if m.startswith(tmp + "/") and _stale_pid(os.path.basename(os.path.dirname(m))) is not None:
+            run(["umount", m], check=False)
+            swept.append(f"mount {m}")
+    for name in os.listdir(tmp):
+        if _stale_pid(name) is not None:
+            shutil.rmtree(os.path.join(tmp, name), ignore_errors=True)
+    if swept:
+        log("swept leftovers of dead harness runs: " + ", ".join(swept))
+    return swept
+
+
+def exit_on_signals():
+    """SIGTERM/SIGHUP (e.g. a ctest timeout) raise SystemExit, so teardown still runs."""
+
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def unbound_checkconf(unbound):
+    d = os.path.dirname(shutil.which(unbound) or unbound)
+    c = os.path.join(d, "unbound-checkconf")
+    return c if os.path.exists(c) else "unbound-checkconf"
