@@ -247,8 +247,11 @@ int main(int argc, char** argv) {
 
   CentralProcess central;
   central.start(o);
-  std::printf("central pid %d on 127.0.0.1:%u, durability=%s\n", central.pid, central.port,
-              o.durability.c_str());
+  std::string load;
+  std::getline(std::ifstream("/proc/loadavg"), load);
+  std::printf("central pid %d on 127.0.0.1:%u, durability=%s, %u cpus, loadavg %s\n", central.pid,
+              central.port, o.durability.c_str(), std::thread::hardware_concurrency(),
+              load.c_str());
 
   // 1. Acknowledged writes per second.
   size_t serial = std::min<size_t>(o.writes / 5, 2000);
