@@ -55,7 +55,7 @@ function(_elasticdns_install_program target destination)
   if(TARGET ${target})
     install(TARGETS ${target} RUNTIME DESTINATION ${destination})
   else()
-    message(WARNING "elasticdns: ${target} is not built; it is left out of the installation")
+    message(STATUS "elasticdns: ${target} is not built; it is left out of the installation")
   endif()
 endfunction()
 
