@@ -20,15 +20,19 @@ include=$(printf '%s\n' "${packages[@]}" | sort -u | paste -sd, -)
 key=$(printf '%s %s' "$suite" "$include" | sha256sum | cut -c1-12)
 root="$cache/$suite-$key"
 
+mkdir -p "$cache"
+# One builder at a time; the others wait and reuse its root.
+exec 9>"$cache/.lock"
+flock 9
 if [ -e "$root/.complete" ]; then
   echo "$root"
   exit 0
 fi
+rm -rf "$root"
 
 mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null |
   head -1)
 mirror=${mirror:-http://deb.debian.org/debian}
-mkdir -p "$cache"
 tmp="$root.tmp.$$"
 rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
