@@ -1,0 +1,45 @@
+#pragma once
+// elasticdns-central's configuration: a YAML file (--config) overridden by flags.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "central/store.hpp"
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::central {
+
+constexpr size_t kMaxBodyBytes = 1 << 20;                // 1 MiB: a service.yml, a record
+constexpr size_t kMaxHeaderBytes = 8 << 10;              // 8 KiB, as nginx's default buffer
+constexpr size_t kDefaultMaxConnections = 4096;          // under the raised RLIMIT_NOFILE
+constexpr size_t kDefaultMaxWatchers = 10'000;           // long-polls waiting at once
+constexpr uint64_t kDefaultChangeRetention = 10'000;     // changes kept for deltas
+constexpr std::chrono::seconds kDefaultIdleTimeout{60};  // to receive a whole request
+constexpr std::chrono::seconds kMaxWait{300};            // cap on a long-poll's wait=
+
+struct Config {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir;
+  std::string admin_token_file;
+  std::string agent_token_file;
+  Durability durability = Durability::kFull;
+  uint64_t change_log_retention = kDefaultChangeRetention;
+  size_t max_connections = kDefaultMaxConnections;
+  size_t max_watchers = kDefaultMaxWatchers;
+  std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
+  std::string log_level = "info";
+};
+
+/// Parses "500ms", "30s", "5m", "1h" (a non-negative integer and a unit).
+std::optional<std::chrono::milliseconds> parseDuration(std::string_view s);
+
+/// Parses the YAML config; unknown keys and bad values are errors naming the key. Keys not
+/// given keep the values already in `base`.
+Result<Config> parseConfig(std::string_view yaml, Config base = {});
+
+/// "ADDR:PORT" or "[V6ADDR]:PORT" → address and port.
+std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view s);
+
+}  // namespace elasticdns::central

@@ -1,0 +1,657 @@
+#include "central/http.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <nlohmann/json.hpp>
+
+#include "central/apply.hpp"
+#include "elasticdns/validate.hpp"
+
+namespace elasticdns::central {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using nlohmann::json;
+using protocol::ChangeOp;
+using protocol::RecordKind;
+
+// Compares without an early exit, so the time taken does not reveal a token's prefix.
+bool tokenEquals(std::string_view given, const std::string& expected) {
+  if (expected.empty() || given.size() != expected.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < given.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+  return diff == 0;
+}
+
+std::vector<std::string_view> splitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 1;  // path starts with '/'
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out.push_back(path.substr(start, slash - start));
+    start = slash + 1;
+  }
+  return out;
+}
+
+// Deepest nesting of JSON arrays/objects, ignoring brackets inside strings. Stops counting
+// past `limit`.
+int jsonDepth(std::string_view s, int limit) {
+  int depth = 0, max = 0;
+  bool in_string = false, escaped = false;
+  for (char c : s) {
+    if (in_string) {
+      if (escaped)
+        escaped = false;
+      else if (c == '\\')
+        escaped = true;
+      else if (c == '"')
+        in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max) max = depth;
+      if (max > limit) return max;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return max;
+}
+
+Result<json> parseBody(const std::string& body) {
+  if (body.empty()) return Error{"body", "a JSON object is required"};
+  if (jsonDepth(body, kMaxJsonDepth) > kMaxJsonDepth) return Error{"body", "nested too deeply"};
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded()) return Error{"body", "not valid JSON"};
+  if (!j.is_object()) return Error{"body", "must be a JSON object"};
+  return j;
+}
+
+std::string okBody(uint64_t index, uint64_t changes) {
+  return json{{"index", index}, {"changes", changes}}.dump();
+}
+
+std::optional<uint64_t> parseIndex(std::string_view s) {
+  uint64_t v = 0;
+  if (s.empty() || s.size() > 20) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::string Router::errorBody(const Error& e) {
+  return json{{"error", {{"field", e.field}, {"reason", e.reason}}}}.dump();
+}
+
+Router::Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens,
+               metrics::Registry& registry, Post post)
+    : state_(state),
+      watchers_(watchers),
+      tokens_(std::move(tokens)),
+      registry_(registry),
+      post_(std::move(post)) {
+  const char* kResponses = "elasticdns_central_http_responses_total";
+  const char* kResponsesHelp = "HTTP responses sent, by status class";
+  responses_2xx_ = &registry.counter(kResponses, kResponsesHelp, "code=\"2xx\"");
+  responses_4xx_ = &registry.counter(kResponses, kResponsesHelp, "code=\"4xx\"");
+  responses_5xx_ = &registry.counter(kResponses, kResponsesHelp, "code=\"5xx\"");
+  auth_failures_ = &registry.counter("elasticdns_central_auth_failures_total",
+                                     "Requests refused for a missing or wrong token");
+  writes_ = &registry.counter("elasticdns_central_writes_total", "Writes committed");
+  changes_ = &registry.counter("elasticdns_central_changes_total",
+                               "Changes committed (each bumps the index)");
+  watchers_rejected_ =
+      &registry.counter("elasticdns_central_watchers_rejected_total",
+                        "Long-polls refused because the watcher limit was reached");
+  watchers_woken_ = &registry.counter("elasticdns_central_watchers_answered_total",
+                                      "Long-polls answered (woken by a change or expired)");
+  commit_seconds_ = &registry.histogram("elasticdns_central_commit_seconds",
+                                        "Time to commit one group of writes to SQLite",
+                                        {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1});
+  batch_size_ =
+      &registry.histogram("elasticdns_central_commit_batch_writes",
+                          "Writes grouped into one commit", {1, 2, 4, 8, 16, 32, 64, 128});
+  registry.callback("elasticdns_central_index", "Current topology index",
+                    [this] { return double(state_.index()); });
+  registry.callback("elasticdns_central_watchers", "Long-polls waiting",
+                    [this] { return double(watchers_.size()); });
+  const char* kRecords = "elasticdns_central_records";
+  const char* kRecordsHelp = "Records in the topology, by kind";
+  registry.callback(
+      kRecords, kRecordsHelp, [this] { return double(state_.topology().servers.size()); }, "gauge",
+      "kind=\"server\"");
+  registry.callback(
+      kRecords, kRecordsHelp, [this] { return double(state_.topology().services.size()); }, "gauge",
+      "kind=\"service\"");
+  registry.callback(
+      kRecords, kRecordsHelp, [this] { return double(state_.topology().containers.size()); },
+      "gauge", "kind=\"container\"");
+  registry.callback(
+      kRecords, kRecordsHelp, [this] { return double(state_.topology().datasources.size()); },
+      "gauge", "kind=\"datasource\"");
+  registry.callback(
+      kRecords, kRecordsHelp, [this] { return double(state_.topology().versions.size()); }, "gauge",
+      "kind=\"version\"");
+}
+
+void Router::reply(Responder& done, unsigned status, std::string body) {
+  Response r;
+  r.status = status;
+  if (!body.empty()) r.body = std::make_shared<const std::string>(std::move(body));
+  if (status == 401) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  (status < 300 ? responses_2xx_ : status < 500 ? responses_4xx_ : responses_5xx_)->inc();
+  done(std::move(r));
+}
+
+Router::Access Router::authorize(const Request& req) const {
+  std::string_view h = req.authorization;
+  constexpr std::string_view kBearer = "Bearer ";
+  if (h.size() <= kBearer.size() || h.substr(0, kBearer.size()) != kBearer) return Access::kNone;
+  std::string_view token = h.substr(kBearer.size());
+  if (tokenEquals(token, tokens_.admin)) return Access::kWrite;
+  if (tokenEquals(token, tokens_.agent)) return Access::kRead;
+  return Access::kNone;
+}
+
+std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
+  std::string_view target = req.target;
+  auto q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  std::string query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
+  auto notFound = [&] { reply(done, 404, errorBody({"path", "no such resource"})); };
+  auto badMethod = [&](const char* allow) {
+    Response r;
+    r.status = 405;
+    r.body = std::make_shared<const std::string>(
+        errorBody({"method", "allowed: " + std::string(allow)}));
+    r.headers.emplace_back("Allow", allow);
+    responses_4xx_->inc();
+    done(std::move(r));
+  };
+
+  if (path == "/healthz") {
+    if (req.method != "GET") return badMethod("GET"), std::nullopt;
+    reply(done, 200, json{{"status", "ok"}, {"index", state_.index()}}.dump());
+    return std::nullopt;
+  }
+  if (path == "/metrics") {
+    if (req.method != "GET") return badMethod("GET"), std::nullopt;
+    Response r;
+    r.body = std::make_shared<const std::string>(registry_.render());
+    r.content_type = "text/plain; version=0.0.4";
+    responses_2xx_->inc();
+    done(std::move(r));
+    return std::nullopt;
+  }
+  if (path.substr(0, 4) != "/v1/") return notFound(), std::nullopt;
+
+  Access access = authorize(req);
+  bool write = req.method != "GET" && req.method != "HEAD";
+  if (access == Access::kNone || (write && access != Access::kWrite)) {
+    auth_failures_->inc();
+    reply(done, 401, {});
+    return std::nullopt;
+  }
+
+  auto parts = splitPath(path);  // "v1", resource, ...
+  if (parts.size() < 2) return notFound(), std::nullopt;
+  std::string_view resource = parts[1];
+
+  if (resource == "topology" && parts.size() == 2) {
+    if (req.method != "GET") return badMethod("GET"), std::nullopt;
+    return getTopology(query, done);
+  }
+  if (!query.empty()) {
+    reply(done, 400, errorBody({"query", "this resource takes no query parameters"}));
+    return std::nullopt;
+  }
+  if (resource == "apply" && parts.size() == 2) {
+    if (req.method != "POST") return badMethod("POST"), std::nullopt;
+    if (req.body.empty()) {
+      reply(done, 400, errorBody({"body", "a service.yml document is required"}));
+      return std::nullopt;
+    }
+    auto services = parseServiceYml(req.body);
+    if (!services) {
+      reply(done, 400, errorBody(services.error()));
+      return std::nullopt;
+    }
+    std::vector<WriteItem> items;
+    for (auto& s : services.value()) {
+      std::string key = s.name;
+      items.push_back({ChangeOp::kPut, RecordKind::kService, key, std::move(s)});
+    }
+    enqueue(std::move(items), std::move(done));
+    return std::nullopt;
+  }
+
+  RecordKind kind;
+  size_t key_parts = 1;
+  if (resource == "servers")
+    kind = RecordKind::kServer;
+  else if (resource == "services")
+    kind = RecordKind::kService;
+  else if (resource == "containers")
+    kind = RecordKind::kContainer;
+  else if (resource == "datasources")
+    kind = RecordKind::kDatasource, key_parts = 2;
+  else
+    return notFound(), std::nullopt;
+  if (parts.size() != 2 + key_parts) return notFound(), std::nullopt;
+  if (req.method != "PUT" && req.method != "DELETE") return badMethod("PUT, DELETE"), std::nullopt;
+
+  std::string key(parts[2]);
+  std::string group = key_parts == 2 ? std::string(parts[3]) : "";
+  // The key from the URL must be valid on its own (DELETE has no body to validate).
+  std::optional<Error> bad_key;
+  switch (kind) {
+    case RecordKind::kServer:
+      if (!validate::isDnsName(key)) bad_key = Error{"name", "must be a lowercase DNS name"};
+      break;
+    case RecordKind::kService:
+      if (!validate::isDnsLabel(key)) bad_key = Error{"name", "must be a lowercase DNS label"};
+      break;
+    case RecordKind::kContainer:
+      if (!validate::isContainerId(key)) bad_key = Error{"id", "must be 1-128 of [A-Za-z0-9_.-]"};
+      break;
+    case RecordKind::kDatasource:
+      if (!validate::isDnsLabel(key))
+        bad_key = Error{"type", "must be a lowercase DNS label"};
+      else if (!validate::isDnsLabel(group))
+        bad_key = Error{"group", "must be a lowercase DNS label"};
+      break;
+    case RecordKind::kVersion:
+      break;
+  }
+  if (bad_key) {
+    reply(done, 400, errorBody(*bad_key));
+    return std::nullopt;
+  }
+  WriteItem item{req.method == "PUT" ? ChangeOp::kPut : ChangeOp::kDelete, kind,
+                 kind == RecordKind::kDatasource ? key + "/" + group : key, std::monostate{}};
+  if (item.op == ChangeOp::kPut) {
+    auto body = parseBody(req.body);
+    if (!body) {
+      reply(done, 400, errorBody(body.error()));
+      return std::nullopt;
+    }
+    std::optional<Error> e;
+    auto take = [&](auto r) {
+      if (r)
+        item.record = std::move(r).value();
+      else
+        e = r.error();
+    };
+    switch (kind) {
+      case RecordKind::kServer:
+        take(validate::parseServer(body.value(), key));
+        break;
+      case RecordKind::kService:
+        take(validate::parseService(body.value(), key));
+        break;
+      case RecordKind::kContainer:
+        take(validate::parseContainer(body.value(), key));
+        break;
+      case RecordKind::kDatasource:
+        take(validate::parseDatasource(body.value(), key, group));
+        break;
+      case RecordKind::kVersion:
+        break;
+    }
+    if (e) {
+      reply(done, 400, errorBody(*e));
+      return std::nullopt;
+    }
+  } else if (!req.body.empty()) {
+    reply(done, 400, errorBody({"body", "DELETE takes no body"}));
+    return std::nullopt;
+  }
+  enqueue({std::move(item)}, std::move(done));
+  return std::nullopt;
+}
+
+std::optional<uint64_t> Router::getTopology(const std::string& query, Responder& done) {
+  std::optional<uint64_t> since;
+  std::optional<std::chrono::milliseconds> wait;
+  std::string_view rest = query;
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view param = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    auto eq = param.find('=');
+    std::string_view name = param.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+    if (name == "index" && !since) {
+      since = parseIndex(value);
+      if (!since) {
+        reply(done, 400, errorBody({"index", "must be a non-negative integer"}));
+        return std::nullopt;
+      }
+    } else if (name == "wait" && !wait) {
+      wait = parseDuration(value);
+      if (!wait) {
+        reply(done, 400, errorBody({"wait", "must be a duration like 500ms, 30s or 5m"}));
+        return std::nullopt;
+      }
+    } else {
+      reply(done, 400,
+            errorBody({"query", "unknown or repeated parameter '" + std::string(name) + "'"}));
+      return std::nullopt;
+    }
+  }
+  if (wait && !since) {
+    reply(done, 400, errorBody({"wait", "needs index"}));
+    return std::nullopt;
+  }
+  auto send = [&](std::shared_ptr<const std::string> body) {
+    Response r;
+    r.body = std::move(body);
+    responses_2xx_->inc();
+    done(std::move(r));
+  };
+  uint64_t index = state_.index();
+  if (!since || *since != index || !wait || wait->count() == 0) {
+    send(since ? bodySince(*since) : state_.fullBody());
+    return std::nullopt;
+  }
+  auto deadline = Clock::now() + std::min<std::chrono::milliseconds>(*wait, kMaxWait);
+  auto id = watchers_.add(*since, deadline, [this, done](std::shared_ptr<const std::string> b) {
+    watchers_woken_->inc();
+    responses_2xx_->inc();
+    Response r;
+    r.body = std::move(b);
+    done(std::move(r));
+  });
+  if (!id) {
+    watchers_rejected_->inc();
+    reply(done, 503, errorBody({"wait", "too many watchers; retry later"}));
+    return std::nullopt;
+  }
+  return id;
+}
+
+std::shared_ptr<const std::string> Router::bodySince(uint64_t since) {
+  if (auto d = state_.deltaBody(since)) return d;
+  return state_.fullBody();
+}
+
+void Router::expireWatchers(Clock::time_point now) {
+  watchers_.expire(now, [this](uint64_t since) { return bodySince(since); });
+}
+
+void Router::enqueue(std::vector<WriteItem> items, Responder done) {
+  pending_.push_back({std::move(items), std::move(done), {}});
+  if (!flush_scheduled_) {
+    flush_scheduled_ = true;
+    post_([this] { flush(); });
+  }
+}
+
+void Router::flush() {
+  flush_scheduled_ = false;
+  std::vector<Pending> batch;
+  batch.swap(pending_);
+  std::vector<std::vector<WriteItem>> writes;
+  writes.reserve(batch.size());
+  for (auto& p : batch) writes.push_back(std::move(p.items));
+  auto start = std::chrono::steady_clock::now();
+  auto outcomes = state_.apply(writes);
+  commit_seconds_->observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  batch_size_->observe(static_cast<double>(batch.size()));
+  // Watchers first: the acknowledgement may make the writer read, and it must see what
+  // watchers see.
+  watchers_.notify(state_.index(), [this](uint64_t since) { return bodySince(since); });
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& o = outcomes[i];
+    if (o.error) {
+      if (o.status >= 500) spdlog::error("central.store: {}", o.error->message());
+      reply(batch[i].done, o.status, errorBody(*o.error));
+      continue;
+    }
+    writes_->inc();
+    changes_->inc(o.changes);
+    reply(batch[i].done, 200, okBody(o.index, o.changes));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer& server) : stream_(std::move(socket)), server_(server) {
+    server_.sessionOpened();
+  }
+  ~Session() { server_.sessionClosed(); }
+
+  void run() { readRequest(); }
+
+ private:
+  void readRequest() {
+    parser_.emplace();
+    parser_->header_limit(kMaxHeaderBytes);
+    parser_->body_limit(kMaxBodyBytes);
+    stream_.expires_after(server_.limits().idle_timeout);
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->onRead(ec); });
+  }
+
+  void onRead(beast::error_code ec) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return close();
+    }
+    if (ec) {
+      Error e{"request", "malformed HTTP request"};
+      unsigned status = 400;
+      if (ec == http::error::header_limit) {
+        status = 431;
+        e = {"headers", "larger than 8 KiB"};
+      } else if (ec == http::error::body_limit) {
+        status = 413;
+        e = {"body", "larger than 1 MiB"};
+      }
+      keep_alive_ = false;
+      Response r;
+      r.status = status;
+      r.body = std::make_shared<const std::string>(Router::errorBody(e));
+      return write(std::move(r));
+    }
+    auto& msg = parser_->get();
+    keep_alive_ = msg.keep_alive();
+    version_ = msg.version();
+    head_ = msg.method() == http::verb::head;
+    Request req;
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    if (auto it = msg.find(http::field::authorization); it != msg.end())
+      req.authorization = std::string(it->value());
+    req.body = std::move(msg.body());
+    stream_.expires_never();
+    auto self = shared_from_this();
+    watch_id_ =
+        server_.router().handle(req, [self](Response r) { self->onResponse(std::move(r)); });
+    if (watch_id_) {
+      server_.watchAdded();
+      watchForHangup();
+    }
+  }
+
+  // While a long-poll waits, notice a client that goes away, so its watcher slot is freed.
+  void watchForHangup() {
+    stream_.socket().async_wait(tcp::socket::wait_read,
+                                [self = shared_from_this()](beast::error_code ec) {
+                                  if (ec || !self->watch_id_) return;
+                                  char byte;
+                                  beast::error_code peek_ec;
+                                  size_t n = self->stream_.socket().receive(
+                                      asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
+                                  if (n == 0 || peek_ec) {
+                                    self->server_.router().cancelWatch(*self->watch_id_);
+                                    self->watch_id_.reset();
+                                    self->close();
+                                  }
+                                  // Data (a pipelined request) stays in the socket for the next
+                                  // read.
+                                });
+  }
+
+  void onResponse(Response r) {
+    if (watch_id_) {
+      watch_id_.reset();
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);  // the hang-up wait
+    }
+    write(std::move(r));
+  }
+
+  void write(Response r) {
+    body_ = r.body;
+    response_.emplace();
+    response_->version(version_);
+    response_->result(r.status);
+    response_->set(http::field::server, "elasticdns-central");
+    response_->set(http::field::content_type, r.content_type);
+    for (auto& [k, v] : r.headers) response_->set(k, v);
+    if (body_ && !head_)
+      response_->body() = http::span_body<const char>::value_type(body_->data(), body_->size());
+    response_->keep_alive(keep_alive_);
+    response_->prepare_payload();
+    if (head_ && body_) response_->content_length(body_->size());
+    stream_.expires_after(server_.limits().idle_timeout);
+    http::async_write(
+        stream_, *response_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->onWrite(ec); });
+  }
+
+  void onWrite(beast::error_code ec) {
+    response_.reset();
+    body_.reset();
+    if (ec || !keep_alive_) return close();
+    readRequest();
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
+  }
+
+  beast::tcp_stream stream_;
+  HttpServer& server_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::response<http::span_body<const char>>> response_;
+  std::shared_ptr<const std::string> body_;  // keeps the span's bytes alive during the write
+  std::optional<uint64_t> watch_id_;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  unsigned version_ = 11;
+};
+
+}  // namespace
+
+HttpServer::HttpServer(asio::io_context& io, Router& router, ServerLimits limits)
+    : io_(io),
+      router_(router),
+      limits_(limits),
+      acceptor_(io),
+      watch_timer_(io),
+      accept_retry_(io) {
+  auto& reg = router.metrics();
+  rejected_connections_ =
+      &reg.counter("elasticdns_central_connections_rejected_total",
+                   "Connections closed at once because max_connections was reached");
+  reg.callback("elasticdns_central_connections", "Open HTTP connections",
+               [this] { return double(connections_); });
+}
+
+Result<tcp::endpoint> HttpServer::listen(const std::string& address, uint16_t port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(address, ec);
+  if (ec) return Error{"listen", "bad address '" + address + "'"};
+  tcp::endpoint ep(addr, port);
+  acceptor_.open(ep.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(ep, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Error{"listen", address + ":" + std::to_string(port) + ": " + ec.message()};
+  return acceptor_.local_endpoint();
+}
+
+void HttpServer::start() {
+  accept();
+}
+
+void HttpServer::stop() {
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+  watch_timer_.cancel();
+  accept_retry_.cancel();
+}
+
+void HttpServer::accept() {
+  acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
+    if (ec == asio::error::operation_aborted) return;
+    if (!ec) {
+      if (connections_ >= limits_.max_connections) {
+        rejected_connections_->inc();
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        beast::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        std::make_shared<Session>(std::move(socket), *this)->run();
+      }
+    } else {
+      // EMFILE and friends: retry a little later instead of spinning; the error clears when
+      // connections close.
+      spdlog::warn("central.http: accept: {}", ec.message());
+      accept_retry_.expires_after(kAcceptRetryDelay);
+      accept_retry_.async_wait([this](beast::error_code wait_ec) {
+        if (!wait_ec) accept();
+      });
+      return;
+    }
+    accept();
+  });
+}
+
+void HttpServer::watchAdded() {
+  auto next = router_.nextWatchDeadline();
+  if (next && (!armed_for_ || *next < *armed_for_)) armWatchTimer();
+}
+
+void HttpServer::armWatchTimer() {
+  auto next = router_.nextWatchDeadline();
+  armed_for_ = next;
+  if (!next) return;
+  watch_timer_.expires_at(*next);
+  watch_timer_.async_wait([this](beast::error_code ec) {
+    if (ec) return;  // re-armed or stopped
+    armed_for_.reset();
+    router_.expireWatchers(Router::Clock::now());
+    armWatchTimer();
+  });
+}
+
+}  // namespace elasticdns::central

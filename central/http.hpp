@@ -1,0 +1,142 @@
+#pragma once
+// Central's HTTP API. The Router maps a parsed request to a response without touching a
+// socket (tests call it directly); HttpServer owns the Beast listener and one Session per
+// connection, and enforces the size, connection and time limits.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "central/config.hpp"
+#include "central/state.hpp"
+#include "central/watch.hpp"
+#include "elasticdns/metrics.hpp"
+
+namespace elasticdns::central {
+
+constexpr int kMaxJsonDepth = 64;  // records are 3 levels deep; bounds recursive JSON code
+
+struct Request {
+  std::string method;  // "GET", "PUT", ...
+  std::string target;  // path and query, as sent
+  std::string authorization;
+  std::string body;
+};
+
+struct Response {
+  unsigned status = 200;
+  std::shared_ptr<const std::string> body;  // null: empty body
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Responder = std::function<void(Response)>;
+
+/// Bearer tokens. Admin may read and write; agent may read. An empty token matches nothing.
+struct Tokens {
+  std::string admin;
+  std::string agent;
+};
+
+class Router {
+ public:
+  using Clock = WatchRegistry::Clock;
+  /// Runs a function later on the same thread (io_context post); used to group the writes
+  /// that arrive together into one commit. Tests may run it at once.
+  using Post = std::function<void(std::function<void()>)>;
+
+  Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens, metrics::Registry& registry,
+         Post post);
+
+  /// Handles one request. `done` is called exactly once: at once, after the commit of a
+  /// write, or when a long-poll is woken or expires. Returns the watcher id when the request
+  /// became a long-poll (the caller cancels it with cancelWatch if the client goes away).
+  std::optional<uint64_t> handle(const Request& req, Responder done);
+  void cancelWatch(uint64_t id) { watchers_.remove(id); }
+  /// Answers the long-polls whose deadline passed.
+  void expireWatchers(Clock::time_point now);
+  std::optional<Clock::time_point> nextWatchDeadline() const { return watchers_.nextDeadline(); }
+  metrics::Registry& metrics() { return registry_; }
+
+  /// Body of an error response: {"error":{"field":...,"reason":...}}.
+  static std::string errorBody(const Error& e);
+
+ private:
+  struct Pending {
+    std::vector<WriteItem> items;
+    Responder done;
+    std::string what;  // for the response
+  };
+  enum class Access { kNone, kRead, kWrite };
+
+  Access authorize(const Request& req) const;
+  std::optional<uint64_t> getTopology(const std::string& query, Responder& done);
+  void enqueue(std::vector<WriteItem> items, Responder done);
+  void flush();
+  std::shared_ptr<const std::string> bodySince(uint64_t since);
+  void reply(Responder& done, unsigned status, std::string body);
+
+  TopologyState& state_;
+  WatchRegistry& watchers_;
+  Tokens tokens_;
+  metrics::Registry& registry_;
+  Post post_;
+  std::vector<Pending> pending_;
+  bool flush_scheduled_ = false;
+
+  metrics::Counter* responses_2xx_;
+  metrics::Counter* responses_4xx_;
+  metrics::Counter* responses_5xx_;
+  metrics::Counter* auth_failures_;
+  metrics::Counter* writes_;
+  metrics::Counter* changes_;
+  metrics::Counter* watchers_rejected_;
+  metrics::Counter* watchers_woken_;
+  metrics::Histogram* commit_seconds_;
+  metrics::Histogram* batch_size_;
+};
+
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};  // after EMFILE/ENFILE
+
+struct ServerLimits {
+  size_t max_connections = kDefaultMaxConnections;
+  std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, Router& router, ServerLimits limits);
+  /// Binds and listens; returns the bound endpoint (port 0 → the kernel's choice).
+  Result<boost::asio::ip::tcp::endpoint> listen(const std::string& address, uint16_t port);
+  void start();
+  void stop();
+
+  // Used by sessions.
+  Router& router() { return router_; }
+  const ServerLimits& limits() const { return limits_; }
+  void sessionOpened() { ++connections_; }
+  void sessionClosed() { --connections_; }
+  void watchAdded();
+
+ private:
+  void accept();
+  void armWatchTimer();
+
+  boost::asio::io_context& io_;
+  Router& router_;
+  ServerLimits limits_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer watch_timer_;
+  boost::asio::steady_timer accept_retry_;
+  std::optional<Router::Clock::time_point> armed_for_;
+  size_t connections_ = 0;
+  metrics::Counter* rejected_connections_;
+};
+
+}  // namespace elasticdns::central

@@ -1,0 +1,158 @@
+// elasticdns-central: wiring only. Reads the config, opens the store, serves the HTTP API.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/program_options.hpp>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "central/config.hpp"
+#include "central/http.hpp"
+#include "central/state.hpp"
+#include "central/store.hpp"
+#include "central/watch.hpp"
+
+namespace po = boost::program_options;
+using namespace elasticdns;
+using namespace elasticdns::central;
+
+namespace {
+
+[[noreturn]] void fatal(const std::string& what) {
+  std::cerr << "elasticdns-central: " << what << "\n";
+  std::exit(2);
+}
+
+std::string readFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fatal(std::string(what) + ": cannot read " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A token file holds the token on its first line; surrounding whitespace is ignored.
+std::string readToken(const std::string& path, const char* what) {
+  std::string s = readFile(path, what);
+  auto first = s.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) fatal(std::string(what) + ": " + path + " is empty");
+  auto last = s.find_last_not_of(" \t\r\n");
+  s = s.substr(first, last - first + 1);
+  if (s.find_first_of(" \t\r\n") != std::string::npos)
+    fatal(std::string(what) + ": " + path + " must hold one token without whitespace");
+  return s;
+}
+
+// 1,000s of watchers each hold a socket: use every descriptor the hard limit allows.
+void raiseFileLimit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  po::options_description opts("elasticdns-central options");
+  opts.add_options()("help,h", "show this help")("config", po::value<std::string>(),
+                                                 "YAML config file (flags override it)")(
+      "listen", po::value<std::string>(), "ADDR:PORT to listen on (port 0: the kernel picks)")(
+      "data-dir", po::value<std::string>(), "directory of the SQLite database")(
+      "admin-token-file", po::value<std::string>(), "file holding the admin (read-write) token")(
+      "agent-token-file", po::value<std::string>(), "file holding the agent (read-only) token")(
+      "durability", po::value<std::string>(), "full (fsync every commit) or normal")(
+      "log-level", po::value<std::string>(), "trace, debug, info, warn, error");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    fatal(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << opts << "\n";
+    return 0;
+  }
+
+  Config config;
+  if (vm.count("config")) {
+    std::string path = vm["config"].as<std::string>();
+    auto c = parseConfig(readFile(path, "config"));
+    if (!c) fatal(path + ": " + c.error().message());
+    config = c.value();
+  }
+  // Flags override the file; they go through the same validation.
+  std::string overrides;
+  for (auto [flag, key] : {std::pair{"listen", "listen"},
+                           {"data-dir", "data_dir"},
+                           {"admin-token-file", "admin_token_file"},
+                           {"agent-token-file", "agent_token_file"},
+                           {"durability", "durability"},
+                           {"log-level", "log_level"}}) {
+    if (!vm.count(flag)) continue;
+    auto c = parseConfig(
+        std::string(key) + ": " + nlohmann::json(vm[flag].as<std::string>()).dump(), config);
+    if (!c) fatal(std::string("--") + flag + ": " + c.error().reason);
+    config = c.value();
+  }
+  if (config.data_dir.empty()) fatal("--data-dir (or data_dir in the config) is required");
+  if (config.admin_token_file.empty())
+    fatal("--admin-token-file (or admin_token_file in the config) is required");
+
+  // Logs go to stderr: stdout's first line is the `listening on` line.
+  auto logger = spdlog::stderr_color_mt("central");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  raiseFileLimit();
+
+  Tokens tokens;
+  tokens.admin = readToken(config.admin_token_file, "admin token");
+  if (!config.agent_token_file.empty())
+    tokens.agent = readToken(config.agent_token_file, "agent token");
+
+  auto store = TopologyStore::open(config.data_dir, config.durability, config.change_log_retention);
+  if (!store) fatal(store.error().message());
+  auto state = TopologyState::load(std::move(store.value()), config.change_log_retention);
+  if (!state) fatal("loading " + config.data_dir + ": " + state.error().message());
+
+  boost::asio::io_context io(1);
+  metrics::Registry registry;
+  WatchRegistry watchers(config.max_watchers);
+  Router router(*state.value(), watchers, tokens, registry,
+                [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
+  HttpServer server(io, router, ServerLimits{config.max_connections, config.idle_timeout});
+  auto listen = parseListen(config.listen);
+  if (!listen) fatal("listen: bad address " + config.listen);
+  auto bound = server.listen(listen->first, listen->second);
+  if (!bound) fatal(bound.error().message());
+  server.start();
+  std::string host = bound->address().to_string();
+  if (bound->address().is_v6()) host = "[" + host + "]";
+  std::printf("listening on %s:%u\n", host.c_str(), unsigned(bound->port()));
+  std::fflush(stdout);
+  spdlog::info("central: listening on {}:{}, data in {}, index {}, durability {}", host,
+               bound->port(), config.data_dir, state.value()->index(),
+               config.durability == Durability::kFull ? "full" : "normal");
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code&, int sig) {
+    spdlog::info("central: signal {}, stopping", sig);
+    server.stop();
+    io.stop();
+  });
+  io.run();
+  // Every acknowledged write is committed already. Close the database (a clean checkpoint),
+  // then leave without unwinding the sessions still queued in the io_context.
+  state.value().reset();
+  std::fflush(stdout);
+  _exit(0);
+}

@@ -1,0 +1,89 @@
+#pragma once
+// Central's authoritative state: the in-memory topology that serves reads, the retained change
+// log that serves deltas, and the durable store behind both. A write is validated by the
+// caller (the router), turned into changes here, committed to the store in one transaction,
+// and only then visible to readers and watchers.
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "central/store.hpp"
+#include "elasticdns/model.hpp"
+#include "elasticdns/protocol.hpp"
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::central {
+
+/// One record to put (already validated) or one key to delete.
+struct WriteItem {
+  protocol::ChangeOp op = protocol::ChangeOp::kPut;
+  protocol::RecordKind kind = protocol::RecordKind::kServer;
+  std::string key;
+  std::variant<std::monostate, model::Server, model::Service, model::Container, model::Datasource>
+      record;
+};
+
+/// What a write became: committed (status 200, `index` is the topology index that includes
+/// it, unchanged when the write changed nothing), or refused (`status` 404/400/503, `error`).
+struct WriteOutcome {
+  int status = 200;
+  uint64_t index = 0;
+  uint64_t changes = 0;  // how many changes the write produced
+  std::optional<Error> error;
+};
+
+class TopologyState {
+ public:
+  /// Takes ownership of an opened store and loads it. `retention` bounds the change log.
+  static Result<std::unique_ptr<TopologyState>> load(std::unique_ptr<TopologyStore> store,
+                                                     uint64_t retention);
+
+  const model::Topology& topology() const { return topology_; }
+  uint64_t index() const { return topology_.index; }
+  /// Oldest change index still held; deltas are possible for any `since` >= oldest - 1.
+  uint64_t oldestChange() const;
+
+  /// Applies a batch of writes (each a list of items applied all-or-nothing) in one store
+  /// transaction (group commit). Returns one outcome per write, in order. Memory changes only
+  /// after the commit succeeded; on a store error every write of the batch fails with 503.
+  std::vector<WriteOutcome> apply(const std::vector<std::vector<WriteItem>>& writes);
+
+  /// GET /v1/topology body for a full snapshot (protocol::fullResponse, byte for byte),
+  /// rendered once per index.
+  std::shared_ptr<const std::string> fullBody();
+  /// protocol::deltaResponse body with the changes after `since`, or nullptr when the log no
+  /// longer holds them all or `since` is ahead of the index.
+  std::shared_ptr<const std::string> deltaBody(uint64_t since) const;
+
+  /// Serializes a full response without building a JSON tree of the whole topology (memory:
+  /// a tree of 100,000 containers is ~10x the text). Equal to fullResponse(t).dump().
+  static std::string renderFull(const model::Topology& t);
+
+ private:
+  TopologyState(std::unique_ptr<TopologyStore> store, uint64_t retention)
+      : store_(std::move(store)), retention_(retention) {}
+  // Computes the changes of one write against the current memory state plus `pending`.
+  std::optional<Error> plan(const std::vector<WriteItem>& items, uint64_t& next_index,
+                            std::vector<protocol::Change>& out, int& status);
+  void applyToMemory(const protocol::Change& c);
+  void recomputeLatest(const std::string& service);
+  std::optional<Error> reload();
+
+  std::unique_ptr<TopologyStore> store_;
+  uint64_t retention_;
+  model::Topology topology_;
+  std::map<std::string, std::set<std::string>> containers_by_service_;
+  std::deque<std::string> log_;  // serialized changes, consecutive indices
+  uint64_t log_first_ = 0;       // index of log_.front()
+  uint64_t next_generation_ = 1;
+  std::shared_ptr<const std::string> full_cache_;
+  uint64_t full_cache_index_ = UINT64_MAX;
+};
+
+}  // namespace elasticdns::central
