@@ -4,6 +4,5 @@ include(GNUInstallDirs)
 include(${CMAKE_CURRENT_LIST_DIR}/packaging.cmake)
 
 elasticdns_install_unit(${CMAKE_CURRENT_LIST_DIR}/elasticdns-central.service.in)
-elasticdns_install_program(elasticdns-central ${CMAKE_INSTALL_BINDIR})
-elasticdns_install_program(elasticdnsctl ${CMAKE_INSTALL_BINDIR})
+# The two programs are installed by central/central.cmake.
 elasticdns_install_config(${CMAKE_CURRENT_LIST_DIR}/central.example.yml central.yml)
