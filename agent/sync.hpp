@@ -13,6 +13,7 @@
 
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/model.hpp"
+#include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {
 
@@ -51,5 +52,29 @@ class SyncClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The steps of sync that need no network, exposed for tests.
+
+enum class SyncOutcome : uint8_t {
+  kPublished,  // a new snapshot to publish (`topology`)
+  kUnchanged,  // central answered, nothing changed (a long-poll that timed out)
+  kNeedFull,   // a delta that does not start at our index: ask for a full snapshot
+  kRejected,   // the response or the snapshot it yields is invalid (`error`); keep the old one
+};
+struct SyncStep {
+  SyncOutcome outcome = SyncOutcome::kRejected;
+  std::shared_ptr<const model::Topology> topology;
+  std::string error;
+};
+/// Decides what a GET /v1/topology response body means given the current snapshot (null =
+/// none). Validates everything before building the new snapshot; `current` is never modified.
+SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& current,
+                               std::string_view body);
+
+constexpr const char* kSnapshotFileName = "topology.json";
+/// Writes `t` to dir/topology.json atomically: temp file in `dir`, fsync, rename, fsync of `dir`.
+std::optional<Error> saveSnapshot(const std::filesystem::path& dir, const model::Topology& t);
+/// Reads and validates dir/topology.json (bounded size). An error names what is wrong.
+Result<model::Topology> loadSnapshot(const std::filesystem::path& dir);
 
 }  // namespace elasticdns::agent

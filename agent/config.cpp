@@ -1,0 +1,388 @@
+#include "agent/config.hpp"
+
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "elasticdns/validate.hpp"
+
+namespace elasticdns::agent {
+namespace {
+
+namespace ip = boost::asio::ip;
+constexpr uint16_t kDnsPort = 53;  // RFC 1035 4.2
+constexpr size_t kMaxListen = 16;
+constexpr size_t kMaxListEntries = 256;
+
+Error err(const std::string& key, const std::string& reason) {
+  return Error{key, reason};
+}
+
+Result<std::string> scalar(const YAML::Node& n, const std::string& key) {
+  if (!n.IsScalar()) return err(key, "must be a scalar");
+  return n.Scalar();
+}
+
+Result<bool> boolean(const YAML::Node& n, const std::string& key) {
+  auto s = scalar(n, key);
+  if (!s) return s.error();
+  if (s.value() == "true" || s.value() == "yes") return true;
+  if (s.value() == "false" || s.value() == "no") return false;
+  return err(key, "must be true or false");
+}
+
+Result<std::vector<std::string>> stringList(const YAML::Node& n, const std::string& key) {
+  if (n.IsNull()) return std::vector<std::string>{};
+  if (!n.IsSequence()) return err(key, "must be a list");
+  if (n.size() > kMaxListEntries) return err(key, "too many entries");
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n.size(); ++i) {
+    auto s = scalar(n[i], key + "/" + std::to_string(i));
+    if (!s) return s.error();
+    out.push_back(s.value());
+  }
+  return out;
+}
+
+/// "5s", "500ms" (rounded up to whole seconds), "2m", "1h", or a bare number of seconds.
+Result<std::chrono::seconds> duration(const YAML::Node& n, const std::string& key,
+                                      std::chrono::seconds max) {
+  auto s = scalar(n, key);
+  if (!s) return s.error();
+  static const std::regex re(R"(^([0-9]{1,9})(ms|s|m|h)?$)");
+  std::smatch m;
+  if (!std::regex_match(s.value(), m, re))
+    return err(key, "not a duration (e.g. 5s, 500ms, 2m): '" + s.value() + "'");
+  int64_t v = std::stoll(m[1]);
+  std::string unit = m[2];
+  int64_t secs = unit == "ms"  ? (v + 999) / 1000
+                 : unit == "m" ? v * 60
+                 : unit == "h" ? v * 3600
+                               : v;
+  if (secs > max.count()) return err(key, "more than " + std::to_string(max.count()) + "s");
+  return std::chrono::seconds(secs);
+}
+
+/// ADDR:PORT, [V6]:PORT; ADDR alone when `default_port` is set.
+Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& text, const std::string& key,
+                                                  std::optional<uint16_t> default_port) {
+  std::string host = text, port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos) return err(key, "missing ']' in '" + text + "'");
+    host = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return err(key, "expected ':' after ']' in '" + text + "'");
+      port = text.substr(close + 2);
+    }
+  } else if (std::count(text.begin(), text.end(), ':') == 1) {
+    auto colon = text.find(':');
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  boost::system::error_code ec;
+  ip::address a = ip::make_address(host, ec);
+  if (ec) return err(key, "not an IP address: '" + host + "'");
+  if (port.empty()) {
+    if (!default_port) return err(key, "missing ':PORT' in '" + text + "'");
+    return std::pair{a, *default_port};
+  }
+  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return err(key, "not a port: '" + port + "'");
+  unsigned long p = std::stoul(port);
+  if (p > 65535) return err(key, "port out of range: " + port);
+  return std::pair{a, static_cast<uint16_t>(p)};
+}
+
+const std::set<std::string> kTopKeys = {
+    "domain",       "listen",        "server_name", "central",   "upstreams",      "ttl",
+    "negative_ttl", "sticky_window", "stale_after", "state_dir", "allow_networks", "metrics_listen",
+    "bpf"};
+const std::set<std::string> kCentralKeys = {"urls", "token_file"};
+const std::set<std::string> kBpfKeys = {
+    "enabled", "cgroup", "redirect", "exclude_cgroups", "container_id_pattern", "pin_path"};
+
+std::optional<Error> unknownKeys(const YAML::Node& map, const std::set<std::string>& known,
+                                 const std::string& prefix) {
+  for (const auto& kv : map) {
+    if (!kv.first.IsScalar()) return err(prefix, "keys must be strings");
+    if (!known.count(kv.first.Scalar())) return err(prefix + kv.first.Scalar(), "unknown key");
+  }
+  return std::nullopt;
+}
+
+Result<BpfConfig> parseBpf(const YAML::Node& n) {
+  BpfConfig b;
+  if (n.IsNull()) return b;
+  if (!n.IsMap()) return err("bpf", "must be a mapping");
+  if (auto e = unknownKeys(n, kBpfKeys, "bpf/")) return *e;
+  if (n["enabled"]) {
+    auto v = boolean(n["enabled"], "bpf/enabled");
+    if (!v) return v.error();
+    b.enabled = v.value();
+  }
+  if (n["redirect"]) {
+    auto v = boolean(n["redirect"], "bpf/redirect");
+    if (!v) return v.error();
+    b.redirect = v.value();
+  }
+  for (const char* k : {"cgroup", "container_id_pattern", "pin_path"}) {
+    if (!n[k]) continue;
+    auto v = scalar(n[k], std::string("bpf/") + k);
+    if (!v) return v.error();
+    std::string key = k;
+    if (key == "cgroup") b.cgroup = v.value();
+    if (key == "pin_path") b.pin_path = v.value();
+    if (key == "container_id_pattern" && !v.value().empty()) {
+      try {
+        std::regex re(v.value(), std::regex::ECMAScript);
+        if (re.mark_count() != 1)
+          return err("bpf/container_id_pattern", "needs exactly one capture group");
+      } catch (const std::regex_error& e) {
+        return err("bpf/container_id_pattern", std::string("bad regex: ") + e.what());
+      }
+      b.container_id_pattern = v.value();
+    }
+  }
+  if (n["exclude_cgroups"]) {
+    auto v = stringList(n["exclude_cgroups"], "bpf/exclude_cgroups");
+    if (!v) return v.error();
+    b.exclude_cgroups = v.value();
+  }
+  if (b.enabled && b.cgroup.empty()) return err("bpf/cgroup", "required when bpf is enabled");
+  if (b.pin_path.empty() || b.pin_path[0] != '/')
+    return err("bpf/pin_path", "must be an absolute path");
+  return b;
+}
+
+Result<AgentConfig> parseNode(const YAML::Node& root) {
+  AgentConfig c;
+  if (root.IsNull()) {
+    c.listen.emplace_back(ip::make_address("127.0.0.1"), kDnsPort);
+    return c;
+  }
+  if (!root.IsMap()) return err("", "the config must be a YAML mapping");
+  if (auto e = unknownKeys(root, kTopKeys, "")) return *e;
+
+  if (root["domain"]) {
+    auto v = scalar(root["domain"], "domain");
+    if (!v) return v.error();
+    std::string d = v.value();
+    if (!d.empty() && d.back() == '.') d.pop_back();
+    if (!validate::isDnsName(d) || d.size() > 200)
+      return err("domain", "not a lowercase DNS name (at most 200 chars): '" + v.value() + "'");
+    c.domain = d;
+  }
+  if (root["listen"]) {
+    auto v = stringList(root["listen"], "listen");
+    if (!v) return v.error();
+    if (v->empty()) return err("listen", "must not be empty");
+    if (v->size() > kMaxListen) return err("listen", "at most 16 addresses");
+    for (size_t i = 0; i < v->size(); ++i) {
+      auto e = endpoint(v.value()[i], "listen/" + std::to_string(i), std::nullopt);
+      if (!e) return e.error();
+      c.listen.emplace_back(e->first, e->second);
+    }
+  } else {
+    c.listen.emplace_back(ip::make_address("127.0.0.1"), kDnsPort);
+  }
+  if (root["server_name"]) {
+    auto v = scalar(root["server_name"], "server_name");
+    if (!v) return v.error();
+    if (!validate::isDnsName(v.value()))
+      return err("server_name", "not a DNS name: '" + v.value() + "'");
+    c.server_name = v.value();
+  }
+  if (root["central"]) {
+    const YAML::Node& n = root["central"];
+    if (!n.IsMap()) return err("central", "must be a mapping");
+    if (auto e = unknownKeys(n, kCentralKeys, "central/")) return *e;
+    if (n["urls"]) {
+      auto v = stringList(n["urls"], "central/urls");
+      if (!v) return v.error();
+      for (size_t i = 0; i < v->size(); ++i) {
+        const auto& u = v.value()[i];
+        if (!(u.starts_with("http://") || u.starts_with("https://")) || u.size() < 9)
+          return err("central/urls/" + std::to_string(i),
+                     "must be an http:// or https:// URL: '" + u + "'");
+      }
+      c.central_urls = v.value();
+    }
+    if (n["token_file"]) {
+      auto v = scalar(n["token_file"], "central/token_file");
+      if (!v) return v.error();
+      c.central_token_file = v.value();
+    }
+  }
+  if (root["upstreams"]) {
+    auto v = stringList(root["upstreams"], "upstreams");
+    if (!v) return v.error();
+    for (size_t i = 0; i < v->size(); ++i) {
+      auto e = endpoint(v.value()[i], "upstreams/" + std::to_string(i), kDnsPort);
+      if (!e) return e.error();
+      if (e->second == 0) return err("upstreams/" + std::to_string(i), "port 0");
+      c.upstreams.emplace_back(e->first, e->second);
+    }
+  }
+  struct D {
+    const char* key;
+    std::chrono::seconds* out;
+    std::chrono::seconds max;
+  };
+  for (const D& d : {D{"ttl", &c.ttl, kMaxTtl}, D{"negative_ttl", &c.negative_ttl, kMaxTtl},
+                     D{"sticky_window", &c.sticky_window, kMaxTtl},
+                     D{"stale_after", &c.stale_after, std::chrono::seconds(365 * 86400)}}) {
+    if (!root[d.key]) continue;
+    auto v = duration(root[d.key], d.key, d.max);
+    if (!v) return v.error();
+    *d.out = v.value();
+  }
+  if (c.sticky_window.count() == 0) return err("sticky_window", "must be at least 1s");
+  if (root["state_dir"]) {
+    auto v = scalar(root["state_dir"], "state_dir");
+    if (!v) return v.error();
+    c.state_dir = v.value();
+  }
+  if (root["allow_networks"]) {
+    auto v = stringList(root["allow_networks"], "allow_networks");
+    if (!v) return v.error();
+    for (size_t i = 0; i < v->size(); ++i) {
+      auto cidr = parseCidr(v.value()[i]);
+      if (!cidr) return err("allow_networks/" + std::to_string(i), cidr.error().reason);
+      c.allow_networks.push_back(cidr.value());
+    }
+  }
+  if (root["metrics_listen"]) {
+    auto v = scalar(root["metrics_listen"], "metrics_listen");
+    if (!v) return v.error();
+    auto e = endpoint(v.value(), "metrics_listen", std::nullopt);
+    if (!e) return e.error();
+    c.metrics_listen = ip::tcp::endpoint(e->first, e->second);
+  }
+  if (root["bpf"]) {
+    auto b = parseBpf(root["bpf"]);
+    if (!b) return b.error();
+    c.bpf = b.value();
+  }
+  return c;
+}
+
+}  // namespace
+
+bool Cidr::contains(const ip::address& a) const {
+  auto bytesOf = [](const ip::address& x) {
+    if (x.is_v4()) return ip::make_address_v6(ip::v4_mapped, x.to_v4()).to_bytes();
+    return x.to_v6().to_bytes();
+  };
+  auto n = bytesOf(network);
+  auto b = bytesOf(a);
+  unsigned bits = network.is_v4() ? prefix + 96 : prefix;
+  for (unsigned i = 0; i < 16 && bits > 0; ++i) {
+    unsigned take = bits >= 8 ? 8 : bits;
+    uint8_t mask = static_cast<uint8_t>(0xFF << (8 - take));
+    if ((n[i] & mask) != (b[i] & mask)) return false;
+    bits -= take;
+  }
+  return true;
+}
+
+std::string Cidr::toString() const {
+  return network.to_string() + "/" + std::to_string(prefix);
+}
+
+Result<Cidr> parseCidr(const std::string& text) {
+  auto slash = text.find('/');
+  std::string addr = text.substr(0, slash);
+  boost::system::error_code ec;
+  Cidr c;
+  c.network = ip::make_address(addr, ec);
+  if (ec) return Error{"", "not a CIDR (ADDR/PREFIX): '" + text + "'"};
+  unsigned max = c.network.is_v4() ? 32 : 128;
+  c.prefix = max;
+  if (slash != std::string::npos) {
+    std::string p = text.substr(slash + 1);
+    if (p.empty() || p.size() > 3 || p.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(p) > max)
+      return Error{"", "bad prefix length in '" + text + "'"};
+    c.prefix = static_cast<unsigned>(std::stoul(p));
+  }
+  return c;
+}
+
+Result<AgentConfig> parseConfig(const std::string& yaml) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    return Error{"", "not valid YAML: line " + std::to_string(e.mark.line + 1) + ": " + e.msg};
+  }
+  try {
+    return parseNode(root);
+  } catch (const YAML::Exception& e) {
+    return Error{"", "bad config: " + e.msg};
+  }
+}
+
+Result<AgentConfig> loadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Error{path, "cannot read the config file"};
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = parseConfig(ss.str());
+  if (!c)
+    return Error{path + (c.error().field.empty() ? "" : ": " + c.error().field), c.error().reason};
+  return c;
+}
+
+std::vector<Cidr> defaultAllowNetworks(const std::vector<ip::udp::endpoint>& listen) {
+  std::vector<Cidr> out = {Cidr{ip::make_address("127.0.0.0"), 8},
+                           Cidr{ip::make_address("::1"), 128}};
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return out;
+  for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_netmask == nullptr) continue;
+    int fam = i->ifa_addr->sa_family;
+    if (fam != AF_INET && fam != AF_INET6) continue;
+    ip::address addr, mask;
+    if (fam == AF_INET) {
+      ip::address_v4::bytes_type a, m;
+      std::memcpy(a.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, 4);
+      std::memcpy(m.data(), &reinterpret_cast<sockaddr_in*>(i->ifa_netmask)->sin_addr, 4);
+      addr = ip::address_v4(a);
+      mask = ip::address_v4(m);
+    } else {
+      ip::address_v6::bytes_type a, m;
+      std::memcpy(a.data(), &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr, 16);
+      std::memcpy(m.data(), &reinterpret_cast<sockaddr_in6*>(i->ifa_netmask)->sin6_addr, 16);
+      addr = ip::address_v6(a);
+      mask = ip::address_v6(m);
+    }
+    unsigned prefix = 0;
+    auto count = [&](auto bytes) {
+      for (uint8_t b : bytes)
+        for (int k = 7; k >= 0; --k)
+          if (b & (1 << k)) ++prefix;
+    };
+    if (mask.is_v4())
+      count(mask.to_v4().to_bytes());
+    else
+      count(mask.to_v6().to_bytes());
+    Cidr net{addr, prefix};
+    for (const auto& l : listen) {
+      if (l.address().is_unspecified() || net.contains(l.address())) {
+        out.push_back(net);
+        break;
+      }
+    }
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+}  // namespace elasticdns::agent

@@ -1,0 +1,58 @@
+#pragma once
+// The agent's configuration file (YAML), README "Agent configuration". Strict: unknown keys,
+// wrong types and values out of range are errors naming the key.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include "agent/bpf_config.hpp"
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::agent {
+
+/// An address block, e.g. 10.0.0.0/8 or fd00::/8. IPv4 blocks also match v4-mapped IPv6.
+struct Cidr {
+  boost::asio::ip::address network;
+  unsigned prefix = 0;
+  bool contains(const boost::asio::ip::address& a) const;
+  std::string toString() const;
+};
+Result<Cidr> parseCidr(const std::string& text);
+
+struct AgentConfig {
+  std::string domain = "cloud66.local";
+  std::vector<boost::asio::ip::udp::endpoint> listen;  // default 127.0.0.1:53
+  std::string server_name;                             // this host in the topology
+  std::vector<std::string> central_urls;
+  std::string central_token_file;
+  /// Empty = the nameservers of /etc/resolv.conf minus the agent's own addresses.
+  std::vector<boost::asio::ip::udp::endpoint> upstreams;
+  std::chrono::seconds ttl{5};
+  std::chrono::seconds negative_ttl{5};
+  std::chrono::seconds sticky_window{60};
+  /// Past this age of the last contact with central, answers carry EDE 3 (Stale Answer).
+  std::chrono::seconds stale_after{60};
+  std::string state_dir;
+  /// Empty = loopback plus the networks of the listen addresses (defaultAllowNetworks()).
+  std::vector<Cidr> allow_networks;
+  std::optional<boost::asio::ip::tcp::endpoint> metrics_listen;
+  BpfConfig bpf;
+};
+
+constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo
+
+/// Parse the YAML text of a config. Errors: Error::field is the key ("listen/1", "ttl").
+Result<AgentConfig> parseConfig(const std::string& yaml);
+/// Read and parse a config file.
+Result<AgentConfig> loadConfig(const std::string& path);
+/// Loopback, plus the networks (from the interfaces) that contain the listen addresses; an
+/// unspecified listen address (0.0.0.0, ::) brings every interface's network.
+std::vector<Cidr> defaultAllowNetworks(const std::vector<boost::asio::ip::udp::endpoint>& listen);
+
+}  // namespace elasticdns::agent

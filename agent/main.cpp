@@ -1,0 +1,279 @@
+// elasticdns-agent: wiring only. Config → metrics → topology store → DNS server → forwarder →
+// sync → signals (SIGHUP reload, SIGTERM drain) → systemd notifications.
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/program_options.hpp>
+
+#include "agent/caller_identity.hpp"
+#include "agent/config.hpp"
+#include "agent/metrics_http.hpp"
+#include "agent/server.hpp"
+#include "agent/sync.hpp"
+#include "agent/topology_store.hpp"
+#include "agent/upstream.hpp"
+#include "elasticdns/metrics.hpp"
+
+namespace asio = boost::asio;
+using namespace elasticdns;
+using namespace elasticdns::agent;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM: longest wait for forwarded queries
+constexpr std::chrono::seconds kStaleCheckPeriod{1};
+constexpr const char* kResolvConf = "/etc/resolv.conf";
+
+ZoneConfig zoneConfigOf(const AgentConfig& c) {
+  ZoneConfig z;
+  z.domain = c.domain;
+  z.server_name = c.server_name;
+  z.ttl = c.ttl;
+  z.negative_ttl = c.negative_ttl;
+  z.sticky_window = c.sticky_window;
+  return z;
+}
+
+std::vector<Cidr> allowOf(const AgentConfig& c) {
+  return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
+}
+
+/// The token on the first line of `path`, whitespace trimmed.
+Result<std::string> readToken(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return Error{"central/token_file", "cannot read " + path};
+  auto b = token.find_first_not_of(" \t\r");
+  auto e = token.find_last_not_of(" \t\r");
+  token = b == std::string::npos ? "" : token.substr(b, e - b + 1);
+  if (token.empty()) return Error{"central/token_file", path + " holds no token"};
+  return token;
+}
+
+/// The configured upstreams, else resolv.conf's nameservers minus the agent's own addresses.
+std::vector<asio::ip::udp::endpoint> upstreamsOf(const AgentConfig& c) {
+  if (!c.upstreams.empty()) return c.upstreams;
+  std::vector<asio::ip::address> own;
+  for (const auto& l : c.listen) own.push_back(l.address());
+  return readResolvConf(kResolvConf, own);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace po = boost::program_options;
+  std::string config_path;
+  po::options_description opts("elasticdns-agent options");
+  opts.add_options()("help,h", "show this help")(
+      "config,c", po::value<std::string>(&config_path)->required(), "YAML config file");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, opts), vm);
+    if (vm.count("help")) {
+      std::cout << opts << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    std::cerr << "elasticdns-agent: " << e.what() << "\n" << opts << "\n";
+    return 2;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("agent"));  // stdout: "listening on" lines
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  auto loaded = loadConfig(config_path);
+  if (!loaded) {
+    std::cerr << "elasticdns-agent: bad config: " << loaded.error().message() << "\n";
+    return 2;
+  }
+  AgentConfig config = std::move(loaded.value());
+
+  metrics::Registry registry;
+  TopologyStore store;
+  NoCallerIdentity no_identity;
+  CallerIdentity* identity = &no_identity;
+  // BPF: the eBPF helper plugs BpfRuntime in here: when config.bpf.enabled,
+  //   auto bpf = BpfRuntime::start(config.bpf, RedirectTarget{...}, registry);
+  // on success `identity = &bpf.value()->identity();`, on failure log once what is degraded
+  // and keep NoCallerIdentity. The runtime must outlive `server` below.
+
+  asio::io_context control;  // signals, timers, forwarder, sync, metrics endpoint
+
+  std::string token;
+  if (!config.central_token_file.empty()) {
+    auto t = readToken(config.central_token_file);
+    if (!t) {
+      std::cerr << "elasticdns-agent: bad config: " << t.error().message() << "\n";
+      return 2;
+    }
+    token = t.value();
+  }
+
+  // Names outside the zone go to the upstreams; with none, they get REFUSED.
+  UpstreamConfig ucfg;
+  ucfg.servers = upstreamsOf(config);
+  if (ucfg.servers.empty())
+    spdlog::warn("upstream: no upstream resolvers; names outside {} get REFUSED", config.domain);
+  Forwarder forwarder(control, ucfg, registry);
+  auto have_upstreams = std::make_shared<std::atomic<bool>>(!ucfg.servers.empty());
+  ForwardFn forward = [&forwarder, have_upstreams](std::span<const uint8_t> query,
+                                                   Forwarder::Done done) {
+    if (!have_upstreams->load()) return done({});
+    forwarder.forward(query, std::move(done));
+  };
+
+  ServerOptions sopts;
+  sopts.listen = config.listen;
+  sopts.allow_networks = allowOf(config);
+  sopts.threads = std::max(1u, std::thread::hardware_concurrency());
+  DnsServer server(sopts, store, *identity, forward, registry);
+  if (auto e = server.bind()) {
+    std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
+    return 2;
+  }
+
+  std::unique_ptr<MetricsHttp> metrics_http;
+  if (config.metrics_listen) {
+    metrics_http = std::make_unique<MetricsHttp>(control, registry);
+    if (auto e = metrics_http->listen(*config.metrics_listen)) {
+      std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
+      return 2;
+    }
+  }
+
+  auto publish = [&store, &config](std::shared_ptr<const model::Topology> t) {
+    auto r = store.publish(std::move(t), zoneConfigOf(config));
+    if (!r)
+      spdlog::error("zone: snapshot not published: {}", r.error().message());
+    else
+      spdlog::info("zone: serving snapshot index {}", r.value());
+  };
+  SyncConfig scfg;
+  scfg.urls = config.central_urls;
+  scfg.token = token;
+  scfg.state_dir = config.state_dir;
+  SyncClient sync(control, scfg, registry, publish);
+  sync.start();  // publishes the persisted snapshot, if any, before returning
+
+  server.start();
+  for (const auto& ep : server.udpEndpoints())
+    std::cout << "listening on udp " << ep.address().to_string() << ":" << ep.port() << "\n";
+  for (const auto& ep : server.tcpEndpoints())
+    std::cout << "listening on tcp " << ep.address().to_string() << ":" << ep.port() << "\n";
+  if (metrics_http) {
+    auto ep = metrics_http->endpoint();
+    std::cout << "listening on metrics " << ep.address().to_string() << ":" << ep.port() << "\n";
+  }
+  std::cout.flush();
+  sd_notify(0, "READY=1");
+
+  // Serve-stale (RFC 8767): past stale_after without central, zone answers carry EDE 3. The
+  // age counts from the last contact, or from the start when central was never reached.
+  const Clock::time_point started = Clock::now();
+  asio::steady_timer stale_timer(control);
+  std::function<void()> check_stale = [&] {
+    if (!config.central_urls.empty()) {
+      auto since = std::max(sync.lastContact(), started);
+      server.setStale(Clock::now() - since > config.stale_after);
+    }
+    stale_timer.expires_after(kStaleCheckPeriod);
+    stale_timer.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) check_stale();
+    });
+  };
+  check_stale();
+
+  // SIGHUP: reload; a bad config is rejected and the old one keeps serving.
+  asio::signal_set hup(control, SIGHUP);
+  std::function<void()> wait_hup = [&] {
+    hup.async_wait([&](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      auto next = loadConfig(config_path);
+      if (!next) {
+        spdlog::error("config: reload rejected, keeping the old config: {}",
+                      next.error().message());
+      } else if (next->listen != config.listen || next->metrics_listen != config.metrics_listen ||
+                 next->central_urls != config.central_urls ||
+                 next->central_token_file != config.central_token_file ||
+                 next->state_dir != config.state_dir) {
+        spdlog::error(
+            "config: reload rejected: listen, metrics_listen, central and state_dir need a "
+            "restart");
+      } else if (auto r = store.reconfigure(zoneConfigOf(next.value())); !r) {
+        spdlog::error("config: reload rejected: {}", r.error().message());
+      } else {
+        config = std::move(next.value());
+        server.setAllowNetworks(allowOf(config));
+        auto servers = upstreamsOf(config);
+        have_upstreams->store(!servers.empty());
+        forwarder.setServers(std::move(servers));
+        spdlog::info("config: reloaded {}", config_path);
+      }
+      wait_hup();
+    });
+  };
+  wait_hup();
+
+  // WATCHDOG=1 at half the interval systemd asks for.
+  asio::steady_timer watchdog(control);
+  uint64_t watchdog_usec = 0;
+  std::function<void()> kick;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0) {
+    kick = [&] {
+      sd_notify(0, "WATCHDOG=1");
+      watchdog.expires_after(std::chrono::microseconds(watchdog_usec / 2));
+      watchdog.async_wait([&](const boost::system::error_code& ec) {
+        if (!ec) kick();
+      });
+    };
+    kick();
+  }
+
+  // SIGTERM/SIGINT: stop reading, let forwarded queries finish (bounded), exit 0.
+  asio::signal_set term(control, SIGTERM, SIGINT);
+  asio::steady_timer drain_timer(control);
+  Clock::time_point drain_deadline;
+  std::function<void()> wait_drain = [&] {
+    if (server.inFlight() == 0 || Clock::now() >= drain_deadline) {
+      if (server.inFlight() != 0)
+        spdlog::warn("server: {} forwarded queries unanswered at exit", server.inFlight());
+      control.stop();
+      return;
+    }
+    drain_timer.expires_after(std::chrono::milliseconds(10));
+    drain_timer.async_wait([&](const boost::system::error_code&) { wait_drain(); });
+  };
+  term.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("agent: signal {}, draining", sig);
+    sd_notify(0, "STOPPING=1");
+    server.stopReceiving();
+    sync.stop();
+    stale_timer.cancel();
+    hup.cancel();
+    watchdog.cancel();
+    if (metrics_http) metrics_http->stop();
+    drain_deadline = Clock::now() + kDrainBound;
+    wait_drain();
+  });
+
+  control.run();
+  server.join();
+  spdlog::info("agent: stopped");
+  return 0;
+}

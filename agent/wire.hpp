@@ -1,0 +1,130 @@
+#pragma once
+// DNS wire codec for the query path: a bounds-checked parser of a query (header, one question,
+// the OPT record) and writers of response headers and error responses. It reads bytes one by
+// one with explicit bounds; no struct is ever cast over packet bytes.
+//
+// Why a hand parser and not ldns_wire2pkt: tests/bench/agent_parse_bench.cpp measures both on
+// the same queries. On this machine kind ldns_wire2pkt + ldns_pkt_free costs ~1.0 µs a query
+// (it allocates the packet, the rr list and every rdf), the hand parser ~0.03 µs, against a
+// budget of ~4.4 µs a query in total at the per-core ceiling (RESULTS.md): ldns alone would
+// cost a fifth of the throughput. ldns stays the library that builds the answers
+// (agent/answers.cpp) and that the tests use to check them.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+namespace elasticdns::agent::wire {
+
+constexpr size_t kHeaderSize = 12;            // RFC 1035 4.1.1
+constexpr size_t kMaxNameWireLength = 255;    // RFC 1035 2.3.4
+constexpr size_t kMaxLabelLength = 63;        // RFC 1035 2.3.4
+constexpr size_t kMinUdpPayload = 512;        // RFC 1035 2.3.4
+constexpr size_t kMaxUdpPayload = 1232;       // DNS Flag Day 2020
+constexpr size_t kMaxMessageSize = 65535;     // TCP length prefix, RFC 1035 4.2.2
+constexpr size_t kMaxAdditionalRecords = 16;  // more in a query is hostile; FORMERR
+constexpr uint16_t kClassIn = 1;
+constexpr uint16_t kClassAny = 255;
+constexpr uint16_t kTypeA = 1;
+constexpr uint16_t kTypeNs = 2;
+constexpr uint16_t kTypeSoa = 6;
+constexpr uint16_t kTypeTxt = 16;
+constexpr uint16_t kTypeAaaa = 28;
+constexpr uint16_t kTypeSrv = 33;
+constexpr uint16_t kTypeOpt = 41;
+constexpr uint16_t kTypeIxfr = 251;
+constexpr uint16_t kTypeAxfr = 252;
+constexpr uint16_t kTypeAny = 255;
+constexpr uint16_t kEdnsOptionEde = 15;  // RFC 8914
+constexpr uint16_t kEdeStaleAnswer = 3;  // RFC 8914 4.4
+
+enum Rcode : uint8_t {
+  kNoError = 0,
+  kFormErr = 1,
+  kServFail = 2,
+  kNxDomain = 3,
+  kNotImp = 4,
+  kRefused = 5,
+};
+constexpr uint16_t kRcodeBadVers = 16;  // RFC 6891 9: extended rcode 1, header rcode 0
+
+// Header flag bits (second 16-bit word).
+constexpr uint16_t kFlagQr = 0x8000;
+constexpr uint16_t kFlagAa = 0x0400;
+constexpr uint16_t kFlagTc = 0x0200;
+constexpr uint16_t kFlagRd = 0x0100;
+constexpr uint16_t kFlagRa = 0x0080;
+constexpr uint16_t kFlagCd = 0x0010;
+
+/// A parsed query. `name` is the question name in lowercase presentation form without the
+/// trailing dot ("api.cloud66.local"; "" for the root). A byte of a label that is a '.' is
+/// stored as '\x01' so that dots always separate labels. Nothing here points into the packet.
+struct Query {
+  uint16_t id = 0;
+  uint16_t flags = 0;
+  uint8_t opcode = 0;
+  uint16_t qtype = 0;
+  uint16_t qclass = 0;
+  size_t question_end = 0;  // offset of the first byte after the question
+  char name[kMaxNameWireLength + 1] = {};
+  size_t name_len = 0;
+  bool has_edns = false;
+  uint16_t edns_udp_size = 0;  // as sent by the client
+  uint8_t edns_version = 0;
+  bool edns_do = false;
+  std::string_view nameView() const { return {name, name_len}; }
+};
+
+enum class ParseStatus : uint8_t {
+  kOk,
+  kDrop,     // not worth an answer: shorter than a header, or a response (QR set)
+  kFormErr,  // header readable, the rest malformed: answer FORMERR
+  kNotImp,   // opcode other than QUERY: answer NOTIMP
+};
+
+/// Parse a query. Never reads outside `packet`. On kFormErr/kNotImp, `q.id`, `q.flags` and
+/// `q.opcode` are set, and `q.question_end` is non-zero if the question itself was readable.
+ParseStatus parseQuery(std::span<const uint8_t> packet, Query& q) noexcept;
+
+/// Big-endian helpers over a byte buffer whose bounds the caller has checked.
+inline void put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+inline uint16_t get16(const uint8_t* p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
+
+/// Response flags for a query: QR, the query's opcode, RD and CD echoed, RA, `aa`, rcode.
+uint16_t responseFlags(const Query& q, bool aa, uint8_t rcode);
+
+/// Write the header and, when `q.question_end` is set, the question copied from `query` (so the
+/// client's case is echoed). Returns the bytes written, 0 if `out` is too small.
+size_t writeHeaderAndQuestion(const Query& q, std::span<const uint8_t> query, uint16_t flags,
+                              uint16_t ancount, uint16_t nscount, uint16_t arcount,
+                              std::span<uint8_t> out) noexcept;
+
+/// Size of the OPT record writeOpt() writes.
+constexpr size_t optSize(bool ede) {
+  return 11 + (ede ? 6 : 0);
+}
+/// Write an OPT record advertising `udp_size`, with extended rcode `ext_rcode` (upper 8 bits)
+/// and, if `ede`, an Extended DNS Error option with `ede_code`. `out` must hold optSize(ede).
+void writeOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool ede, uint16_t ede_code);
+
+/// A complete error response (FORMERR, NOTIMP, REFUSED, SERVFAIL): header, question if
+/// readable, OPT if the client sent one. Returns the length, 0 if `out` is too small.
+size_t writeErrorResponse(const Query& q, std::span<const uint8_t> query, uint16_t rcode,
+                          std::span<uint8_t> out) noexcept;
+
+/// The UDP payload limit for an answer to `q`: 512 without EDNS, else the client's size
+/// clamped to [512, kMaxUdpPayload].
+size_t udpLimit(const Query& q);
+
+}  // namespace elasticdns::agent::wire
