@@ -21,6 +21,7 @@
 
 #include "agent/caller_identity.hpp"
 #include "agent/config.hpp"
+#include "agent/ebpf.hpp"
 #include "agent/metrics_http.hpp"
 #include "agent/server.hpp"
 #include "agent/sync.hpp"
@@ -80,7 +81,8 @@ int main(int argc, char** argv) {
   std::string config_path;
   po::options_description opts("elasticdns-agent options");
   opts.add_options()("help,h", "show this help")(
-      "config,c", po::value<std::string>(&config_path)->required(), "YAML config file");
+      "config,c", po::value<std::string>(&config_path)->required(), "YAML config file")(
+      "detach", "detach the eBPF programs pinned under bpf.pin_path, remove the pins, and exit");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -102,15 +104,23 @@ int main(int argc, char** argv) {
     return 2;
   }
   AgentConfig config = std::move(loaded.value());
+  if (vm.count("detach")) {
+    std::string err = detachBpf(config.bpf);
+    if (!err.empty()) {
+      std::cerr << "elasticdns-agent: detach: " << err << "\n";
+      return 1;
+    }
+    std::cout << "detached: nothing pinned under " << config.bpf.pin_path << "\n";
+    return 0;
+  }
 
   metrics::Registry registry;
   TopologyStore store;
-  NoCallerIdentity no_identity;
-  CallerIdentity* identity = &no_identity;
-  // BPF: the eBPF helper plugs BpfRuntime in here: when config.bpf.enabled,
-  //   auto bpf = BpfRuntime::start(config.bpf, RedirectTarget{...}, registry);
-  // on success `identity = &bpf.value()->identity();`, on failure log once what is degraded
-  // and keep NoCallerIdentity. The runtime must outlive `server` below.
+  // BPF: the server needs an identity when constructed, BpfRuntime needs the bound port: the
+  // deferred identity is pointed at the eBPF one once it runs. `bpf` outlives `server`.
+  DeferredCallerIdentity deferred_identity;
+  CallerIdentity* identity = &deferred_identity;
+  std::unique_ptr<BpfRuntime> bpf;
 
   asio::io_context control;  // signals, timers, forwarder, sync, metrics endpoint
 
@@ -145,6 +155,20 @@ int main(int argc, char** argv) {
   if (auto e = server.bind()) {
     std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
     return 2;
+  }
+
+  if (config.bpf.enabled) {
+    auto started = BpfRuntime::start(config.bpf, redirectTargetOf(server.udpEndpoints()), registry);
+    if (started) {
+      bpf = std::move(started.value());
+      deferred_identity.set(&bpf->identity());
+    } else {
+      spdlog::error(
+          "ebpf: disabled: {}. Degraded: callers are identified by source address only, and "
+          "containers' DNS is not redirected (only those whose resolv.conf names the agent reach "
+          "it)",
+          started.error().message());
+    }
   }
 
   std::unique_ptr<MetricsHttp> metrics_http;

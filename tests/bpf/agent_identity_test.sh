@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The real elasticdns-agent with eBPF on real cgroups and network namespaces: versioned answers
+# that depend on which container asks, proven by socket identity (the topology gives the test
+# containers addresses that are NOT their source addresses, and two host-netns callers share one
+# source address), then an agent restart (the pinned programs stay attached; the new agent
+# reuses the pinned maps and swaps the pinned links), then
+# `elasticdns-agent --detach`.
+#   agent_identity_test.sh AGENT MUSL_CLIENT
+# Topology: api v1 (10.77.1.1) and api v2 (10.77.2.1); web v1 = ctrA, hostA; web v2 = ctrB,
+# hostB. A web v1 caller gets api v1, a web v2 caller api v2, an unknown caller the latest (v2).
+set -euo pipefail
+agent=$1 musl=$2
+
+skip() { echo "SKIP: $*"; exit 77; }
+[ "$(id -u)" -eq 0 ] || skip "needs root"
+for tool in ip dig getent bpftool; do command -v "$tool" >/dev/null || skip "$tool missing"; done
+[ -x "$musl" ] || skip "musl client not built (musl-tools)"
+cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+[ -n "$cgmount" ] || skip "no cgroup2 mount"
+
+id=$$
+tmp=$(mktemp -d)
+parent_rel=edns-agent-$id
+parent=$cgmount/$parent_rel
+pin=/sys/fs/bpf/edns-agent-$id
+br=ednsag$id
+net=10.$((id % 200 + 20)).$(((id / 200) % 250 + 1))
+addr=$net.1
+bh=192.0.2.$(((id + 7) % 250 + 1))
+nsA=edns-aa-$id nsB=edns-ab-$id
+pids=()
+
+cleanup() {
+  local rc=$?
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  [ -f "$tmp/agent1.yaml" ] && "$agent" --config "$tmp/agent1.yaml" --detach >/dev/null 2>&1
+  for ns in "$nsA" "$nsB"; do ip netns del "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns"; done
+  ip link del "$br" 2>/dev/null
+  ip route del blackhole "$bh/32" 2>/dev/null
+  for cg in "$parent"/*/ "$parent"; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
+  rm -rf "$tmp"
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+fail() { echo "FAIL: $*"; for f in "$tmp"/*.out; do echo "--- $f"; tail -30 "$f"; done; exit 1; }
+
+mkdir "$parent"
+for cg in ctrA-$id ctrB-$id hostA-$id hostB-$id; do mkdir "$parent/$cg"; done
+ip link add "$br" type bridge
+ip addr add "$addr/24" dev "$br"
+ip link set "$br" up
+ip route add blackhole "$bh/32"
+i=10
+for ns in "$nsA" "$nsB"; do
+  i=$((i + 1))
+  ip netns add "$ns"
+  ip link add "w$i-$id" type veth peer name eth0 netns "$ns"
+  ip link set "w$i-$id" master "$br" up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$net.$i/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add blackhole "$bh/32"
+  mkdir -p "/etc/netns/$ns"
+  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$bh" >"/etc/netns/$ns/resolv.conf"
+done
+
+mkdir "$tmp/state"
+cat >"$tmp/state/topology.json" <<JSON
+{"index": 1,
+ "servers": [{"name": "host1", "address": "$addr"}],
+ "services": [{"name": "api"}, {"name": "web"}],
+ "versions": [{"name": "v1", "generation": 1}, {"name": "v2", "generation": 2}],
+ "containers": [
+  {"id": "api-1", "service": "api", "version": "v1", "server": "host1", "address": "10.77.1.1"},
+  {"id": "api-2", "service": "api", "version": "v2", "server": "host1", "address": "10.77.2.1"},
+  {"id": "ctrA-$id", "service": "web", "version": "v1", "server": "host1", "address": "10.77.9.1"},
+  {"id": "ctrB-$id", "service": "web", "version": "v2", "server": "host1", "address": "10.77.9.2"},
+  {"id": "hostA-$id", "service": "web", "version": "v1", "server": "host1", "address": "10.77.9.3"},
+  {"id": "hostB-$id", "service": "web", "version": "v2", "server": "host1", "address": "10.77.9.4"}]}
+JSON
+write_config() { # write_config FILE PORT
+  cat >"$1" <<YAML
+listen: ["$addr:$2"]
+server_name: host1
+state_dir: $tmp/state
+upstreams: ["$bh:53"]
+allow_networks: [$net.0/24]
+bpf:
+  enabled: true
+  cgroup: $parent_rel
+  redirect: true
+  pin_path: $pin
+YAML
+}
+write_config "$tmp/agent1.yaml" 0
+
+wait_for() {
+  for _ in $(seq 1 200); do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  fail "timed out waiting for /$2/ in $1"
+}
+wait_exit() {
+  for _ in $(seq 1 400); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$1" 2>/dev/null && echo "pid $1 did not exit in time"
+  wait "$1"
+}
+run_in() {
+  local cg=$1 ns=$2
+  shift 3
+  if [ -n "$ns" ]; then
+    sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$@"' "$parent/$cg" "$ns" "$@"
+  else
+    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$parent/$cg" "$@"
+  fi
+}
+expect() {
+  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
+  echo "ok: $1 -> $2"
+}
+
+"$agent" --config "$tmp/agent1.yaml" >"$tmp/agent1.out" 2>&1 &
+a1=$!
+pids+=("$a1")
+wait_for "$tmp/agent1.out" '^listening on udp '
+port=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent1.out")
+grep -q 'ebpf: attached' "$tmp/agent1.out" || fail "agent 1 did not attach eBPF"
+echo "agent 1 on $addr:$port"
+
+expect "glibc getent in ctrA (web v1)" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.1.1
+expect "glibc getent in ctrB (web v2)" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.2.1
+run_in "ctrA-$id" "$nsA" -- "$musl" api.cloud66.local 20 10.77.1.1 >"$tmp/musl.out" || fail "static musl in ctrA"
+echo "ok: static musl in ctrA: $(cat "$tmp/musl.out")"
+expect "dig +tcp in ctrA" "$(run_in "ctrA-$id" "$nsA" -- dig +tcp +short +tries=1 +time=2 api.cloud66.local)" 10.77.1.1
+expect "dig +tcp in ctrB" "$(run_in "ctrB-$id" "$nsB" -- dig +tcp +short +tries=1 +time=2 api.cloud66.local)" 10.77.2.1
+expect "host-netns hostA (web v1)" "$(run_in "hostA-$id" "" -- dig +short +tries=1 +time=2 @"$bh" api.cloud66.local)" 10.77.1.1
+expect "host-netns hostB (web v2)" "$(run_in "hostB-$id" "" -- dig +short +tries=1 +time=2 @"$bh" api.cloud66.local)" 10.77.2.1
+expect "unknown caller (latest)" "$(dig +short +tries=1 +time=2 @"$addr" -p "$port" api.cloud66.local)" 10.77.2.1
+
+# Restart: the pinned programs stay attached while no agent runs; the new agent (same port)
+# reuses the pinned maps and swaps the programs in place. (A restart WITHOUT a gap needs the
+# agent's listeners to join the port's SO_REUSEPORT group while the old agent still serves;
+# redirect_identity_test.sh proves the eBPF side of that with its responder.)
+write_config "$tmp/agent2.yaml" "$port"
+kill -TERM "$a1"
+wait_exit "$a1" || fail "agent 1 exit status $?"
+[ "$(bpftool cgroup show "$parent" | tail -n +2 | wc -l)" -eq 9 ] || fail "programs detached when agent 1 stopped"
+echo "ok: the 9 programs stay attached while no agent runs"
+"$agent" --config "$tmp/agent2.yaml" >"$tmp/agent2.out" 2>&1 &
+a2=$!
+pids+=("$a2")
+wait_for "$tmp/agent2.out" '^listening on udp '
+grep -q 'reused pinned maps' "$tmp/agent2.out" || fail "agent 2 did not reuse the pinned maps"
+expect "ctrA after restart" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.1.1
+expect "ctrB after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.2.1
+
+kill -TERM "$a2"
+wait_exit "$a2" || fail "agent 2 exit status $?"
+"$agent" --config "$tmp/agent1.yaml" --detach || fail "detach"
+[ ! -e "$pin" ] || fail "pins left: $(ls "$pin")"
+[ -z "$(bpftool cgroup show "$parent" | tail -n +2)" ] || fail "programs still attached"
+echo "ok: elasticdns-agent --detach left no pin and no program"
+echo PASS
