@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 #include <nlohmann/json_fwd.hpp>
 
+#include "agent/docker_config.hpp"
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/model.hpp"
 #include "elasticdns/result.hpp"
@@ -33,16 +34,6 @@ constexpr std::string_view kDockerVersionLabel = "elasticdns.version";
 /// later engine still serves it.
 constexpr std::string_view kDockerApiVersion = "v1.41";
 constexpr size_t kMaxDockerEventLine = 64 * 1024;  // one event is ~1 KiB; bounds a bad stream
-
-/// The `docker:` section of the agent's configuration.
-struct DockerConfig {
-  bool enabled = false;
-  std::string socket = "/var/run/docker.sock";
-  /// Networks whose address a container is registered with, in order of preference. When
-  /// none of them has an address (or the list is empty), the first network, by name, that has
-  /// one is used.
-  std::vector<std::string> networks;
-};
 
 /// What Docker says about one labelled container.
 struct ObservedContainer {

@@ -7,5 +7,5 @@ include(${CMAKE_CURRENT_LIST_DIR}/../central/packaging.cmake)
 
 elasticdns_install_unit(${CMAKE_CURRENT_LIST_DIR}/elasticdns-agent.service.in)
 elasticdns_install_unit(${CMAKE_CURRENT_LIST_DIR}/elasticdns-agent.socket.in)
-elasticdns_install_program(elasticdns-agent ${CMAKE_INSTALL_SBINDIR})
+# The program itself is installed by agent/dns.cmake.
 elasticdns_install_config(${CMAKE_CURRENT_LIST_DIR}/agent.example.yml agent.yml)

@@ -44,21 +44,6 @@ function(elasticdns_install_config source name)
   set_property(GLOBAL APPEND PROPERTY ELASTICDNS_CONFFILES ${ELASTICDNS_CONFIG_DIR}/${name})
 endfunction()
 
-# Installs an executable target once every folder has been read (the fragment that defines
-# it may come after this one), and says so if the target is not part of this build.
-function(elasticdns_install_program target destination)
-  # Deferred arguments are expanded when the call runs: expand them now.
-  cmake_language(EVAL CODE "cmake_language(DEFER DIRECTORY \"${CMAKE_SOURCE_DIR}\"
-                 CALL _elasticdns_install_program ${target} ${destination})")
-endfunction()
-function(_elasticdns_install_program target destination)
-  if(TARGET ${target})
-    install(TARGETS ${target} RUNTIME DESTINATION ${destination})
-  else()
-    message(STATUS "elasticdns: ${target} is not built; it is left out of the installation")
-  endif()
-endfunction()
-
 install(FILES ${CMAKE_SOURCE_DIR}/README.md
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/elasticdns)
 # The state directory; the units also create it (StateDirectory=), the .deb's postinst too.
@@ -79,9 +64,11 @@ service, choosing by the caller's release version and host (eBPF identifies the 
 forwards every other name. It mirrors its topology from elasticdns-central, an HTTP service
 with an SQLite store; elasticdnsctl edits it. The agent discovers Docker containers by label.")
   set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-  set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-  # Install into a staging DESTDIR with the real prefix: /etc and /var stay absolute.
+  # Install into a staging DESTDIR with the real prefix (/usr, whatever the build's
+  # CMAKE_INSTALL_PREFIX): /etc and /var stay absolute.
   set(CPACK_SET_DESTDIR ON)
+  set(CPACK_INSTALL_PREFIX /usr)
+  set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
   set(CPACK_STRIP_FILES ON)
   set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
   set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
