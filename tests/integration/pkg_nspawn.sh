@@ -53,7 +53,7 @@ ln -s /etc/systemd/system/elasticdns-pkgtest.service \
   "$root/etc/systemd/system/multi-user.target.wants/elasticdns-pkgtest.service"
 
 start=$(date +%s)
-timeout --kill-after=15 360 systemd-nspawn --quiet --boot --private-network --register=no \
+timeout --kill-after=15 360 systemd-nspawn --quiet --boot --private-network --register=no --keep-unit \
   --machine="$machine" --directory="$root" --console=pipe </dev/null >"$tmp/console.log" 2>&1 &
 nspawn_pid=$!
 wait "$nspawn_pid" || true
