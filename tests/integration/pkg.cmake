@@ -6,6 +6,7 @@
 #                          config kept), remove (eBPF detached), purge (nothing left)
 #   pkg.restart_no_drop    in the container: dig in a loop across 5 `systemctl restart`s of
 #                          the agent, no failed query (socket activation)
+#   pkg.docker_discovery   the agent's Docker discovery against a real dockerd and central
 # The container tests need root, systemd-nspawn and debootstrap (SKIPPED without); the first
 # run debootstraps Debian 12 into /var/cache/elasticdns-test (~1-4 min), later runs reuse it.
 set(pkg_dir ${CMAKE_CURRENT_LIST_DIR})
@@ -26,4 +27,11 @@ if(TARGET elasticdns-agent AND TARGET elasticdns-central AND TARGET elasticdnsct
 else()
   message(STATUS "pkg tests: elasticdns-agent, elasticdns-central or elasticdnsctl not built, "
                  "packaging tests not declared")
+endif()
+
+# Docker discovery against a real dockerd (root, docker.io, busybox-static; SKIPPED without).
+if(TARGET elasticdns-agent AND TARGET elasticdns-central AND TARGET elasticdnsctl)
+  add_test(NAME pkg.docker_discovery
+           COMMAND bash ${pkg_dir}/pkg_docker_discovery.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(pkg.docker_discovery PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 300)
 endif()
