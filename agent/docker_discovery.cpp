@@ -124,7 +124,7 @@ Result<CentralUrl> parseCentralUrl(std::string_view url) {
 }
 
 template <class Stream>
-asio::awaitable<Result<HttpReply>> exchange(Stream& stream, http::request<http::string_body> req,
+asio::awaitable<Result<HttpReply>> exchange(Stream& stream, http::request<http::string_body>& req,
                                             size_t body_limit) {
   error_code ec;
   req.prepare_payload();
@@ -314,7 +314,7 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
     if (ec) co_return Error{"docker", options_.docker.socket + ": " + ec.message()};
     http::request<http::string_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "localhost");
-    auto reply = co_await exchange(stream, std::move(req), kMaxDockerBody);
+    auto reply = co_await exchange(stream, req, kMaxDockerBody);
     if (!reply) co_return Error{"docker", target + ": " + reply.error().reason};
     co_return reply;
   }
@@ -352,7 +352,7 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
       req.set(http::field::authorization, "Bearer " + options_.token);
       if (!body.empty()) req.set(http::field::content_type, "application/json");
       req.body() = body;
-      auto reply = co_await exchange(stream, std::move(req), kMaxCentralBody);
+      auto reply = co_await exchange(stream, req, kMaxCentralBody);
       if (reply) co_return reply;
       last = Error{"docker", url + ": " + reply.error().reason};
       if (stopping_) break;
@@ -367,7 +367,8 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
     if (stopping_) co_return Error{"docker", "stopping"};
     std::string target = "/v1/containers/" + id;
     http::verb method = put ? http::verb::put : http::verb::delete_;
-    auto reply = co_await central(method, target, put ? protocol::toJson(*put).dump() : "");
+    std::string body = put ? protocol::toJson(*put).dump() : "";
+    auto reply = co_await central(method, target, body);
     if (!reply) {
       writes_failed_.inc();
       co_return reply.error();
@@ -399,8 +400,8 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<Result<std::optional<ObservedContainer>>> inspect(const std::string& id) {
-    auto reply =
-        co_await docker("/" + std::string(kDockerApiVersion) + "/containers/" + id + "/json");
+    std::string target = "/" + std::string(kDockerApiVersion) + "/containers/" + id + "/json";
+    auto reply = co_await docker(target);
     if (!reply) co_return reply.error();
     if (reply->status == 404) co_return std::optional<ObservedContainer>();  // gone meanwhile
     if (reply->status != 200)
@@ -411,8 +412,11 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
   }
 
   asio::awaitable<std::optional<Error>> reconcile() {
-    auto list = co_await docker("/" + std::string(kDockerApiVersion) +
-                                "/containers/json?all=1&filters=" + labelFilter(false));
+    // Arguments of co_await'ed calls are named locals: GCC 12 has destroyed temporaries in a
+    // co_await expression twice.
+    std::string list_target = "/" + std::string(kDockerApiVersion) +
+                              "/containers/json?all=1&filters=" + labelFilter(false);
+    auto list = co_await docker(list_target);
     if (!list) co_return list.error();
     json ids = json::parse(list->body, nullptr, false);
     if (list->status != 200 || !ids.is_array())
@@ -420,7 +424,8 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
     std::vector<ObservedContainer> observed;
     for (const auto& c : ids) {
       if (!c.is_object() || !c.contains("Id") || !c["Id"].is_string()) continue;
-      auto o = co_await inspect(c["Id"].get<std::string>());
+      std::string id = c["Id"].get<std::string>();
+      auto o = co_await inspect(id);
       if (!o) {
         // A transport error ends the session; a container with bad labels is only skipped.
         if (!isContainerError(o.error())) co_return o.error();
@@ -429,7 +434,9 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
       }
       if (o.value()) observed.push_back(std::move(*o.value()));
     }
-    auto topo = co_await central(http::verb::get, "/v1/topology", {});
+    std::string topology_target = "/v1/topology";
+    std::string no_body;
+    auto topo = co_await central(http::verb::get, topology_target, no_body);
     if (!topo) co_return topo.error();
     if (topo->status != 200)
       co_return Error{"docker", "GET /v1/topology: status " + std::to_string(topo->status)};

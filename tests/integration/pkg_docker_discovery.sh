@@ -9,7 +9,8 @@
 #      stale one removed, S and U ignored, the other server's container untouched; the agent
 #      answers api.cloud66.local with A's address
 #   3. docker run B → running; docker stop B → draining (left out of answers); docker rm B → gone
-#   4. agent stopped; A stopped, C started meanwhile; agent restarted → A draining, C running
+#   4. agent stopped; A stopped, C started meanwhile (central unchanged); agent restarted →
+#      A draining, C running; docker rm A → A gone
 #   5. the agent's per-server token cannot write another server's container (403)
 # Needs root, dockerd, busybox-static, curl, dig (scripts/install-deps.sh); exits 77 without.
 #   pkg_docker_discovery.sh <build dir>
@@ -50,6 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT
 in_ns() { nsenter --net="/run/netns/$ns" "$@"; }
+# For `bg_in_ns ... &`: exec, so that $! is the daemon itself (nsenter execs it too), not a
+# subshell, and cleanup() kills the right process.
+bg_in_ns() { exec nsenter --net="/run/netns/$ns" "$@"; }
 # Polls a command until it succeeds, for at most $1 seconds.
 wait_for() {
   local deadline=$(($(date +%s) + $1))
@@ -65,7 +69,7 @@ ip netns add "$ns"
 ip -n "$ns" link set lo up
 
 # dockerd through nsenter (not `ip netns exec`, which remounts /sys and hides the cgroups).
-in_ns dockerd --data-root "$tmp/data" --exec-root "$tmp/x" --pidfile "$tmp/docker.pid" \
+bg_in_ns dockerd --data-root "$tmp/data" --exec-root "$tmp/x" --pidfile "$tmp/docker.pid" \
   -H "unix://$sock" --containerd-namespace "edns-$$" --containerd-plugins-namespace "edns-$$-p" \
   --iptables=false --ip6tables=false --ip-masq=false --userland-proxy=false \
   --bip 10.213.0.1/24 >"$tmp/dockerd.log" 2>&1 &
@@ -87,11 +91,11 @@ run() {  # run NAME [labels...]: a sleeping container on appnet and the default 
 }
 ip_of() { dk inspect -f '{{(index .NetworkSettings.Networks "appnet").IPAddress}}' "$1"; }
 id_of() { dk inspect -f '{{.Id}}' "$1"; }
-run a --label elasticdns.service=api --label elasticdns.version=v1
-run s --label elasticdns.service=api --label elasticdns.version=v1
-dk stop -t 1 s >/dev/null
-run u
-A=$(id_of a) A_IP=$(ip_of a) S=$(id_of s) U=$(id_of u)
+run edns-a --label elasticdns.service=api --label elasticdns.version=v1
+run edns-s --label elasticdns.service=api --label elasticdns.version=v1
+dk stop -t 1 edns-s >/dev/null
+run edns-u
+A=$(id_of edns-a) A_IP=$(ip_of edns-a) S=$(id_of edns-s) U=$(id_of edns-u)
 
 # Central, with an admin token, the shared agent token and per-server agent tokens.
 echo "admin-0123456789abcdef0123456789" >"$tmp/admin.token"
@@ -100,7 +104,7 @@ echo "host1-0123456789abcdef0123456789" >"$tmp/host1.token"
 printf '%s host1\n%s host2\n' "$(cat "$tmp/host1.token")" "host2-0123456789abcdef0123456789" \
   >"$tmp/agent-tokens"
 mkdir -p "$tmp/central"
-in_ns "$build/central/elasticdns-central" --listen 127.0.0.1:0 --data-dir "$tmp/central" \
+bg_in_ns "$build/central/elasticdns-central" --listen 127.0.0.1:0 --data-dir "$tmp/central" \
   --admin-token-file "$tmp/admin.token" --agent-token-file "$tmp/agent.token" \
   --agent-tokens-file "$tmp/agent-tokens" >"$tmp/central.out" 2>"$tmp/central.err" &
 pids+=($!)
@@ -143,7 +147,7 @@ docker:
   networks: [appnet]
 YAML
 start_agent() {
-  in_ns "$build/agent/elasticdns-agent" --config "$tmp/agent.yml" >"$tmp/agent.out" 2>>"$tmp/agent.err" &
+  bg_in_ns "$build/agent/elasticdns-agent" --config "$tmp/agent.yml" >"$tmp/agent.out" 2>>"$tmp/agent.err" &
   agent_pid=$!
   pids+=("$agent_pid")
   wait_for 20 grep -q '^listening on udp' "$tmp/agent.out" || fail "agent did not start"
@@ -160,24 +164,29 @@ expect 30 "state('$A') == 'running' and c['$A']['address'] == '$A_IP' and c['$A'
 wait_for 30 answers_with "$A_IP" || fail "the agent does not answer api.cloud66.local with A ($A_IP)"
 echo "ok: the agent answers api.cloud66.local with A's address"
 
-run b --label elasticdns.service=api --label elasticdns.version=v2
-B=$(id_of b) B_IP=$(ip_of b)
+run edns-b --label elasticdns.service=api --label elasticdns.version=v2
+B=$(id_of edns-b) B_IP=$(ip_of edns-b)
 expect 20 "state('$B') == 'running' and c['$B']['address'] == '$B_IP' and c['$B']['version'] == 'v2'" \
   "docker run: B registered running"
-dk stop -t 1 b >/dev/null
+dk stop -t 1 edns-b >/dev/null
 expect 20 "state('$B') == 'draining'" "docker stop: B draining"
 wait_for 30 answers_without "$B_IP" || fail "a draining container is still answered"
-dk rm b >/dev/null
+dk rm edns-b >/dev/null
 expect 20 "'$B' not in c" "docker rm: B removed"
 
 kill "$agent_pid"
 wait "$agent_pid" || true
-dk stop -t 1 a >/dev/null
-run c --label elasticdns.service=api --label elasticdns.version=v3
-C=$(id_of c) C_IP=$(ip_of c)
+kill -0 "$agent_pid" 2>/dev/null && fail "the agent did not stop"
+dk stop -t 1 edns-a >/dev/null
+run edns-c --label elasticdns.service=api --label elasticdns.version=v3
+C=$(id_of edns-c) C_IP=$(ip_of edns-c)
+check "state('$A') == 'running' and '$C' not in c" ||
+  fail "central changed while the agent was down: no agent should have written"
 start_agent
 expect 30 "state('$A') == 'draining' and state('$C') == 'running' and c['$C']['address'] == '$C_IP'" \
   "reconcile after the agent was down: A draining, C running"
+dk rm edns-a >/dev/null
+expect 20 "'$A' not in c" "docker rm of a container stopped while the agent was down: A removed"
 
 status=$(in_ns curl -s -o /dev/null -w '%{http_code}' -X PUT \
   -H "Authorization: Bearer $(cat "$tmp/host1.token")" -H 'Content-Type: application/json' \
@@ -191,5 +200,8 @@ echo "ok: host1's token cannot write host2's containers"
 metrics=$(in_ns curl -s "http://$(sed -n 's/^listening on metrics //p' "$tmp/agent.out")/metrics")
 grep -qx 'elasticdns_docker_connected 1' <<<"$metrics" || fail "metrics: not connected: $metrics"
 grep -q '^elasticdns_docker_reconciles_total [1-9]' <<<"$metrics" || fail "metrics: no reconcile"
+grep -q '^elasticdns_docker_writes_total{result="ok"} [3-9]' <<<"$metrics" ||
+  fail "metrics: the restarted agent should have written 3 times: $metrics"
+grep -q '^elasticdns_docker_events_total [1-9]' <<<"$metrics" || fail "metrics: no event counted"
 grep '^elasticdns_docker' <<<"$metrics"
 echo "PASS: Docker discovery against dockerd $(dk version -f '{{.Server.Version}}')"
