@@ -41,7 +41,21 @@ for t in admin agent; do
   [ "$(stat -c %a /etc/elasticdns/$t.token)" = 600 ] || fail "$t.token is not 0600"
 done
 wait_for 10 answer nothing.cloud66.local || fail "agent does not answer"
-echo "agent answers; $(pins) pinned object(s) under /sys/fs/bpf/elasticdns"
+
+# eBPF on the container's system.slice, when the container has a bpffs (pkg_nspawn.sh): the
+# agent runs with the unit's capabilities and pins its programs and maps.
+bpf=no
+if grep -q ' /sys/fs/bpf bpf ' /proc/mounts; then
+  bpf=yes
+  step "enable eBPF in agent.yml"
+  awk '/^bpf:/{b=1} b && /enabled: false/{sub("enabled: false", "enabled: true"); b=0} {print}' \
+    /etc/elasticdns/agent.yml >/tmp/agent.yml && cp /tmp/agent.yml /etc/elasticdns/agent.yml
+  systemctl restart elasticdns-agent || fail "restart with eBPF"
+  journalctl -u elasticdns-agent --no-pager | grep 'ebpf:' | tail -1
+  [ "$(pins)" -gt 0 ] || fail "eBPF enabled but nothing pinned under /sys/fs/bpf/elasticdns"
+  wait_for 10 answer nothing.cloud66.local || fail "agent does not answer with eBPF"
+fi
+echo "agent answers; eBPF $bpf, $(pins) pinned object(s) under /sys/fs/bpf/elasticdns"
 
 if [ "$mode" = restart ]; then
   step "central with one container"
@@ -112,6 +126,10 @@ cmp /etc/elasticdns/admin.token /tmp/admin.token || fail "the upgrade changed th
 wait_for 20 systemctl is-active elasticdns-agent.service || fail "agent not running after upgrade"
 [ "$(systemctl show -P MainPID elasticdns-agent)" != "$pid_before" ] || fail "agent not restarted"
 wait_for 10 answer nothing.cloud66.local || fail "agent does not answer after the upgrade"
+if [ "$bpf" = yes ]; then
+  [ "$(pins)" -gt 0 ] || fail "the upgrade lost the pinned programs"
+  echo "after the upgrade: $(pins) pinned object(s)"
+fi
 
 step "remove"
 dpkg -r elasticdns </dev/null || fail "dpkg -r"
@@ -120,6 +138,7 @@ systemctl is-active -q elasticdns-agent.socket && fail "socket still listening"
 [ -e /usr/sbin/elasticdns-agent ] && fail "binary left"
 ls /usr/lib/systemd/system/elasticdns* 2>/dev/null && fail "unit files left"
 [ "$(pins)" = 0 ] || fail "pinned objects left: $(find /sys/fs/bpf/elasticdns)"
+[ "$bpf" = yes ] && echo "after dpkg -r: no pinned object, eBPF detached"
 cmp /etc/elasticdns/agent.yml /tmp/agent.yml.edited || fail "remove (not purge) lost the config"
 
 step "purge"

@@ -27,11 +27,22 @@ cleanup() {
     for _ in $(seq 50); do kill -0 "$nspawn_pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$nspawn_pid" 2>/dev/null || true
   fi
+  mountpoint -q "$tmp/bpffs" && umount "$tmp/bpffs"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 cp -a --reflink=auto "$cache_root" "$tmp/root"
+# A bpffs of the container's own (a new instance, not the host's /sys/fs/bpf): the agent pins
+# its programs there; unmounted by cleanup(), which frees whatever was left in it.
+mkdir -p "$tmp/bpffs"
+bpf_args=()
+if mount -t bpf bpf "$tmp/bpffs" 2>/dev/null; then
+  bpf_args=(--bind="$tmp/bpffs:/sys/fs/bpf" --capability=CAP_BPF,CAP_PERFMON
+    --system-call-filter=bpf)
+else
+  echo "note: cannot mount a bpffs here: the container runs the agent without eBPF"
+fi
 root=$tmp/root
 mkdir -p "$root/pkgtest" "$root/var/log/journal"  # a persistent journal, read on failure
 cp "$debs/old.deb" "$debs/new.deb" "$here/pkg_inside.sh" "$root/pkgtest/"
@@ -54,7 +65,7 @@ ln -s /etc/systemd/system/elasticdns-pkgtest.service \
 
 start=$(date +%s)
 timeout --kill-after=15 360 systemd-nspawn --quiet --boot --private-network --register=no --keep-unit \
-  --machine="$machine" --directory="$root" --console=pipe </dev/null >"$tmp/console.log" 2>&1 &
+  --machine="$machine" --directory="$root" --console=pipe "${bpf_args[@]}" </dev/null >"$tmp/console.log" 2>&1 &
 nspawn_pid=$!
 wait "$nspawn_pid" || true
 nspawn_pid=
