@@ -1,8 +1,10 @@
 // elasticdns-agent: wiring only. Config → metrics → topology store → DNS server → forwarder →
 // sync → signals (SIGHUP reload, SIGTERM drain) → systemd notifications.
+#include <sched.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -159,7 +161,12 @@ int main(int argc, char** argv) {
   sopts.inherited = &inherited;
   sopts.listen = config.listen;
   sopts.allow_networks = allowOf(config);
-  sopts.threads = std::max(1u, std::thread::hardware_concurrency());
+  // One worker per core this process may run on (its affinity, not the machine's count).
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  sopts.threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                      ? static_cast<size_t>(std::max(1, CPU_COUNT(&cpus)))
+                      : std::max(1u, std::thread::hardware_concurrency());
   DnsServer server(sopts, store, *identity, forward, registry);
   if (auto e = server.bind()) {
     std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
@@ -208,6 +215,9 @@ int main(int argc, char** argv) {
   scfg.urls = config.central_urls;
   scfg.token = token;
   scfg.state_dir = config.state_dir;
+  // Central only answers a long-poll when something changed or the wait ran out, so the last
+  // contact is at most `wait` old while central is up: keep it under stale_after.
+  scfg.wait = std::clamp(config.stale_after / 2, std::chrono::seconds(1), std::chrono::seconds(30));
   SyncClient sync(control, scfg, registry, publish);
   sync.start();  // publishes the persisted snapshot, if any, before returning
 

@@ -157,6 +157,8 @@ struct DnsServer::Impl {
   metrics::Counter* upstream_failures = nullptr;
   metrics::Counter* tcp_rejected = nullptr;
   std::atomic<size_t> tcp_connections{0};
+  // Forwarded queries by type and the rcode sent back (written by the forwarder's thread).
+  std::atomic<uint64_t> forwarded_queries[kTypes][kRcodes] = {};
   std::vector<std::unique_ptr<Worker>> workers;
 
   Impl(ServerOptions o, TopologyStore& s, CallerIdentity& id, ForwardFn f, metrics::Registry& r)
@@ -174,6 +176,7 @@ struct DnsServer::Impl {
     uint32_t* rotation;
     Transport transport;
     ForwardSink* sink;
+    Clock::time_point now;  // read once per batch: the sticky window's clock
   };
 
   /// Answer one message into `out`. Returns the reply length; 0 = no reply now (dropped, or
@@ -218,7 +221,7 @@ struct DnsServer::Impl {
     in.packet = packet;
     in.container_id = identity.containerIdOf(peer);
     in.source = &from;
-    in.now = Clock::now();
+    in.now = ctx.now;
     in.stale = stale.load(std::memory_order_relaxed);
     in.limit = limit;
     in.rotation = (*ctx.rotation)++;
@@ -235,8 +238,7 @@ struct DnsServer::Impl {
       count(wire::kRefused);
       return wire::writeErrorResponse(q, packet, wire::kRefused, o);
     }
-    st.add(st.forwarded);
-    count(wire::kNoError);  // counted as forwarded; the upstream's rcode is its own
+    st.add(st.forwarded);  // counted by type and rcode when the reply comes (relayReply)
     ctx.sink->forwardQuery(std::vector<uint8_t>(packet.begin(), packet.end()), limit);
     return 0;
   }
@@ -247,6 +249,9 @@ struct DnsServer::Impl {
                     std::span<uint8_t> buf) noexcept {
     wire::Query q;
     if (wire::parseQuery(query, q) != wire::ParseStatus::kOk) return 0;
+    auto& counter = forwarded_queries[typeIndex(q.qtype)][rcodeIndex(
+        reply.size() >= wire::kHeaderSize ? wire::get16(&reply[2]) & 0x0F : wire::kServFail)];
+    counter.fetch_add(1, std::memory_order_relaxed);
     if (reply.empty()) {
       upstream_failures->inc();
       return wire::writeErrorResponse(q, query, wire::kServFail, buf);
@@ -329,7 +334,8 @@ struct DnsServer::Impl::Worker : ForwardSink {
     const int fd = s.native_handle();
     QueryContext ctx{reader.refresh(), server.currentAllow(allow, allow_seen),
                      &stats,           &rotation,
-                     Transport::kUdp,  this};
+                     Transport::kUdp,  this,
+                     Clock::now()};
     for (size_t round = 0; round < kMaxBatchesPerWake; ++round) {
       for (size_t i = 0; i < kBatch; ++i) {
         in_iov[i] = {in[i].data(), in[i].size()};
@@ -342,6 +348,7 @@ struct DnsServer::Impl::Worker : ForwardSink {
       int n = ::recvmmsg(fd, in_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) return;
       auto t0 = Clock::now();
+      ctx.now = t0;
       size_t m = 0;
       for (int i = 0; i < n; ++i) {
         if (in_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
@@ -455,9 +462,13 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   }
 
   void answer() {
-    QueryContext ctx{worker.reader.refresh(), server.currentAllow(worker.allow, worker.allow_seen),
-                     &worker.stats,           &worker.rotation,
-                     Transport::kTcp,         this};
+    QueryContext ctx{worker.reader.refresh(),
+                     server.currentAllow(worker.allow, worker.allow_seen),
+                     &worker.stats,
+                     &worker.rotation,
+                     Transport::kTcp,
+                     this,
+                     Clock::now()};
     size_t len = server.handle(ctx, query, peer, std::span<uint8_t>(reply).subspan(2));
     if (len != 0) write(len);  // else: forwarded (its reply comes later) or dropped (close)
   }
@@ -531,7 +542,7 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity
           [&s, t, r] {
             uint64_t n = 0;
             for (auto& w : s.workers) n += w->stats.queries[t][r].load(std::memory_order_relaxed);
-            return double(n);
+            return double(n + s.forwarded_queries[t][r].load(std::memory_order_relaxed));
           },
           "counter",
           std::string("type=\"") + kTypeNames[t] + "\",rcode=\"" + kRcodeNames[r] + "\"");

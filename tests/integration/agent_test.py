@@ -1,0 +1,394 @@
+#!/usr/bin/python3
+"""End to end: a real elasticdns-central, a real elasticdns-agent, a real unbound (Debian's)
+as the upstream resolver, all on loopback, queried with dig and drill.
+
+Proves: versioned answers by source address, non-versioned, roundrobin, sticky, closest,
+datasources with groups and the primary alias, SRV, NXDOMAIN/NODATA with the SOA, TC over UDP
+then the full answer over TCP, REFUSED outside allow_networks, forwarding to unbound, live
+updates from central, central killed (the agent keeps answering, then adds EDE 3 Stale Answer),
+the agent restarted while central is down (answers from its persisted snapshot), SIGTERM exits
+0, metrics; and a bad config rejected at start and at SIGHUP while the old one keeps serving.
+
+usage: agent_test.py BUILD_DIR       (exit 77 = skipped: a tool is missing)
+"""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build"
+AGENT = os.path.join(BUILD, "agent", "elasticdns-agent")
+CENTRAL = os.path.join(BUILD, "central", "elasticdns-central")
+DOMAIN = "cloud66.local"
+DEADLINE = 10.0  # seconds to wait for any condition
+
+PROCS = []
+FAILURES = []
+
+
+def check(cond, what):
+    print(("ok   " if cond else "FAIL ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+
+
+def wait_for(fn, what, deadline=DEADLINE):
+    end = time.monotonic() + deadline
+    last = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+
+
+def start(cmd, log, stdout=subprocess.PIPE):
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=open(log, "ab"), stdin=subprocess.DEVNULL)
+    PROCS.append(p)
+    return p
+
+
+def stop(p, sig=signal.SIGTERM):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    return p.returncode
+
+
+def read_listening(p, want):
+    """The `listening on ...` lines of a daemon's stdout, until `want` of them."""
+    lines, buf = [], b""
+    end = time.monotonic() + DEADLINE
+    while len(lines) < want:
+        left = end - time.monotonic()
+        if left <= 0 or p.poll() is not None:
+            raise AssertionError(f"no 'listening on' lines from {p.args[0]}: {lines}")
+        r, _, _ = select.select([p.stdout], [], [], left)
+        if r:
+            chunk = os.read(p.stdout.fileno(), 4096)
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.startswith(b"listening on"):
+                    lines.append(line.decode())
+    return lines
+
+
+def free_port(addr):
+    """A port free for both UDP and TCP on addr (unbound needs both)."""
+    for _ in range(50):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind((addr, 0))
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            t.bind((addr, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no free port")
+
+
+class Agent:
+    def __init__(self, tmp, config_text, name="agent"):
+        self.tmp = tmp
+        self.config = os.path.join(tmp, name + ".yaml")
+        self.log = os.path.join(tmp, name + ".log")
+        with open(self.config, "w") as f:
+            f.write(config_text)
+        self.proc = start([AGENT, "--config", self.config], self.log)
+        lines = read_listening(self.proc, 3)
+        self.port = int(next(l for l in lines if " udp " in l).rsplit(":", 1)[1])
+        self.tcp_port = int(next(l for l in lines if " tcp " in l).rsplit(":", 1)[1])
+        self.metrics = next(l for l in lines if " metrics " in l).split()[-1]
+
+    def dig(self, name, qtype="A", src=None, *opts):
+        cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "+time=2", "+tries=1"]
+        if src:
+            cmd += ["-b", src]
+        cmd += list(opts) + [name, qtype]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+
+    def answers(self, name, qtype="A", src=None, *opts):
+        out = self.dig(name, qtype, src, "+noall", "+answer", *opts)
+        return [l.split(None, 4)[4] for l in out.splitlines() if l and not l.startswith(";")]
+
+    def logtext(self):
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+def status(out):
+    m = re.search(r"status: (\w+)", out)
+    return m.group(1) if m else None
+
+
+def flags(out):
+    m = re.search(r"flags: ([a-z ]*);", out)
+    return set(m.group(1).split()) if m else set()
+
+
+class Central:
+    def __init__(self, tmp):
+        self.admin = "admin-" + os.urandom(8).hex()
+        self.agent = "agent-" + os.urandom(8).hex()
+        self.admin_file = os.path.join(tmp, "admin.token")
+        self.agent_file = os.path.join(tmp, "agent.token")
+        for path, tok in ((self.admin_file, self.admin), (self.agent_file, self.agent)):
+            with open(path, "w") as f:
+                f.write(tok + "\n")
+        self.data = os.path.join(tmp, "central-data")
+        self.tmp = tmp
+        self.proc = None
+
+    def start(self):
+        self.proc = start([CENTRAL, "--listen", "127.0.0.1:0", "--data-dir", self.data,
+                           "--admin-token-file", self.admin_file, "--agent-token-file",
+                           self.agent_file], os.path.join(self.tmp, "central.log"))
+        self.url = "http://" + read_listening(self.proc, 1)[0].split()[-1]
+
+    def put(self, path, body):
+        req = urllib.request.Request(self.url + "/v1/" + path, data=json.dumps(body).encode(),
+                                     method="PUT", headers={
+                                         "Authorization": "Bearer " + self.admin,
+                                         "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            assert r.status in (200, 201, 204), r.status
+
+
+def container(central, cid, service, version, server, address, state="running"):
+    central.put("containers/" + cid, {"service": service, "version": version, "server": server,
+                                      "address": address, "state": state})
+
+
+def scenario(tmp):
+    # --- unbound: the "internet", a local zone on its own loopback address ---
+    ub_addr = f"127.77.{os.getpid() % 200}.1"
+    ub_port = free_port(ub_addr)
+    ub_dir = os.path.join(tmp, "unbound")
+    os.mkdir(ub_dir)
+    with open(os.path.join(ub_dir, "unbound.conf"), "w") as f:
+        f.write(f"""server:
+  interface: {ub_addr}@{ub_port}
+  port: {ub_port}
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{ub_dir}"
+  pidfile: ""
+  use-syslog: no
+  logfile: ""
+  do-not-query-localhost: no
+  access-control: 127.0.0.0/8 allow
+  module-config: "iterator"
+  num-threads: 1
+  do-ip6: no
+  local-zone: "example.test." static
+  local-data: "www.example.test. 300 IN A 192.0.2.1"
+remote-control:
+  control-enable: no
+""")
+    unbound = start(["unbound", "-d", "-c", os.path.join(ub_dir, "unbound.conf")],
+                    os.path.join(tmp, "unbound.log"), stdout=subprocess.DEVNULL)
+    wait_for(lambda: "192.0.2.1" in subprocess.run(
+        ["dig", "@" + ub_addr, "-p", str(ub_port), "+short", "+time=1", "+tries=1",
+         "www.example.test"], capture_output=True, text=True).stdout, "unbound")
+
+    # --- central with a topology ---
+    central = Central(tmp)
+    central.start()
+    for name in ("host1", "host2"):
+        central.put("servers/" + name, {"address": "192.0.2.10"})
+    central.put("services/api", {"ports": ["3000:80:443"]})
+    central.put("services/flat", {"dns_behaviour": "non-versioned"})
+    central.put("services/stick", {"load_balancing": "sticky"})
+    central.put("services/near", {"load_balancing": "closest"})
+    # v1 first: central orders versions by first sight.
+    container(central, "web-1", "web", "v1", "host1", "127.0.1.1")
+    container(central, "api-1a", "api", "v1", "host1", "10.0.1.1")
+    container(central, "api-1b", "api", "v1", "host1", "10.0.1.2")
+    container(central, "flat-1", "flat", "v1", "host1", "10.5.0.1")
+    container(central, "web-2", "web", "v2", "host1", "127.0.1.2")
+    container(central, "web-3", "web", "v2", "host2", "127.0.1.3")
+    container(central, "api-2a", "api", "v2", "host1", "10.0.2.1")
+    container(central, "api-2b", "api", "v2", "host2", "10.0.2.2")
+    container(central, "api-2c", "api", "v2", "host2", "10.0.2.3", state="draining")
+    container(central, "flat-2", "flat", "v2", "host1", "10.5.0.2")
+    for i in range(1, 5):
+        container(central, f"stick-{i}", "stick", "v1", "host1", f"10.6.0.{i}")
+    container(central, "near-1", "near", "v1", "host1", "10.7.0.1")
+    container(central, "near-2", "near", "v1", "host2", "10.7.0.2")
+    container(central, "near-3", "near", "v1", "host2", "10.7.0.3")
+    for i in range(40):
+        container(central, f"big-{i}", "big", "v1", "host1", f"10.8.0.{i + 1}")
+    central.put("datasources/mysql/main", {"primary": True, "addresses": ["10.9.0.1"]})
+    central.put("datasources/mysql/spare", {"addresses": ["10.9.0.2"]})
+
+    state = os.path.join(tmp, "state")
+    agent_config = f"""listen: ["127.0.0.1:0"]
+server_name: host1
+central:
+  urls: ["{central.url}"]
+  token_file: {central.agent_file}
+upstreams: ["{ub_addr}:{ub_port}"]
+stale_after: 2s
+sticky_window: 60s
+state_dir: {state}
+allow_networks: [127.0.0.0/16]
+metrics_listen: 127.0.0.1:0
+"""
+    agent = Agent(tmp, agent_config)
+    wait_for(lambda: agent.answers("api." + DOMAIN, "A", "127.0.1.1"), "the first snapshot")
+
+    s = lambda xs: sorted(xs)
+    # Versioned by source address; draining never answered.
+    check(s(agent.answers("api." + DOMAIN, "A", "127.0.1.1")) == ["10.0.1.1", "10.0.1.2"],
+          "versioned: a v1 caller gets v1 api containers")
+    check(s(agent.answers("api." + DOMAIN, "A", "127.0.1.2")) == ["10.0.2.1", "10.0.2.2"],
+          "versioned: a v2 caller gets v2 (draining left out)")
+    check(s(agent.answers("api." + DOMAIN, "A", "127.0.0.1")) == ["10.0.2.1", "10.0.2.2"],
+          "versioned: an unknown caller gets the latest")
+    check(agent.answers("flat." + DOMAIN, "A", "127.0.1.1") == ["10.5.0.2"],
+          "non-versioned: the latest whoever asks")
+    firsts = {agent.answers("api." + DOMAIN, "A", "127.0.1.1")[0] for _ in range(6)}
+    check(len(firsts) == 2, "roundrobin: the list rotates")
+    sticky = [agent.answers("stick." + DOMAIN, "A", "127.0.1.1") for _ in range(5)]
+    check(all(len(a) == 1 for a in sticky) and len({a[0] for a in sticky}) == 1,
+          "sticky: one address, the same every time")
+    ttl = int(agent.dig("stick." + DOMAIN, "A", "127.0.1.1", "+noall", "+answer").split()[1])
+    check(ttl <= 5, "sticky: TTL within the answer TTL and the window")
+    check(s(agent.answers("near." + DOMAIN, "A", "127.0.1.3")) == ["10.7.0.2", "10.7.0.3"],
+          "closest: a host2 caller gets host2's containers")
+    check(agent.answers("near." + DOMAIN, "A", "127.0.1.1") == ["10.7.0.1"],
+          "closest: a host1 caller gets host1's")
+    check(agent.answers("mysql." + DOMAIN) == ["10.9.0.1"], "datasource: primary group alias")
+    check(agent.answers("spare.mysql." + DOMAIN) == ["10.9.0.2"], "datasource: group name")
+    check(agent.answers("_http._tcp.api." + DOMAIN, "SRV") == ["0 0 3000 api.cloud66.local."],
+          "SRV from ports")
+    nx = agent.dig("nope." + DOMAIN)
+    check(status(nx) == "NXDOMAIN" and "SOA" in nx and "aa" in flags(nx), "NXDOMAIN with SOA, AA")
+    nodata = agent.dig("api." + DOMAIN, "TXT")
+    check(status(nodata) == "NOERROR" and "ANSWER: 0" in nodata and "AUTHORITY: 1" in nodata,
+          "NODATA with SOA")
+    tc = agent.dig("big." + DOMAIN, "A", None, "+noedns", "+ignore")
+    check("tc" in flags(tc) and "ANSWER: 0" in tc, "UDP without EDNS: TC")
+    check(len(agent.answers("big." + DOMAIN, "A", None, "+tcp")) == 40, "TCP: the full answer")
+    drill = subprocess.run(["drill", "-t", "-p", str(agent.port), "@127.0.0.1",
+                            "big." + DOMAIN, "A"], capture_output=True, text=True, timeout=10)
+    check(drill.stdout.count("\tA\t10.8.0.") == 40, "drill over TCP: the full answer")
+    drill = subprocess.run(["drill", "-p", str(agent.port), "@127.0.0.1", "-b", "1232",
+                            "api." + DOMAIN, "A"], capture_output=True, text=True, timeout=10)
+    check("rcode: NOERROR" in drill.stdout and "\tA\t10.0.2." in drill.stdout,
+          "drill with EDNS: answered")
+    check(status(agent.dig("api." + DOMAIN, "A", "127.200.0.1")) == "REFUSED",
+          "REFUSED outside allow_networks")
+    check(agent.answers("www.example.test") == ["192.0.2.1"], "forwarded to unbound")
+    check(status(agent.dig("nothing.example.test")) == "NXDOMAIN", "forwarded NXDOMAIN")
+    check("EDE" not in agent.dig("api." + DOMAIN), "fresh answers carry no EDE")
+
+    # Live update from central.
+    container(central, "api-2d", "api", "v2", "host1", "10.0.2.4")
+    wait_for(lambda: "10.0.2.4" in agent.answers("api." + DOMAIN, "A", "127.0.1.2"),
+             "a new container to appear")
+    check(True, "live update: a new container appears")
+
+    metrics = urllib.request.urlopen(f"http://{agent.metrics}/metrics", timeout=5).read().decode()
+    m = re.search(r'elasticdns_agent_queries_total\{type="A",rcode="NOERROR"\} (\d+)', metrics)
+    check(m is not None and int(m.group(1)) > 10, "metrics: queries by type and rcode")
+    check('elasticdns_agent_callers_total{caller="identified"}' in metrics, "metrics: callers")
+
+    # Central killed mid-test: answers go on, then carry EDE 3 (Stale Answer).
+    central.proc.kill()
+    central.proc.wait()
+    check(s(agent.answers("api." + DOMAIN, "A", "127.0.1.1")) == ["10.0.1.1", "10.0.1.2"],
+          "central down: still answering")
+    wait_for(lambda: "EDE: 3" in agent.dig("api." + DOMAIN), "EDE 3 (Stale Answer)")
+    stale = agent.dig("api." + DOMAIN)
+    check("EDE: 3" in stale and status(stale) == "NOERROR", "stale answers carry EDE 3")
+
+    # The agent restarted while central is down: it answers from its persisted snapshot.
+    check(stop(agent.proc) == 0, "SIGTERM: the agent exits 0")
+    agent2 = Agent(tmp, agent_config, "agent2")
+    check(s(agent2.answers("api." + DOMAIN, "A", "127.0.1.1")) == ["10.0.1.1", "10.0.1.2"],
+          "restarted with central down: answers from disk")
+    check("10.0.2.4" in agent2.answers("api." + DOMAIN, "A", "127.0.1.2"),
+          "restarted: the snapshot is the latest one")
+
+    # SIGHUP with a bad config: rejected, the old one keeps serving; a good one applies.
+    with open(agent2.config, "w") as f:
+        f.write(agent_config + "ttl: forever\n")
+    agent2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload rejected" in agent2.logtext(), "the reload to be rejected")
+    check("ttl" in agent2.logtext().split("reload rejected", 1)[1].splitlines()[0],
+          "SIGHUP bad config: the log names the key")
+    check(agent2.answers("api." + DOMAIN, "A", "127.0.1.1") != [], "old config keeps serving")
+    with open(agent2.config, "w") as f:
+        f.write(agent_config + "ttl: 7s\n")
+    agent2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: agent2.dig("flat." + DOMAIN, "A", None, "+noall", "+answer").split()[1:2]
+             == ["7"], "the new TTL")
+    check(True, "SIGHUP good config: applied")
+    check(stop(agent2.proc) == 0, "SIGTERM again: exit 0")
+    stop(unbound)
+
+
+def bad_config_at_start(tmp):
+    path = os.path.join(tmp, "bad.yaml")
+    for text, key in (("listen: [\"127.0.0.1\"]\n", "listen/0"), ("ttl: soon\n", "ttl"),
+                      ("colour: blue\n", "colour")):
+        with open(path, "w") as f:
+            f.write(text)
+        r = subprocess.run([AGENT, "--config", path], capture_output=True, text=True, timeout=10)
+        check(r.returncode != 0 and key in r.stderr and "bad config" in r.stderr,
+              f"bad config at start ({key}): exit {r.returncode}, {r.stderr.strip()}")
+
+
+def main():
+    for tool in ("dig", "drill", "unbound"):
+        if shutil.which(tool) is None:
+            print(f"SKIP: {tool} is not installed (scripts/install-deps.sh installs it)")
+            return 77
+    for binary in (AGENT, CENTRAL):
+        if not os.access(binary, os.X_OK):
+            print(f"FAIL: {binary} not built")
+            return 1
+    tmp = tempfile.mkdtemp(prefix="elasticdns-agent-it-")
+    try:
+        bad_config_at_start(tmp)
+        scenario(tmp)
+    except Exception as e:  # a timeout or a broken step: report it, clean up
+        FAILURES.append(repr(e))
+        print("FAIL", repr(e))
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log"):
+                print(f"--- {name} (tail)")
+                with open(os.path.join(tmp, name), errors="replace") as f:
+                    print("".join(f.readlines()[-15:]))
+    finally:
+        for p in PROCS:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"{len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
