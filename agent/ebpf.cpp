@@ -15,6 +15,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -106,21 +107,12 @@ std::vector<AttachPoint> attachPoints(edns_bpf& s) {
   };
 }
 
-/// Maps whose state survives an agent restart, and their pin file names.
-std::vector<std::pair<const char*, bpf_map*>> pinnedMaps(edns_bpf& s) {
-  return {{"edns_sock_lru", s.maps.edns_sock_lru},
-          {"edns_id_slots", s.maps.edns_id_slots},
-          {"edns_counters", s.maps.edns_counters},
-          {"edns_meta", s.maps.edns_meta},
-          // Shared by the old and the new programs during a swap: a socket redirected by the
-          // old connect/sendmsg must get its replies restored by the new recvmsg.
-          {"edns_orig_dst", s.maps.edns_orig_dst}};
-}
+/// Maps whose state survives an agent restart (pinned under these names). edns_orig_dst is
+/// shared by the old and the new programs during a swap: a socket redirected by the old
+/// connect/sendmsg must get its replies restored by the new recvmsg.
 constexpr const char* kPinnedMapNames[] = {"edns_sock_lru", "edns_id_slots", "edns_counters",
                                            "edns_meta", "edns_orig_dst"};
-constexpr const char* kLinkPinNames[] = {"link_egress",   "link_connect4",     "link_sendmsg4",
-                                         "link_recvmsg4", "link_getpeername4", "link_connect6",
-                                         "link_sendmsg6", "link_recvmsg6",     "link_getpeername6"};
+constexpr std::string_view kLinkPinPrefix = "link_";  // attachPoints() pin names
 
 bool isFs(const std::string& path, long magic) {
   struct statfs st;
@@ -265,17 +257,17 @@ class CounterReader {
 
 RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound) {
   RedirectTarget target;
+  if (bound.empty()) return target;
+  target.port = bound.front().port();
   for (const auto& ep : bound) {
-    if (target.port == 0) target.port = ep.port();
     const auto& a = ep.address();
-    if (a.is_unspecified()) continue;
+    // The programs know one agent port: an address bound to another port cannot be a target.
+    if (a.is_unspecified() || ep.port() != target.port) continue;
     if (a.is_v4() && !target.v4) target.v4 = a.to_v4();
-    if (a.is_v6() && !target.v6) {
-      if (a.to_v6().is_v4_mapped())
-        target.v4 = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
-      else
-        target.v6 = a.to_v6();
-    }
+    if (a.is_v6() && a.to_v6().is_v4_mapped() && !target.v4)
+      target.v4 = boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, a.to_v6());
+    else if (a.is_v6() && !a.to_v6().is_v4_mapped() && !target.v6)
+      target.v6 = a.to_v6();
   }
   return target;
 }
@@ -393,9 +385,10 @@ Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig& config,
   for (const auto& point : attachPoints(s)) {
     if (point.redirect && !config.redirect) bpf_program__set_autoload(point.program, false);
   }
-  for (auto [name, map] : pinnedMaps(s)) {
-    if (int err = bpf_map__set_pin_path(map, (config.pin_path + "/" + name).c_str()); err != 0)
-      return Error{"bpf", std::string("pin path for ") + name + ": " + errnoText(err)};
+  for (const char* name : kPinnedMapNames) {
+    bpf_map* map = bpf_object__find_map_by_name(s.obj, name);
+    int err = map ? bpf_map__set_pin_path(map, (config.pin_path + "/" + name).c_str()) : -ENOENT;
+    if (err != 0) return Error{"bpf", std::string("pin path for ") + name + ": " + errnoText(err)};
   }
   if (int err = edns_bpf__load(&s); err != 0)
     return Error{"bpf", "loading the BPF programs: " + errnoText(err) + privilegeHint(err)};
@@ -459,7 +452,12 @@ std::string detachBpf(const BpfConfig& config) {
   auto add = [&errors](const std::string& e) {
     if (!e.empty()) errors += (errors.empty() ? "" : "; ") + e;
   };
-  for (const char* name : kLinkPinNames) add(detachPinnedLink(dir + "/" + name));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kLinkPinPrefix, 0) == 0) add(detachPinnedLink(entry.path().string()));
+  }
+  if (ec) add("listing " + dir + ": " + ec.message());
   for (const char* name : kPinnedMapNames) {
     std::string path = dir + "/" + name;
     if (exists(path) && ::unlink(path.c_str()) != 0)

@@ -29,8 +29,9 @@ struct RedirectTarget {
   uint16_t port = 0;
 };
 
-/// The redirect target for the agent's bound DNS endpoints: the first specific IPv4 and IPv6
-/// address (an unspecified one, 0.0.0.0 or ::, cannot be a destination) and the port.
+/// The redirect target for the agent's bound DNS endpoints: the port of the first endpoint, and
+/// the first specific IPv4 and IPv6 address bound to that port (0.0.0.0 and :: cannot be a
+/// destination; the programs know one port, so list the addresses with the same port).
 RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound);
 
 /// A CallerIdentity that can be pointed at the eBPF one once it has started, after the server

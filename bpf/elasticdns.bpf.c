@@ -37,25 +37,16 @@ const volatile __u32 cfg_exclude_subtrees = 0;
 static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_key *key)
 {
 	__u64 cgroup_id = bpf_skb_cgroup_id(skb);
-	struct edns_sock_val *known = bpf_map_lookup_elem(&edns_sock_lru, key);
-	struct edns_id_slot *slot;
-	__u32 idx, seq;
+	__u32 idx = edns_slot_of(key);
+	struct edns_id_slot *slot = bpf_map_lookup_elem(&edns_id_slots, &idx);
+	struct edns_sock_val *known;
+	__u32 seq;
 
-	/* A socket that keeps sending (TCP, a reused UDP socket) is found with a lookup, which also
-	 * refreshes its LRU position; only a new or reused {addr, port} costs an update. */
-	if (!known || known->cgroup_id != cgroup_id) {
-		struct edns_sock_val val = { .cgroup_id = cgroup_id, .time_ns = bpf_ktime_get_ns() };
-
-		if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
-			edns_count(EDNS_CNT_MAP_FULL);
-	}
-
-	idx = edns_slot_of(key);
-	slot = bpf_map_lookup_elem(&edns_id_slots, &idx);
 	if (!slot)
 		return;
 	seq = *(volatile __u32 *)&slot->seq;
-	/* A stream of packets from one socket finds its slot already right: no write, no bounce. */
+	/* A socket that keeps sending (TCP, a reused UDP socket) finds its slot already right: no
+	 * write, no cache-line bounce, no LRU access (its LRU entry was written with the slot). */
 	if (!(seq & 1) && slot->cgroup_id == cgroup_id && slot->key.sport == key->sport &&
 	    slot->key.proto == key->proto && slot->key.addr[3] == key->addr[3] &&
 	    slot->key.addr[2] == key->addr[2] && slot->key.addr[1] == key->addr[1] &&
@@ -63,8 +54,17 @@ static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_
 		edns_count(EDNS_CNT_IDENTIFIED);
 		return;
 	}
+
+	known = bpf_map_lookup_elem(&edns_sock_lru, key);
+	if (!known || known->cgroup_id != cgroup_id) {
+		struct edns_sock_val val = { .cgroup_id = cgroup_id, .time_ns = bpf_ktime_get_ns() };
+
+		if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
+			edns_count(EDNS_CNT_MAP_FULL);
+	}
+
 	/* Try-lock: one writer at a time, so the reader's seqlock check is sound. A writer that
-	 * loses leaves the slot to the winner; the LRU map still has this packet's sender. */
+	 * loses leaves the slot to the winner; the LRU map has this packet's sender. */
 	if ((seq & 1) || __sync_val_compare_and_swap(&slot->seq, seq, seq + 1) != seq) {
 		edns_count(EDNS_CNT_SLOT_BUSY);
 		return;

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Queries/s through redirect + identity vs. the same client/server path without the hooks, in
 # one run, and the hooks' cost per packet. Root. Loopback only; BH (TEST-NET-1) blackholed.
-#   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_ROUND] [ROUNDS] [SOCKETS]
-# Each round runs both variants back to back (alternating order) with the same client
-# (edns-bench client in a test cgroup, unconnected UDP sockets as musl does) and the same
-# responder (tests/bpf/test_responder.cpp):
-#   hooks:    responder with BPF (redirect + identity lookup per query); client -> BH:53
-#   no hooks: responder --no-bpf, nothing attached;                      client -> 127.0.0.1:PORT
-# Per-program cost comes from the kernel's BPF statistics (kernel.bpf_stats_enabled, restored).
+#   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_SLICE] [SLICES] [SOCKETS]
+#   AGENT=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # the real elasticdns-agent as the server
+# Two servers run side by side for the whole run (tests/bpf/test_responder.cpp, or with AGENT=1
+# two elasticdns-agents answering api.cloud66.local from a state_dir snapshot):
+#   hooks:    with BPF on cgroup <cg2>/edns-bench-PID (redirect + identity lookup per query);
+#             the client runs in <cg2>/edns-bench-PID/client and sends to BH:53
+#   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain (no programs)
+#             sends to 127.0.0.1:PORT directly
+# The two variants run in alternating slices (order swapped every slice), so that the load of
+# the machine falls on both alike. Two ratios: throughput (total queries / total wall time of
+# each variant; sensitive to other load on the machine) and CPU cost (client + responder CPU
+# time per query from /proc/PID/schedstat; the kernel's loopback packet path runs mostly in
+# their context), whose inverse ratio is the throughput ratio of a CPU-bound agent.
+# Then one more hooks slice with kernel.bpf_stats_enabled=1 (restored) gives each program's
+# own cost per run.
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
-queries=${2:-200000}
-rounds=${3:-5}
+queries=${2:-100000}
+slices=${3:-20}
 sockets=${4:-16}
 responder=$build/tests/edns_test_responder
 client=$build/tests/ebpf_bench_client
@@ -20,86 +28,124 @@ cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 id=$$
 parent_rel=edns-bench-$id
 parent=$cgmount/$parent_rel
+plain=$cgmount/edns-bench-$id-plain
 pin=/sys/fs/bpf/edns-bench-$id
 bh=192.0.2.$((id % 250 + 1))
 tmp=$(mktemp -d)
 stats_before=$(cat /proc/sys/kernel/bpf_stats_enabled)
-server=""
+servers=()
 
-stop_server() {
-  if [ -n "$server" ]; then kill -TERM "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
-  server=""
-}
 cleanup() {
   set +e
-  stop_server
+  for p in "${servers[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${servers[@]}"; do wait "$p" 2>/dev/null; done
   "$responder" --detach --pin "$pin" >/dev/null 2>&1
+  [ -f "$tmp/hooks.yaml" ] && "$build/agent/elasticdns-agent" --config "$tmp/hooks.yaml" --detach >/dev/null 2>&1
   echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   ip route del blackhole "$bh/32" 2>/dev/null
-  rmdir "$parent/client" "$parent" 2>/dev/null
+  rmdir "$parent/client" "$parent" "$plain" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
 
-mkdir -p "$parent/client"
+mkdir -p "$parent/client" "$plain"
 ip route add blackhole "$bh/32"
 
-start_server() { # start_server ARGS...: sets $server and $port
-  "$responder" "$@" >"$tmp/server.out" 2>&1 &
-  server=$!
-  for _ in $(seq 1 200); do
-    grep -q '^listening on ' "$tmp/server.out" && break
+start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $servers is kept)
+  local out=$tmp/$1.out
+  shift
+  if [ "${AGENT:-0}" = 1 ]; then
+    "$build/agent/elasticdns-agent" "$@" >"$out" 2>&1 &
+  else
+    "$responder" "$@" >"$out" 2>&1 &
+  fi
+  servers+=($!)
+  for _ in $(seq 1 600); do # 30 s deadline: the machine may be loaded
+    grep -q '^listening on ' "$out" && break
     sleep 0.05
   done
-  port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/server.out")
-  [ -n "$port" ] || { cat "$tmp/server.out"; exit 1; }
+  port=$(sed -n 's/^listening on \(udp \)\{0,1\}[0-9.]*:\([0-9]*\)$/\2/p' "$out" | head -1)
 }
-run_client() { # run_client ADDR PORT -> prints qps
-  sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$parent/client" \
-    "$client" "$1" "$2" "$sockets" "$queries" | sed -n 's/.*qps=\([0-9]*\).*/\1/p'
-}
-
-run_hooks() {
-  start_server --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 --map client=10.77.0.1
-  echo 1 >/proc/sys/kernel/bpf_stats_enabled
-  run_client "$bh" 53
-  echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
-  bpftool -j prog show >"$tmp/progs.json"
-  stop_server
-  # Keep the per-program statistics of this round (programs are reloaded every round).
-  python3 - "$tmp/progs.json" >>"$tmp/prog_stats" <<'PY'
-import json, sys
-for p in json.load(open(sys.argv[1])):
-    if p.get("name", "").startswith("edns_") and p.get("run_cnt"):
-        print(p["name"], p["run_cnt"], p["run_time_ns"])
-PY
-  "$responder" --detach --pin "$pin" >/dev/null
-}
-run_plain() {
-  start_server --no-bpf --listen 127.0.0.1
-  run_client 127.0.0.1 "$port"
-  stop_server
+server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
+run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_ns"
+  local before after line
+  before=$(server_cpu "$4")
+  line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
+    "$client" "$2" "$3" "$sockets" "$queries" |
+    sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
+  after=$(server_cpu "$4")
+  echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d\n", $1, $2, $3 + s}'
 }
 
-: >"$tmp/prog_stats"
-echo "round hooks_qps no_hooks_qps ratio"
-for r in $(seq 1 "$rounds"); do
-  if [ $((r % 2)) -eq 1 ]; then h=$(run_hooks); p=$(run_plain); else p=$(run_plain); h=$(run_hooks); fi
-  echo "$r $h $p $(python3 -c "print(f'{$h/$p:.3f}')")" | tee -a "$tmp/rounds"
+if [ "${AGENT:-0}" = 1 ]; then
+  mkdir "$tmp/state"
+  cat >"$tmp/state/topology.json" <<JSON
+{"index": 1, "servers": [{"name": "host1", "address": "127.0.0.1"}],
+ "services": [{"name": "api"}], "versions": [{"name": "v1", "generation": 1}],
+ "containers": [{"id": "api-1", "service": "api", "version": "v1", "server": "host1",
+                 "address": "10.77.1.1"}]}
+JSON
+  agent_config() { # agent_config FILE BPF_ENABLED
+    cat >"$1" <<YAML
+listen: [127.0.0.1:0]
+server_name: host1
+state_dir: $tmp/state
+upstreams: ["$bh:53"]
+allow_networks: [127.0.0.0/8]
+bpf: {enabled: $2, cgroup: $parent_rel, pin_path: $pin}
+YAML
+  }
+  agent_config "$tmp/hooks.yaml" true
+  agent_config "$tmp/plain.yaml" false
+  start_server hooks --config "$tmp/hooks.yaml"
+  hooks_port=$port hooks_pid=${servers[-1]}
+  start_server plain --config "$tmp/plain.yaml"
+  plain_port=$port plain_pid=${servers[-1]}
+else
+  start_server hooks --cgroup "$parent_rel" --pin "$pin" --listen 127.0.0.1 --map client=10.77.0.1
+  hooks_port=$port hooks_pid=${servers[-1]}
+  start_server plain --no-bpf --listen 127.0.0.1
+  plain_port=$port plain_pid=${servers[-1]}
+fi
+[ -n "$hooks_port" ] && [ -n "$plain_port" ] || { cat "$tmp"/*.out; exit 1; }
+
+echo "slice hooks_qps no_hooks_qps hooks_cpu_ns/q no_hooks_cpu_ns/q"
+for s in $(seq 1 "$slices"); do
+  if [ $((s % 2)) -eq 1 ]; then
+    h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
+    p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
+  else
+    p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
+    h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
+  fi
+  echo "$h $p" >>"$tmp/slices"
+  echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $5/$6, $4/$2, $7/$5}'
 done
-python3 - "$tmp/rounds" "$tmp/prog_stats" "$queries" <<'PY'
-import statistics, sys
-rows = [l.split() for l in open(sys.argv[1])]
-h = [float(r[1]) for r in rows]; p = [float(r[2]) for r in rows]
-ratios = [float(r[3]) for r in rows]
-print(f"median: hooks {statistics.median(h):.0f} q/s, no hooks {statistics.median(p):.0f} q/s, "
-      f"ratio {statistics.median(ratios):.3f} (min {min(ratios):.3f}, max {max(ratios):.3f})")
-per_query_ns = (1 / statistics.median(h) - 1 / statistics.median(p)) * 1e9
-print(f"end-to-end extra cost per query (one sendmsg, one egress, one recvmsg, one identity lookup): {per_query_ns:.0f} ns")
-tot = {}
-for line in open(sys.argv[2]):
-    name, cnt, ns = line.split()
-    c, t = tot.get(name, (0, 0)); tot[name] = (c + int(cnt), t + int(ns))
-for name, (cnt, ns) in sorted(tot.items()):
-    print(f"  {name:20s} runs {cnt:>9d}  {ns / cnt:6.0f} ns/run (kernel bpf_stats)")
+
+# Per-program cost: one more hooks slice with the kernel's BPF statistics on.
+echo 1 >/proc/sys/kernel/bpf_stats_enabled
+run_client "$parent/client" "$bh" 53 "$hooks_pid" >/dev/null
+bpftool -j prog show >"$tmp/progs.json"
+echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
+
+# This run's programs: those attached to its cgroup.
+prog_ids=$(bpftool -j cgroup show "$parent" | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))')
+python3 - "$tmp/slices" "$tmp/progs.json" "$prog_ids" <<'PY'
+import json, sys
+hq = hs = hc = pq = ps = pc = 0.0
+for line in open(sys.argv[1]):
+    a = line.split()
+    if len(a) != 6: continue
+    hq += float(a[0]); hs += float(a[1]); hc += float(a[2])
+    pq += float(a[3]); ps += float(a[4]); pc += float(a[5])
+h, p = hq / hs, pq / ps
+ch, cp = hc / hq, pc / pq
+print(f"throughput: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f}")
+print(f"CPU per query (client + responder): hooks {ch:.0f} ns, no hooks {cp:.0f} ns, "
+      f"ratio (no hooks / hooks) {cp / ch:.3f}; hooks' extra cost {ch - cp:.0f} ns per query")
+ids = set(int(x) for x in sys.argv[3].split())
+for prog in json.load(open(sys.argv[2])):
+    if prog.get("id") in ids and prog.get("run_cnt"):
+        print(f"  {prog['name']:18s} {prog['run_cnt']:>8d} runs "
+              f"{prog['run_time_ns'] / prog['run_cnt']:6.0f} ns/run (kernel bpf_stats)")
 PY

@@ -26,6 +26,9 @@ pin=/sys/fs/bpf/edns-agent-$id
 br=ednsag$id
 net=10.$((id % 200 + 20)).$(((id / 200) % 250 + 1))
 addr=$net.1
+net6=fd00:ed:$(printf %x $((id % 65536)))
+addr6=$net6::1
+bh6=2001:db8::$(printf %x $((id % 65536 + 1)))
 bh=192.0.2.$(((id + 7) % 250 + 1))
 nsA=edns-aa-$id nsB=edns-ab-$id
 pids=()
@@ -39,6 +42,7 @@ cleanup() {
   for ns in "$nsA" "$nsB"; do ip netns del "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns"; done
   ip link del "$br" 2>/dev/null
   ip route del blackhole "$bh/32" 2>/dev/null
+  ip -6 route del blackhole "$bh6/128" 2>/dev/null
   for cg in "$parent"/*/ "$parent"; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
   rm -rf "$tmp"
   exit $rc
@@ -50,8 +54,10 @@ mkdir "$parent"
 for cg in ctrA-$id ctrB-$id hostA-$id hostB-$id; do mkdir "$parent/$cg"; done
 ip link add "$br" type bridge
 ip addr add "$addr/24" dev "$br"
+ip addr add "$addr6/64" dev "$br" nodad
 ip link set "$br" up
 ip route add blackhole "$bh/32"
+ip -6 route add blackhole "$bh6/128"
 i=10
 for ns in "$nsA" "$nsB"; do
   i=$((i + 1))
@@ -60,8 +66,10 @@ for ns in "$nsA" "$nsB"; do
   ip link set "w$i-$id" master "$br" up
   ip -n "$ns" link set lo up
   ip -n "$ns" addr add "$net.$i/24" dev eth0
+  ip -n "$ns" addr add "$net6::$i/64" dev eth0 nodad
   ip -n "$ns" link set eth0 up
   ip -n "$ns" route add blackhole "$bh/32"
+  ip -n "$ns" -6 route add blackhole "$bh6/128"
   mkdir -p "/etc/netns/$ns"
   printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$bh" >"/etc/netns/$ns/resolv.conf"
 done
@@ -80,13 +88,15 @@ cat >"$tmp/state/topology.json" <<JSON
   {"id": "hostA-$id", "service": "web", "version": "v1", "server": "host1", "address": "10.77.9.3"},
   {"id": "hostB-$id", "service": "web", "version": "v2", "server": "host1", "address": "10.77.9.4"}]}
 JSON
-write_config() { # write_config FILE PORT
+write_config() { # write_config FILE PORT [V6]: V6 = also listen on the bridge's IPv6 address
+  local listen="\"$addr:$2\""
+  [ -n "${3:-}" ] && listen="$listen, \"[$addr6]:$2\""
   cat >"$1" <<YAML
-listen: ["$addr:$2"]
+listen: [$listen]
 server_name: host1
 state_dir: $tmp/state
 upstreams: ["$bh:53"]
-allow_networks: [$net.0/24]
+allow_networks: [$net.0/24, "$net6::/64"]
 bpf:
   enabled: true
   cgroup: $parent_rel
@@ -147,7 +157,7 @@ expect "unknown caller (latest)" "$(dig +short +tries=1 +time=2 @"$addr" -p "$po
 # reuses the pinned maps and swaps the programs in place. (A restart WITHOUT a gap needs the
 # agent's listeners to join the port's SO_REUSEPORT group while the old agent still serves;
 # redirect_identity_test.sh proves the eBPF side of that with its responder.)
-write_config "$tmp/agent2.yaml" "$port"
+write_config "$tmp/agent2.yaml" "$port" v6
 kill -TERM "$a1"
 wait_exit "$a1" || fail "agent 1 exit status $?"
 [ "$(bpftool cgroup show "$parent" | tail -n +2 | wc -l)" -eq 9 ] || fail "programs detached when agent 1 stopped"
@@ -159,9 +169,35 @@ wait_for "$tmp/agent2.out" '^listening on udp '
 grep -q 'reused pinned maps' "$tmp/agent2.out" || fail "agent 2 did not reuse the pinned maps"
 expect "ctrA after restart" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.1.1
 expect "ctrB after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.2.1
+# Agent 2 also listens on IPv6: native IPv6 DNS (connect6/sendmsg6/recvmsg6) is redirected to
+# it and identified by the IPv6 socket.
+grep -q "listening on udp $addr6" "$tmp/agent2.out" || fail "agent 2 does not listen on $addr6"
+expect "IPv6 UDP in ctrB" "$(run_in "ctrB-$id" "$nsB" -- dig +short +tries=1 +time=2 @"$bh6" api.cloud66.local)" 10.77.2.1
+expect "IPv6 TCP in ctrA" "$(run_in "ctrA-$id" "$nsA" -- dig +tcp +short +tries=1 +time=2 @"$bh6" api.cloud66.local)" 10.77.1.1
 
 kill -TERM "$a2"
 wait_exit "$a2" || fail "agent 2 exit status $?"
+
+# Without privileges the agent says once what is degraded and answers by source address.
+if command -v setpriv >/dev/null; then
+  chmod 755 "$tmp" "$tmp/state" && chmod 644 "$tmp/state/topology.json"
+  write_config "$tmp/agent3.yaml" 0
+  sed -i "s|pin_path: .*|pin_path: $pin-noprivs|" "$tmp/agent3.yaml"
+  chmod 644 "$tmp/agent3.yaml"
+  setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+    "$agent" --config "$tmp/agent3.yaml" >"$tmp/agent3.out" 2>&1 &
+  a3=$!
+  pids+=("$a3")
+  wait_for "$tmp/agent3.out" '^listening on udp '
+  grep -q 'ebpf: disabled: .*needs root, or CAP_BPF.*Degraded' "$tmp/agent3.out" ||
+    fail "no clear degraded message"
+  port3=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent3.out")
+  expect "unprivileged agent answers (unknown caller: latest)" \
+    "$(dig +short +tries=1 +time=2 @"$addr" -p "$port3" api.cloud66.local)" 10.77.2.1
+  kill -TERM "$a3"
+  wait_exit "$a3" || fail "agent 3 exit status $?"
+  echo "ok: unprivileged: $(grep 'ebpf: disabled' "$tmp/agent3.out" | cut -c1-160)..."
+fi
 "$agent" --config "$tmp/agent1.yaml" --detach || fail "detach"
 [ ! -e "$pin" ] || fail "pins left: $(ls "$pin")"
 [ -z "$(bpftool cgroup show "$parent" | tail -n +2)" ] || fail "programs still attached"

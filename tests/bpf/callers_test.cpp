@@ -229,6 +229,10 @@ TEST(RedirectTarget, SpecificAddressesOnly) {
   EXPECT_EQ(t.v6->to_string(), "fd00::1");
   EXPECT_EQ(t.port, 53);
   EXPECT_FALSE(redirectTargetOf({udp::endpoint(make_address("0.0.0.0"), 53)}).v4);
+  auto other_port = redirectTargetOf({udp::endpoint(make_address("10.0.0.1"), 5300),
+                                      udp::endpoint(make_address("fd00::1"), 5301)});
+  EXPECT_EQ(other_port.port, 5300);
+  EXPECT_FALSE(other_port.v6) << "bound to another port than the programs redirect to";
 }
 
 }  // namespace
