@@ -44,7 +44,7 @@ using Responder = std::function<void(Response)>;
 struct Tokens {
   std::string admin;
   std::string agent;
-  AgentTokens servers;
+  AgentTokens servers = {};  // per-server agent tokens (agent_tokens.hpp)
 };
 
 class Router {
