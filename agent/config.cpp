@@ -103,7 +103,7 @@ Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& text, const
 const std::set<std::string> kTopKeys = {
     "domain",       "listen",        "server_name", "central",   "upstreams",      "ttl",
     "negative_ttl", "sticky_window", "stale_after", "state_dir", "allow_networks", "metrics_listen",
-    "bpf"};
+    "bpf",          "docker"};
 const std::set<std::string> kCentralKeys = {"urls", "token_file"};
 const std::set<std::string> kBpfKeys = {
     "enabled", "cgroup", "redirect", "exclude_cgroups", "container_id_pattern", "pin_path"};
@@ -115,6 +115,34 @@ std::optional<Error> unknownKeys(const YAML::Node& map, const std::set<std::stri
     if (!known.count(kv.first.Scalar())) return err(prefix + kv.first.Scalar(), "unknown key");
   }
   return std::nullopt;
+}
+
+const std::set<std::string> kDockerKeys = {"enabled", "socket", "networks"};
+
+// docker: {enabled, socket, networks} (docker_config.hpp). Discovery registers containers
+// under server_name, so it needs one.
+Result<DockerConfig> parseDocker(const YAML::Node& n) {
+  DockerConfig d;
+  if (n.IsNull()) return d;
+  if (!n.IsMap()) return err("docker", "must be a mapping");
+  if (auto e = unknownKeys(n, kDockerKeys, "docker/")) return *e;
+  if (n["enabled"]) {
+    auto v = boolean(n["enabled"], "docker/enabled");
+    if (!v) return v.error();
+    d.enabled = v.value();
+  }
+  if (n["socket"]) {
+    auto v = scalar(n["socket"], "docker/socket");
+    if (!v) return v.error();
+    if (v->empty() || v->front() != '/') return err("docker/socket", "must be an absolute path");
+    d.socket = v.value();
+  }
+  if (n["networks"]) {
+    auto v = stringList(n["networks"], "docker/networks");
+    if (!v) return v.error();
+    d.networks = v.value();
+  }
+  return d;
 }
 
 Result<BpfConfig> parseBpf(const YAML::Node& n) {
@@ -269,6 +297,15 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
     auto b = parseBpf(root["bpf"]);
     if (!b) return b.error();
     c.bpf = b.value();
+  }
+  if (root["docker"]) {
+    auto d = parseDocker(root["docker"]);
+    if (!d) return d.error();
+    c.docker = d.value();
+    if (c.docker.enabled && c.server_name.empty())
+      return err("docker/enabled", "Docker discovery needs server_name");
+    if (c.docker.enabled && c.central_urls.empty())
+      return err("docker/enabled", "Docker discovery needs central/urls");
   }
   return c;
 }

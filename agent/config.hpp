@@ -12,6 +12,7 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include "agent/bpf_config.hpp"
+#include "agent/docker_config.hpp"
 #include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {
@@ -43,6 +44,7 @@ struct AgentConfig {
   std::vector<Cidr> allow_networks;
   std::optional<boost::asio::ip::tcp::endpoint> metrics_listen;
   BpfConfig bpf;
+  DockerConfig docker;  // Docker discovery (docker_discovery.hpp)
 };
 
 constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo

@@ -23,10 +23,12 @@
 
 #include "agent/caller_identity.hpp"
 #include "agent/config.hpp"
+#include "agent/docker_discovery.hpp"
 #include "agent/ebpf.hpp"
 #include "agent/metrics_http.hpp"
 #include "agent/server.hpp"
 #include "agent/sync.hpp"
+#include "agent/systemd_sockets.hpp"
 #include "agent/topology_store.hpp"
 #include "agent/upstream.hpp"
 #include "elasticdns/metrics.hpp"
@@ -149,7 +151,14 @@ int main(int argc, char** argv) {
     forwarder.forward(query, std::move(done));
   };
 
+  // Socket activation: the sockets elasticdns-agent.socket holds are adopted, not bound, so a
+  // restart drops no query.
+  InheritedSockets inherited = takeSystemdSockets();
+  for (const auto& why : inherited.ignored) spdlog::warn("server: systemd socket ignored: {}", why);
+  size_t inherited_count = inherited.sockets.size();
+
   ServerOptions sopts;
+  sopts.inherited = &inherited;
   sopts.listen = config.listen;
   sopts.allow_networks = allowOf(config);
   // One worker per core this process may run on (its affinity, not the machine's count).
@@ -163,6 +172,14 @@ int main(int argc, char** argv) {
     std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
     return 2;
   }
+  for (const auto& left : inherited.sockets) {
+    spdlog::warn("server: systemd passed {} {}:{}, which is not a listen address: closed",
+                 left.stream ? "tcp" : "udp", left.address, left.port);
+    ::close(left.fd);
+  }
+  if (inherited_count > inherited.sockets.size())
+    spdlog::info("server: adopted {} socket(s) from systemd",
+                 inherited_count - inherited.sockets.size());
 
   if (config.bpf.enabled) {
     auto started = BpfRuntime::start(config.bpf, redirectTargetOf(server.udpEndpoints()), registry);
@@ -204,6 +221,18 @@ int main(int argc, char** argv) {
   SyncClient sync(control, scfg, registry, publish);
   sync.start();  // publishes the persisted snapshot, if any, before returning
 
+  // Docker discovery: register this host's labelled containers with central.
+  std::unique_ptr<DockerDiscovery> docker;
+  if (config.docker.enabled) {
+    DockerDiscoveryOptions dopts;
+    dopts.docker = config.docker;
+    dopts.server = config.server_name;
+    dopts.central_urls = config.central_urls;
+    dopts.token = token;
+    docker = std::make_unique<DockerDiscovery>(control, dopts, registry);
+    docker->start();
+  }
+
   server.start();
   for (const auto& ep : server.udpEndpoints())
     std::cout << "listening on udp " << ep.address().to_string() << ":" << ep.port() << "\n";
@@ -244,10 +273,10 @@ int main(int argc, char** argv) {
       } else if (next->listen != config.listen || next->metrics_listen != config.metrics_listen ||
                  next->central_urls != config.central_urls ||
                  next->central_token_file != config.central_token_file ||
-                 next->state_dir != config.state_dir) {
+                 next->state_dir != config.state_dir || next->docker != config.docker) {
         spdlog::error(
-            "config: reload rejected: listen, metrics_listen, central and state_dir need a "
-            "restart");
+            "config: reload rejected: listen, metrics_listen, central, state_dir and docker need "
+            "a restart");
       } else if (auto r = store.reconfigure(zoneConfigOf(next.value())); !r) {
         spdlog::error("config: reload rejected: {}", r.error().message());
       } else {
@@ -298,6 +327,7 @@ int main(int argc, char** argv) {
     sd_notify(0, "STOPPING=1");
     server.stopReceiving();
     sync.stop();
+    if (docker) docker->stop();
     stale_timer.cancel();
     hup.cancel();
     watchdog.cancel();

@@ -581,10 +581,51 @@ DnsServer::~DnsServer() {
 
 std::optional<Error> DnsServer::bind() {
   Impl& s = *impl_;
+  // Socket activation (systemd_sockets.hpp): when systemd holds the UDP and TCP sockets of
+  // `want`, adopt them. Every worker reads the one UDP socket through a descriptor of its own
+  // (dup), so queries that arrive while the agent restarts wait in that socket for the next
+  // process. nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
+  auto adoptInherited = [&s](const udp::endpoint& want,
+                             const std::string& name) -> std::optional<Error> {
+    if (!s.options.inherited) return std::nullopt;
+    std::string address = want.address().to_string();
+    auto ufd = s.options.inherited->take(false, address, want.port());
+    auto tfd = s.options.inherited->take(true, address, want.port());
+    if (!ufd && !tfd) return std::nullopt;
+    std::string where = address + ":" + std::to_string(want.port());
+    if (!ufd || !tfd) {
+      if (ufd) ::close(*ufd);
+      if (tfd) ::close(*tfd);
+      return Error{name, "systemd passed only a " + std::string(ufd ? "UDP" : "TCP") +
+                             " socket for " + where + ": list it in both ListenDatagram= and " +
+                             "ListenStream= of elasticdns-agent.socket"};
+    }
+    boost::system::error_code ec;
+    for (size_t i = 0; i < s.workers.size() && !ec; ++i) {
+      int fd = i == 0 ? *ufd : ::dup(*ufd);
+      auto sock = std::make_unique<udp::socket>(s.workers[i]->io);
+      sock->assign(want.protocol(), fd, ec);
+      if (!ec) sock->non_blocking(true, ec);
+      if (!ec) s.workers[i]->sockets.push_back(std::move(sock));
+    }
+    auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
+    if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), *tfd, ec);
+    if (ec)
+      return Error{name,
+                   "cannot adopt the sockets systemd passed for " + where + ": " + ec.message()};
+    s.udp_bound.push_back(want);
+    s.tcp_bound.push_back(acc->local_endpoint());
+    s.workers[0]->acceptors.push_back(std::move(acc));
+    return Error{};
+  };
   for (size_t li = 0; li < s.options.listen.size(); ++li) {
     const udp::endpoint& want = s.options.listen[li];
     std::string name = "listen/" + std::to_string(li);
     boost::system::error_code ec;
+    if (auto e = adoptInherited(want, name)) {
+      if (!e->reason.empty()) return *e;
+      continue;
+    }
     bool done = false;
     for (int attempt = 0; attempt < kBindRetries && !done; ++attempt) {
       std::vector<std::unique_ptr<udp::socket>> socks;

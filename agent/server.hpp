@@ -21,6 +21,7 @@
 
 #include "agent/caller_identity.hpp"
 #include "agent/config.hpp"
+#include "agent/systemd_sockets.hpp"
 #include "agent/topology_store.hpp"
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/result.hpp"
@@ -33,6 +34,9 @@ struct ServerOptions {
   size_t threads = 2;
   size_t max_tcp_connections = 256;
   std::chrono::seconds tcp_idle_timeout{10};  // RFC 7766 6.2.3 suggests seconds, not minutes
+  /// Socket activation: sockets systemd passed in. bind() takes those that match a listen
+  /// address (UDP and TCP both) instead of binding; the rest stay here. May be null.
+  InheritedSockets* inherited = nullptr;
 };
 
 /// Hands a query for a name outside the zone to the forwarder. `done` gets the reply (empty on

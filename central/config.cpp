@@ -78,6 +78,8 @@ Result<Config> parseConfig(std::string_view yaml, Config c) {
       c.admin_token_file = v;
     } else if (key == "agent_token_file") {
       c.agent_token_file = v;
+    } else if (key == "agent_tokens_file") {
+      c.agent_tokens_file = v;
     } else if (key == "durability") {
       if (v == "full")
         c.durability = Durability::kFull;

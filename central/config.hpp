@@ -25,6 +25,7 @@ struct Config {
   std::string data_dir;
   std::string admin_token_file;
   std::string agent_token_file;
+  std::string agent_tokens_file;  // per-server agent tokens (agent_tokens.hpp)
   Durability durability = Durability::kFull;
   uint64_t change_log_retention = kDefaultChangeRetention;
   size_t max_connections = kDefaultMaxConnections;

@@ -200,6 +200,11 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   if (path.substr(0, 4) != "/v1/") return notFound(), std::nullopt;
 
   Access access = authorize(req);
+  // A per-server agent token: may write, within its server's containers (checked below).
+  const std::string* scope = nullptr;
+  if (access == Access::kNone && req.authorization.rfind("Bearer ", 0) == 0 &&
+      (scope = tokens_.servers.serverOf(std::string_view(req.authorization).substr(7))))
+    access = Access::kWrite;
   bool write = req.method != "GET" && req.method != "HEAD";
   if (access == Access::kNone || (write && access != Access::kWrite)) {
     auth_failures_->inc();
@@ -217,6 +222,12 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   }
   if (!query.empty()) {
     reply(done, 400, errorBody({"query", "this resource takes no query parameters"}));
+    return std::nullopt;
+  }
+  if (scope && write && resource != "containers") {
+    reply(done, 403,
+          errorBody(
+              {"token", "an agent token of server " + *scope + " writes only its own containers"}));
     return std::nullopt;
   }
   if (resource == "apply" && parts.size() == 2) {
@@ -319,6 +330,12 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   } else if (!req.body.empty()) {
     reply(done, 400, errorBody({"body", "DELETE takes no body"}));
     return std::nullopt;
+  }
+  if (scope) {
+    if (auto e = checkServerScope(item, state_.topology(), *scope)) {
+      reply(done, 403, errorBody(*e));
+      return std::nullopt;
+    }
   }
   enqueue({std::move(item)}, std::move(done));
   return std::nullopt;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "central/agent_tokens.hpp"
 #include "central/config.hpp"
 #include "central/state.hpp"
 #include "central/watch.hpp"
@@ -39,9 +40,11 @@ struct Response {
 using Responder = std::function<void(Response)>;
 
 /// Bearer tokens. Admin may read and write; agent may read. An empty token matches nothing.
+/// A per-server agent token reads, and writes the containers of its own server.
 struct Tokens {
   std::string admin;
   std::string agent;
+  AgentTokens servers = {};  // per-server agent tokens (agent_tokens.hpp)
 };
 
 class Router {

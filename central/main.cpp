@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
       "data-dir", po::value<std::string>(), "directory of the SQLite database")(
       "admin-token-file", po::value<std::string>(), "file holding the admin (read-write) token")(
       "agent-token-file", po::value<std::string>(), "file holding the agent (read-only) token")(
+      "agent-tokens-file", po::value<std::string>(),
+      "file of per-server agent tokens: `TOKEN SERVER` lines")(
       "durability", po::value<std::string>(), "full (fsync every commit) or normal")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn, error");
   po::variables_map vm;
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
                            {"data-dir", "data_dir"},
                            {"admin-token-file", "admin_token_file"},
                            {"agent-token-file", "agent_token_file"},
+                           {"agent-tokens-file", "agent_tokens_file"},
                            {"durability", "durability"},
                            {"log-level", "log_level"}}) {
     if (!vm.count(flag)) continue;
@@ -129,6 +132,11 @@ int main(int argc, char** argv) {
   tokens.admin = readToken(config.admin_token_file, "admin token");
   if (!config.agent_token_file.empty())
     tokens.agent = readToken(config.agent_token_file, "agent token");
+  if (!config.agent_tokens_file.empty()) {
+    auto servers = AgentTokens::parse(readFile(config.agent_tokens_file, "agent tokens"));
+    if (!servers) fatal(config.agent_tokens_file + ": " + servers.error().message());
+    tokens.servers = std::move(servers.value());
+  }
 
   auto store = TopologyStore::open(config.data_dir, config.durability, config.change_log_retention);
   if (!store) fatal(store.error().message());

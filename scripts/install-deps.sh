@@ -15,6 +15,9 @@ packages=(
   # test and demo tools: real DNS clients, a real resolver, netns, musl
   dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
   python3 util-linux
+  # packaging and operations tests: dpkg-shlibdeps, systemd-analyze, a Debian system
+  # container (systemd-nspawn over debootstrap), a real dockerd and a busybox image for it
+  dpkg-dev systemd systemd-container debootstrap docker.io busybox-static
 )
 
 missing=()

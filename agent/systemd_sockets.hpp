@@ -1,0 +1,34 @@
+#pragma once
+// Socket activation: the DNS sockets that systemd passes to the agent (elasticdns-agent.socket,
+// sd_listen_fds(3)). systemd keeps them open across `systemctl restart elasticdns-agent`, so
+// queries that arrive while the agent restarts wait in their queues instead of being refused.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace elasticdns::agent {
+
+/// One socket passed by systemd: a bound UDP socket or a listening TCP socket.
+struct InheritedSocket {
+  int fd = -1;
+  bool stream = false;  // SOCK_STREAM (TCP) or SOCK_DGRAM (UDP)
+  std::string address;  // numeric, as in the config: "127.0.0.1", "::1"
+  uint16_t port = 0;
+};
+
+/// The sockets this process inherited (LISTEN_FDS/LISTEN_PID), once: the environment
+/// variables are unset so that children do not see them. Sockets of another kind (unix,
+/// not bound to an IP address) are closed and reported in `ignored`.
+struct InheritedSockets {
+  std::vector<InheritedSocket> sockets;
+  std::vector<std::string> ignored;  // why each ignored descriptor was left out
+
+  /// Takes (removes and returns) the descriptor bound to exactly this address and port, or
+  /// nullopt. The caller owns the returned descriptor.
+  std::optional<int> take(bool stream, const std::string& address, uint16_t port);
+};
+
+InheritedSockets takeSystemdSockets();
+
+}  // namespace elasticdns::agent
