@@ -55,6 +55,11 @@ std::vector<Cidr> allowOf(const AgentConfig& c) {
   return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
 }
 
+/// ADDR:PORT, [V6]:PORT: the form the config's `listen` takes.
+std::string hostPort(const asio::ip::address& a, uint16_t port) {
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port);
+}
+
 /// The token on the first line of `path`, whitespace trimmed.
 Result<std::string> readToken(const std::string& path) {
   std::ifstream in(path);
@@ -182,12 +187,12 @@ int main(int argc, char** argv) {
 
   server.start();
   for (const auto& ep : server.udpEndpoints())
-    std::cout << "listening on udp " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on udp " << hostPort(ep.address(), ep.port()) << "\n";
   for (const auto& ep : server.tcpEndpoints())
-    std::cout << "listening on tcp " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on tcp " << hostPort(ep.address(), ep.port()) << "\n";
   if (metrics_http) {
     auto ep = metrics_http->endpoint();
-    std::cout << "listening on metrics " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on metrics " << hostPort(ep.address(), ep.port()) << "\n";
   }
   std::cout.flush();
   sd_notify(0, "READY=1");

@@ -300,7 +300,11 @@ metrics_listen: 127.0.0.1:0
           "REFUSED outside allow_networks")
     check(agent.answers("www.example.test") == ["192.0.2.1"], "forwarded to unbound")
     check(status(agent.dig("nothing.example.test")) == "NXDOMAIN", "forwarded NXDOMAIN")
+    check(agent.answers("www.example.test", "A", None, "+tcp") == ["192.0.2.1"],
+          "forwarded over TCP")
     check("EDE" not in agent.dig("api." + DOMAIN), "fresh answers carry no EDE")
+    why = agent.dig("_explain.api." + DOMAIN, "TXT", "127.0.1.1", "+short")
+    check("caller=web-1 version=v1" in why and "own version" in why, "explain TXT: " + why.strip())
 
     # Live update from central.
     container(central, "api-2d", "api", "v2", "host1", "10.0.2.4")
