@@ -1,5 +1,6 @@
 // elasticdns-agent: wiring only. Config → metrics → topology store → DNS server → forwarder →
 // sync → signals (SIGHUP reload, SIGTERM drain) → systemd notifications.
+#include <malloc.h>
 #include <sched.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -174,6 +175,9 @@ int main(int argc, char** argv) {
       spdlog::error("zone: snapshot not published: {}", r.error().message());
     else
       spdlog::info("zone: serving snapshot index {}", r.value());
+    // Parsing a snapshot (a JSON DOM) and building its zone leave freed heap behind; hand it
+    // back to the kernel (with 10,000 containers: ~24 MB RSS without this, see README).
+    malloc_trim(0);
   };
   SyncConfig scfg;
   scfg.urls = config.central_urls;
