@@ -138,14 +138,18 @@ std::optional<std::chrono::seconds> cacheLifetime(std::span<const uint8_t> reply
     });
     if (ttl) ttl = std::min<uint32_t>(*ttl, static_cast<uint32_t>(max_ttl.count()));
   } else if (rcode == kRcodeNoError || rcode == kRcodeNxDomain) {
-    // RFC 2308 5: the negative TTL is the SOA record's TTL capped by its MINIMUM field.
+    // RFC 2308 5: the negative TTL is the SOA record's TTL capped by its MINIMUM field; a CNAME
+    // chain in the answer (RFC 2308 2.1) must not outlive its own TTL either.
+    std::optional<uint32_t> chain;
     ok = forEachRecord(reply, *q, [&](const RrRef& rr) {
+      if (rr.section == 1) chain = std::min(chain.value_or(kMaxTtl), effectiveTtl(rr.ttl));
       if (rr.section != 2 || rr.type != kTypeSoa) return rr.section <= 2;
       if (rr.rdlength < kSoaFixedSize + 2) return true;
       uint32_t minimum = readU32(reply, rr.rdata_offset + rr.rdlength - 4);
       ttl = std::min(effectiveTtl(rr.ttl), effectiveTtl(minimum));
       return false;
     });
+    if (ttl && chain) ttl = std::min(*ttl, *chain);
     if (ttl) ttl = std::min<uint32_t>(*ttl, static_cast<uint32_t>(negative_ttl_cap.count()));
   }
   if (!ok || !ttl || *ttl == 0) return std::nullopt;

@@ -182,7 +182,10 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
                    std::chrono::duration_cast<std::chrono::milliseconds>(kPollMargin);
     m_.polls.inc();
     inflight_ = httpGet(strand_, url, std::move(target), config_.token, timeout, kMaxSnapshotBytes,
-                        [self = shared_from_this()](Result<HttpResponse> r) {
+                        // weak: the core owns the request, which owns this callback
+                        [weak = weak_from_this()](Result<HttpResponse> r) {
+                          auto self = weak.lock();
+                          if (!self) return;
                           self->inflight_.reset();
                           self->onResponse(std::move(r));
                         });

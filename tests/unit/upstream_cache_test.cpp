@@ -78,6 +78,15 @@ TEST_F(CacheTest, NxdomainIsCachedForTheSoaMinimum) {
   EXPECT_FALSE(cache_.lookup(key(q), q, t0_ + 60s));
 }
 
+TEST_F(CacheTest, NxdomainAfterACnameLivesNoLongerThanTheCname) {
+  auto q = makeQuery("alias.example.test.", LDNS_RR_TYPE_A);
+  auto r = makeReply(q, LDNS_RCODE_NXDOMAIN, {"alias.example.test. 10 IN CNAME gone.example.test."},
+                     {kSoa});
+  ASSERT_TRUE(cache_.insert(key(q), r, t0_));
+  EXPECT_TRUE(cache_.lookup(key(q), q, t0_ + 9s));
+  EXPECT_FALSE(cache_.lookup(key(q), q, t0_ + 10s));
+}
+
 TEST_F(CacheTest, NegativeTtlIsCapped) {
   AnswerCache capped(10, 3600s, 20s);
   auto q = makeQuery("nope.example.test.", LDNS_RR_TYPE_A);
