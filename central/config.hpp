@@ -11,10 +11,11 @@
 
 namespace elasticdns::central {
 
-constexpr size_t kMaxBodyBytes = 1 << 20;                // 1 MiB: a service.yml, a record
-constexpr size_t kMaxHeaderBytes = 8 << 10;              // 8 KiB, as nginx's default buffer
-constexpr size_t kDefaultMaxConnections = 4096;          // under the raised RLIMIT_NOFILE
-constexpr size_t kDefaultMaxWatchers = 10'000;           // long-polls waiting at once
+constexpr size_t kMaxBodyBytes = 1 << 20;    // 1 MiB: a service.yml, a record
+constexpr size_t kMaxHeaderBytes = 8 << 10;  // 8 KiB, as nginx's default buffer
+constexpr size_t kDefaultMaxConnections =
+    12'000;                                     // each watcher holds one; clamped to RLIMIT_NOFILE
+constexpr size_t kDefaultMaxWatchers = 10'000;  // long-polls waiting at once
 constexpr uint64_t kDefaultChangeRetention = 10'000;     // changes kept for deltas
 constexpr std::chrono::seconds kDefaultIdleTimeout{60};  // to receive a whole request
 constexpr std::chrono::seconds kMaxWait{300};            // cap on a long-poll's wait=

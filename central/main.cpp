@@ -50,13 +50,19 @@ std::string readToken(const std::string& path, const char* what) {
   return s;
 }
 
-// 1,000s of watchers each hold a socket: use every descriptor the hard limit allows.
-void raiseFileLimit() {
+constexpr size_t kReservedDescriptors = 64;  // SQLite, logs, the listener, accept headroom
+
+// 1,000s of watchers each hold a socket: use every descriptor the hard limit allows. Returns
+// the soft limit now in force.
+size_t raiseFileLimit() {
   rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
   }
+  return rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : static_cast<size_t>(rl.rlim_cur);
 }
 
 }  // namespace
@@ -112,7 +118,12 @@ int main(int argc, char** argv) {
   auto logger = spdlog::stderr_color_mt("central");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(config.log_level));
-  raiseFileLimit();
+  size_t files = raiseFileLimit();
+  if (files > kReservedDescriptors && config.max_connections > files - kReservedDescriptors) {
+    config.max_connections = files - kReservedDescriptors;
+    spdlog::warn("central: max_connections lowered to {} (open-files limit {})",
+                 config.max_connections, files);
+  }
 
   Tokens tokens;
   tokens.admin = readToken(config.admin_token_file, "admin token");

@@ -47,8 +47,8 @@ std::optional<Error> TopologyState::reload() {
   auto loaded = store_->load();
   if (!loaded) return loaded.error();
   topology_ = std::move(loaded->topology);
-  containers_by_service_.clear();
-  for (const auto& [id, c] : topology_.containers) containers_by_service_[c.service].insert(id);
+  running_.clear();
+  for (const auto& [id, c] : topology_.containers) countRunning(c, +1);
   next_generation_ = 1;
   for (const auto& [name, g] : topology_.versions)
     next_generation_ = std::max(next_generation_, g + 1);
@@ -188,18 +188,13 @@ void TopologyState::applyToMemory(const protocol::Change& c) {
     case RecordKind::kContainer: {
       auto it = topology_.containers.find(c.key);
       if (it != topology_.containers.end()) {
-        std::string old_service = it->second.service;
-        containers_by_service_[old_service].erase(c.key);
-        if (containers_by_service_[old_service].empty()) containers_by_service_.erase(old_service);
+        countRunning(it->second, -1);
         topology_.containers.erase(it);
-        recomputeLatest(old_service);
       }
       if (put) {
         auto rec = validate::parseContainer(c.value, c.key).value();
-        std::string service = rec.service;
+        countRunning(rec, +1);
         topology_.containers.emplace(c.key, std::move(rec));
-        containers_by_service_[service].insert(c.key);
-        recomputeLatest(service);
       }
       break;
     }
@@ -225,24 +220,23 @@ void TopologyState::applyToMemory(const protocol::Change& c) {
   }
 }
 
-void TopologyState::recomputeLatest(const std::string& service) {
-  uint64_t best = 0;
-  const std::string* latest = nullptr;
-  if (auto it = containers_by_service_.find(service); it != containers_by_service_.end()) {
-    for (const auto& id : it->second) {
-      const auto& c = topology_.containers.at(id);
-      if (c.state != model::ContainerState::kRunning) continue;
-      uint64_t g = topology_.generationOf(c.version);
-      if (!latest || g > best) {
-        best = g;
-        latest = &c.version;
-      }
-    }
+void TopologyState::countRunning(const model::Container& c, int delta) {
+  if (c.state != model::ContainerState::kRunning) return;
+  auto& tally = running_[c.service];
+  uint64_t g = topology_.generationOf(c.version);
+  auto& v = tally[g];
+  v.name = c.version;
+  if (delta > 0)
+    ++v.running;
+  else if (v.running > 0)
+    --v.running;
+  if (v.running == 0) tally.erase(g);
+  if (tally.empty()) {
+    running_.erase(c.service);
+    topology_.latest_versions.erase(c.service);
+  } else {
+    topology_.latest_versions[c.service] = tally.rbegin()->second.name;
   }
-  if (latest)
-    topology_.latest_versions[service] = *latest;
-  else
-    topology_.latest_versions.erase(service);
 }
 
 std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<WriteItem>>& writes) {

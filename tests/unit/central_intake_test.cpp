@@ -1,0 +1,132 @@
+// service.yml intake, config parsing, durations, the watch registry.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "central/apply.hpp"
+#include "central/config.hpp"
+#include "central/watch.hpp"
+
+using namespace elasticdns;
+using namespace elasticdns::central;
+
+TEST(ServiceYml, AppliesTheFourDirectives) {
+  auto r = parseServiceYml(
+      "services:\n  api:\n    dns_behaviour: non-versioned\n    load_balancing: sticky\n"
+      "    ports: [\"3000:80:443\", {container: 5000, udp: 5000}]\n"
+      "    traffic_matches: [api.example.com]\n  worker:\n");
+  ASSERT_TRUE(r) << r.error().message();
+  ASSERT_EQ(r->size(), 2u);
+  const auto& api = r.value()[0];
+  EXPECT_EQ(api.name, "api");
+  EXPECT_EQ(api.dns_behaviour, model::DnsBehaviour::kNonVersioned);
+  EXPECT_EQ(api.load_balancing, model::LoadBalancing::kSticky);
+  ASSERT_EQ(api.ports.size(), 2u);
+  EXPECT_EQ(api.ports[0], (model::PortMapping{3000, 80, 443, 0, 0}));
+  EXPECT_EQ(api.ports[1], (model::PortMapping{5000, 0, 0, 0, 5000}));
+  EXPECT_EQ(api.traffic_matches, std::vector<std::string>{"api.example.com"});
+  EXPECT_EQ(r.value()[1].load_balancing, model::LoadBalancing::kRoundRobin);
+}
+
+TEST(ServiceYml, ListsEveryUnknownDirective) {
+  auto r = parseServiceYml(
+      "services:\n  api:\n    image: x\n    ports: [\"80\"]\n  web:\n    git_url: y\n"
+      "    build_command: z\n");
+  ASSERT_FALSE(r);
+  for (const char* name : {"api/image", "web/git_url", "web/build_command"})
+    EXPECT_NE(r.error().reason.find(name), std::string::npos) << name;
+  EXPECT_EQ(r.error().field, "services/api");
+}
+
+TEST(ServiceYml, RejectsBadDocuments) {
+  for (const char* doc : {"", "[1, 2]", "services: 3", "services: {}", "services: [a]",
+                          "services:\n  API:\n    ports: []\n", "services: {api: [1]}",
+                          "services:\n  api:\n    ports: [\"0\"]\n", "{{{{", "- - - - -",
+                          "services:\n  api: {}\n  api: {}\n"}) {
+    EXPECT_FALSE(parseServiceYml(doc)) << doc;
+  }
+  // Alias expansion is bounded.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
+  for (char c = 'b'; c <= 'g'; ++c) {
+    bomb += std::string(1, c) + ": &" + c + " [";
+    for (int i = 0; i < 10; ++i) bomb += std::string(i ? ", *" : "*") + char(c - 1);
+    bomb += "]\n";
+  }
+  auto r = parseServiceYml(bomb);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().reason.find("too large"), std::string::npos) << r.error().reason;
+  EXPECT_FALSE(parseServiceYml(std::string(100000, '[')));
+}
+
+TEST(Config, DurationsAndListen) {
+  EXPECT_EQ(parseDuration("500ms"), std::chrono::milliseconds(500));
+  EXPECT_EQ(parseDuration("30s"), std::chrono::milliseconds(30000));
+  EXPECT_EQ(parseDuration("5m"), std::chrono::milliseconds(300000));
+  for (const char* bad : {"", "s", "30", "-1s", "1.5s", "30x", "9999999999s"})
+    EXPECT_FALSE(parseDuration(bad)) << bad;
+  EXPECT_EQ(parseListen("127.0.0.1:0"), std::make_pair(std::string("127.0.0.1"), uint16_t{0}));
+  EXPECT_EQ(parseListen("[::1]:8080"), std::make_pair(std::string("::1"), uint16_t{8080}));
+  for (const char* bad : {"127.0.0.1", "localhost:80", "127.0.0.1:65536", "[::1]80", ":80"})
+    EXPECT_FALSE(parseListen(bad)) << bad;
+}
+
+TEST(Config, RejectsUnknownKeysAndBadValues) {
+  EXPECT_EQ(parseConfig("listen: 127.0.0.1:1\nfoo: 1\n").error().field, "foo");
+  EXPECT_EQ(parseConfig("durability: maybe\n").error().field, "durability");
+  EXPECT_EQ(parseConfig("max_watchers: -1\n").error().field, "max_watchers");
+  EXPECT_EQ(parseConfig("idle_timeout: 1\n").error().field, "idle_timeout");
+  EXPECT_EQ(parseConfig("listen: [1]\n").error().field, "listen");
+}
+
+// The example in README.md's central section is parsed here, so the docs cannot rot.
+TEST(Config, ReadmeExampleParses) {
+  std::ifstream in(std::string(ELASTICDNS_SOURCE_DIR) + "/README.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string readme = ss.str();
+  auto section = readme.find("<!-- central -->");
+  ASSERT_NE(section, std::string::npos);
+  auto start = readme.find("```yaml\n", section);
+  ASSERT_NE(start, std::string::npos);
+  start += 8;
+  auto end = readme.find("```", start);
+  auto c = parseConfig(readme.substr(start, end - start));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->listen, "0.0.0.0:8080");
+  EXPECT_EQ(c->durability, Durability::kFull);
+  EXPECT_EQ(c->max_watchers, 10000u);
+  // The service.yml example that follows it is a valid /v1/apply document.
+  auto yml = readme.find("```yaml\n", end);
+  ASSERT_NE(yml, std::string::npos);
+  yml += 8;
+  auto s = parseServiceYml(readme.substr(yml, readme.find("```", yml) - yml));
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_FALSE(s->empty());
+}
+
+TEST(WatchRegistry, NotifiesOnlyWatchersBehindAndBuildsOneBodyPerIndex) {
+  WatchRegistry reg(3);
+  auto now = WatchRegistry::Clock::now();
+  int calls = 0, built = 0;
+  auto body = [&](uint64_t since) {
+    ++built;
+    return std::make_shared<const std::string>(std::to_string(since));
+  };
+  ASSERT_TRUE(reg.add(5, now + std::chrono::seconds(10), [&](auto b) { calls += *b == "5"; }));
+  ASSERT_TRUE(reg.add(5, now + std::chrono::seconds(10), [&](auto b) { calls += *b == "5"; }));
+  ASSERT_TRUE(
+      reg.add(7, now + std::chrono::seconds(1), [&](auto b) { calls += 10 * (*b == "7"); }));
+  EXPECT_FALSE(reg.add(1, now, [](auto) {}));  // full
+  EXPECT_EQ(reg.notify(6, body), 2u);
+  EXPECT_EQ(calls, 2);
+  EXPECT_EQ(built, 1);
+  EXPECT_EQ(reg.size(), 1u);
+  EXPECT_EQ(reg.expire(now, body), 0u);
+  EXPECT_EQ(reg.expire(now + std::chrono::seconds(1), body), 1u);
+  EXPECT_EQ(calls, 12);
+  EXPECT_EQ(reg.size(), 0u);
+  EXPECT_FALSE(reg.nextDeadline());
+}
