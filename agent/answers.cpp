@@ -33,7 +33,7 @@ uint64_t nameHash(std::string_view s) noexcept {
     h ^= h >> 31;
   }
   uint64_t w = 0;
-  std::memcpy(&w, s.data() + i, s.size() - i);
+  if (i < s.size()) std::memcpy(&w, s.data() + i, s.size() - i);  // data() may be null if empty
   h = (h ^ w) * 0x94D049BB133111EBull;
   return h ^ (h >> 29);
 }
