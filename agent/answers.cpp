@@ -1,8 +1,10 @@
 #include "agent/answers.hpp"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -31,7 +33,7 @@ uint64_t nameHash(std::string_view s) noexcept {
     h ^= h >> 31;
   }
   uint64_t w = 0;
-  std::memcpy(&w, s.data() + i, s.size() - i);
+  if (i < s.size()) std::memcpy(&w, s.data() + i, s.size() - i);  // data() may be null if empty
   h = (h ^ w) * 0x94D049BB133111EBull;
   return h ^ (h >> 29);
 }
@@ -177,8 +179,9 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
   // Callers: every container (draining ones still ask), by id and by address.
   std::set<std::pair<uint64_t, uint64_t>> ambiguous;
   for (const auto& [id, c] : t.containers) {
-    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id)};
     uint32_t idx = static_cast<uint32_t>(z->callers_.size());
+    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id), idx};
+    z->caller_names_.emplace_back(id, c.version);
     z->callers_.push_back(info);
     z->callers_by_id_.emplace(id, idx);
     for (const std::string* a : {&c.address, &c.address6}) {
@@ -343,6 +346,9 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
     z->slots_[i] = Slot{h, static_cast<uint32_t>(z->entries_.size())};
     z->entries_.emplace_back(rel, std::move(e));
   }
+  z->server_names_.resize(server_ids.size());
+  for (const auto& [name, id] : server_ids) z->server_names_[id] = name;
+  for (const auto& [name, gen] : t.versions) z->version_names_[gen] = name;
   return std::shared_ptr<const Zone>(std::move(z));
 }
 
@@ -380,6 +386,105 @@ Zone::CallerInfo Zone::resolveCaller(const AnswerInput& in, bool& known) const n
   return CallerInfo{0, own_server_, AddrKeyHash{}(k) ^ 0x5bd1e995ull};
 }
 
+AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
+                            std::span<uint8_t> out) const noexcept {
+  AnswerOutcome r;
+  const NameEntry* e = findName(service);
+  if (e == nullptr || e->kind != Kind::kService) return r;  // answered as an ordinary name
+  const wire::Query& q = *in.query;
+  const ServiceAnswers& sa = e->service;
+  bool known = false;
+  CallerInfo c = resolveCaller(in, known);
+  char src[INET6_ADDRSTRLEN] = "?";
+  if (in.source->ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, in.source, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, src, sizeof src);
+  } else if (in.source->ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, in.source, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, src, sizeof src);
+  }
+  auto versionName = [&](uint64_t g) -> const char* {
+    auto it = version_names_.find(g);
+    return it == version_names_.end() ? "-" : it->second.c_str();
+  };
+  const char* server = c.server < server_names_.size() ? server_names_[c.server].c_str() : "-";
+  // Up to 5 character-strings of at most 255 bytes each (RFC 1035 3.3.14).
+  char lines[5][256];
+  int n = 0;
+  if (known)
+    std::snprintf(lines[n++], 256, "caller=%s version=%s server=%s source=%s",
+                  caller_names_[c.index].first.c_str(), caller_names_[c.index].second.c_str(),
+                  server, src);
+  else
+    std::snprintf(lines[n++], 256, "caller=unknown source=%s server=%s (this host)", src, server);
+  std::snprintf(lines[n++], 256, "policy=%s load_balancing=%s",
+                sa.versioned ? "versioned" : "non-versioned",
+                std::string(model::toString(sa.lb)).c_str());
+  if (sa.versions.empty()) {
+    std::snprintf(lines[n++], 256, "answer=none (no running container)");
+  } else {
+    auto gens = sa.generationSpan();
+    size_t v = policy::chooseVersion(gens, c.generation, sa.versioned);
+    const char* why = !sa.versioned             ? "latest (non-versioned)"
+                      : c.generation == 0       ? "latest (unknown caller)"
+                      : gens[v] == c.generation ? "own version"
+                      : gens[v] < c.generation  ? "newest older version"
+                                                : "latest (every version is newer)";
+    const VersionSet& vs = sa.versions[v];
+    std::snprintf(lines[n++], 256, "version=%s (%s) containers=%zu", versionName(gens[v]), why,
+                  vs.all.members.size());
+    if (sa.lb == model::LoadBalancing::kClosest) {
+      auto i = policy::chooseClosest(vs.servers, c.server);
+      std::snprintf(lines[n++], 256, "closest=%s",
+                    i ? "containers on the caller's server" : "all (none on the caller's server)");
+    } else if (sa.lb == model::LoadBalancing::kSticky && in.sticky != nullptr) {
+      auto pin = in.sticky->find(c.key * 0x9E3779B97F4A7C15ull ^ sa.hash);
+      long left =
+          pin ? static_cast<long>(
+                    std::chrono::duration_cast<std::chrono::seconds>(pin->expires - in.now).count())
+              : 0;
+      std::snprintf(lines[n++], 256, "pin=%s", pin && left > 0 ? "held" : "none");
+      if (pin && left > 0) std::snprintf(lines[n - 1], 256, "pin=held for %lds more", left);
+    }
+  }
+  size_t rdlen = 0;
+  for (int i = 0; i < n; ++i) rdlen += 1 + std::strlen(lines[i]);
+  const size_t rr = 2 + 10 + rdlen;
+  const bool opt = q.has_edns;
+  size_t total = wire::kHeaderSize + (q.question_end - wire::kHeaderSize) + rr +
+                 (opt ? wire::optSize(false) : 0);
+  bool tc = total > in.limit || total > out.size();
+  r.in_zone = true;
+  uint16_t flags = wire::responseFlags(q, true, wire::kNoError);
+  if (tc) flags |= wire::kFlagTc;
+  size_t len = wire::writeHeaderAndQuestion(q, in.packet, flags, tc ? 0 : 1, 0, opt ? 1 : 0, out);
+  if (len == 0) return r;
+  uint8_t* o = out.data() + len;
+  if (!tc) {
+    std::memcpy(o, kOwnerIsQuestion, 2);
+    put16(o + 2, wire::kTypeTxt);
+    put16(o + 4, wire::kClassIn);
+    put32(o + 6, 0);  // never cache an explanation
+    put16(o + 10, static_cast<uint16_t>(rdlen));
+    o += 12;
+    for (int i = 0; i < n; ++i) {
+      size_t l = std::strlen(lines[i]);
+      *o++ = static_cast<uint8_t>(l);
+      std::memcpy(o, lines[i], l);
+      o += l;
+    }
+  }
+  if (opt) {
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, false, 0);
+    o += wire::optSize(false);
+  }
+  r.truncated = tc;
+  r.length = static_cast<size_t>(o - out.data());
+  return r;
+}
+
 AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const noexcept {
   const wire::Query& q = *in.query;
   AnswerOutcome r;
@@ -406,6 +511,12 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   int single = -1;  // index of the only record to answer
   int64_t single_ttl = -1;
   const std::vector<uint8_t>* soa_answer = nullptr;
+
+  constexpr std::string_view kExplain = "_explain.";
+  if ((q.qtype == wire::kTypeTxt || q.qtype == wire::kTypeAny) && rel.starts_with(kExplain)) {
+    AnswerOutcome e = explain(in, rel.substr(kExplain.size()), out);
+    if (e.length != 0) return e;
+  }
 
   const NameEntry* found = findName(rel);
   if (found == nullptr) {

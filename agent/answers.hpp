@@ -6,6 +6,7 @@
 //
 // Names (relative to `domain`, see README "Agent answers"):
 //   <domain>                      SOA (the zone apex)
+//   _explain.<service>            TXT: why this caller gets what it gets (for operators)
 //   <service>                     A/AAAA of the service's containers, by the answer policy
 //   <type>                        A/AAAA of the datasource type's primary group (else `default`)
 //   <group>.<type>                A/AAAA of that datasource group
@@ -18,6 +19,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -124,6 +126,7 @@ class Zone {
     uint64_t generation = 0;
     uint32_t server = 0;
     uint64_t key = 0;
+    uint32_t index = 0xFFFFFFFF;  // into caller_names_ (known callers)
   };
   struct StringHash {
     using is_transparent = void;
@@ -140,6 +143,14 @@ class Zone {
 
  private:
   CallerInfo resolveCaller(const AnswerInput& in, bool& known) const noexcept;
+  /// TXT answer to `_explain.<service>.<domain>`: who the caller is, the policy, the choice.
+  AnswerOutcome explain(const AnswerInput& in, std::string_view service,
+                        std::span<uint8_t> out) const noexcept;
+
+  // For explanations only (never read on the answer path).
+  std::vector<std::pair<std::string, std::string>> caller_names_;  // container id, version
+  std::vector<std::string> server_names_;                          // by server id
+  std::map<uint64_t, std::string> version_names_;                  // by generation
 
   uint64_t index_ = 0;
   std::string domain_;
