@@ -1,8 +1,10 @@
 #include "agent/answers.hpp"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <map>
 #include <set>
@@ -19,6 +21,22 @@ constexpr uint32_t kNoServer = 0xFFFFFFFF;
 constexpr uint8_t kOwnerIsQuestion[2] = {0xC0, 0x0C};  // pointer to offset 12, RFC 1035 4.1.4
 constexpr size_t kTtlOffsetInRecord = 6;               // after owner pointer, type, class
 constexpr uint32_t kSoaRefresh = 3600, kSoaRetry = 600, kSoaExpire = 86400;
+
+/// Hash of a name for the name table: 8 bytes at a time, multiply-xorshift mixing.
+uint64_t nameHash(std::string_view s) noexcept {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  uint64_t w = 0;
+  std::memcpy(&w, s.data() + i, s.size() - i);
+  h = (h ^ w) * 0x94D049BB133111EBull;
+  return h ^ (h >> 29);
+}
 
 uint64_t hashOf(std::string_view s) {
   // FNV-1a 64: stable across runs, so pins mean the same container after a snapshot swap.
@@ -52,7 +70,14 @@ std::vector<uint8_t> nameWire(const std::string& name) {
 
 void appendRecord(Zone::RecordList& list, std::span<const uint8_t> owner, uint16_t type,
                   uint32_t ttl, std::span<const uint8_t> rdata) {
-  list.offsets.push_back(static_cast<uint32_t>(list.bytes.size()));
+  const size_t size = owner.size() + 10 + rdata.size();
+  if (list.n == 0) list.fixed_size = static_cast<uint32_t>(size);
+  if (list.fixed_size != size && list.fixed_size != 0) {  // sizes vary from now on
+    for (uint32_t i = 0; i < list.n; ++i) list.offsets.push_back(i * list.fixed_size);
+    list.fixed_size = 0;
+  }
+  if (list.fixed_size == 0) list.offsets.push_back(static_cast<uint32_t>(list.bytes.size()));
+  ++list.n;
   auto& b = list.bytes;
   b.insert(b.end(), owner.begin(), owner.end());
   size_t at = b.size();
@@ -154,8 +179,9 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
   // Callers: every container (draining ones still ask), by id and by address.
   std::set<std::pair<uint64_t, uint64_t>> ambiguous;
   for (const auto& [id, c] : t.containers) {
-    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id)};
     uint32_t idx = static_cast<uint32_t>(z->callers_.size());
+    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id), idx};
+    z->caller_names_.emplace_back(id, c.version);
     z->callers_.push_back(info);
     z->callers_by_id_.emplace(id, idx);
     for (const std::string* a : {&c.address, &c.address6}) {
@@ -192,16 +218,17 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
   for (const auto& [id, c] : t.containers)
     if (!services.count(c.service)) services[c.service].name = c.service;
 
+  std::map<std::string, NameEntry> names;
   auto addName = [&](const std::string& rel, NameEntry e) -> NameEntry& {
-    auto [it, fresh] = z->names_.emplace(rel, std::move(e));
+    auto [it, fresh] = names.emplace(rel, std::move(e));
     // Empty non-terminals between the name and the apex answer NODATA, not NXDOMAIN.
     for (size_t dot = rel.find('.'); dot != std::string::npos; dot = rel.find('.', dot + 1))
-      z->names_.emplace(rel.substr(dot + 1), NameEntry{});
+      names.emplace(rel.substr(dot + 1), NameEntry{});
     return it->second;
   };
   NameEntry apex_entry;
   apex_entry.kind = Kind::kApex;
-  z->names_.emplace("", std::move(apex_entry));
+  names.emplace("", std::move(apex_entry));
 
   // Running containers per service, grouped by version generation and ordered by id.
   std::map<std::string, std::map<uint64_t, std::vector<const model::Container*>>> running;
@@ -238,14 +265,14 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
         vs.servers.push_back(sid);
         vs.by_server.push_back(makeAddrSet(members, ttl));
       }
+      if (sa.generations.size() < ServiceAnswers::kInlineGenerations)
+        sa.inline_generations[sa.generations.size()] = gen;
       sa.generations.push_back(gen);
       sa.versions.push_back(std::move(vs));
     }
-    uint32_t idx = static_cast<uint32_t>(z->services_.size());
-    z->services_.push_back(std::move(sa));
     NameEntry e;
     e.kind = Kind::kService;
-    e.service = idx;
+    e.service = std::move(sa);
     addName(name, std::move(e));
 
     // SRV from ports: priority 0, weight 0, the container port, target the service's name.
@@ -305,10 +332,34 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
     if (d == nullptr || services.count(type)) continue;  // a service of that name wins
     NameEntry e;
     e.kind = Kind::kFixed;
-    e.fixed = z->names_.at(d->group + "." + d->type).fixed;
-    z->names_.insert_or_assign(type, std::move(e));
+    e.fixed = names.at(d->group + "." + d->type).fixed;
+    names.insert_or_assign(type, std::move(e));
   }
+
+  size_t size = 16;
+  while (size < names.size() * 2) size *= 2;
+  z->slots_.resize(size);
+  for (auto& [rel, e] : names) {
+    uint64_t h = nameHash(rel);
+    size_t i = h & (size - 1);
+    while (z->slots_[i].entry != kNoEntry) i = (i + 1) & (size - 1);
+    z->slots_[i] = Slot{h, static_cast<uint32_t>(z->entries_.size())};
+    z->entries_.emplace_back(rel, std::move(e));
+  }
+  z->server_names_.resize(server_ids.size());
+  for (const auto& [name, id] : server_ids) z->server_names_[id] = name;
+  for (const auto& [name, gen] : t.versions) z->version_names_[gen] = name;
   return std::shared_ptr<const Zone>(std::move(z));
+}
+
+const Zone::NameEntry* Zone::findName(std::string_view rel) const noexcept {
+  const uint64_t h = nameHash(rel);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.entry == kNoEntry) return nullptr;
+    if (s.hash == h && entries_[s.entry].first == rel) return &entries_[s.entry].second;
+  }
 }
 
 bool Zone::contains(std::string_view name) const noexcept {
@@ -333,6 +384,105 @@ Zone::CallerInfo Zone::resolveCaller(const AnswerInput& in, bool& known) const n
     return callers_[it->second];
   }
   return CallerInfo{0, own_server_, AddrKeyHash{}(k) ^ 0x5bd1e995ull};
+}
+
+AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
+                            std::span<uint8_t> out) const noexcept {
+  AnswerOutcome r;
+  const NameEntry* e = findName(service);
+  if (e == nullptr || e->kind != Kind::kService) return r;  // answered as an ordinary name
+  const wire::Query& q = *in.query;
+  const ServiceAnswers& sa = e->service;
+  bool known = false;
+  CallerInfo c = resolveCaller(in, known);
+  char src[INET6_ADDRSTRLEN] = "?";
+  if (in.source->ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, in.source, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, src, sizeof src);
+  } else if (in.source->ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, in.source, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, src, sizeof src);
+  }
+  auto versionName = [&](uint64_t g) -> const char* {
+    auto it = version_names_.find(g);
+    return it == version_names_.end() ? "-" : it->second.c_str();
+  };
+  const char* server = c.server < server_names_.size() ? server_names_[c.server].c_str() : "-";
+  // Up to 5 character-strings of at most 255 bytes each (RFC 1035 3.3.14).
+  char lines[5][256];
+  int n = 0;
+  if (known)
+    std::snprintf(lines[n++], 256, "caller=%s version=%s server=%s source=%s",
+                  caller_names_[c.index].first.c_str(), caller_names_[c.index].second.c_str(),
+                  server, src);
+  else
+    std::snprintf(lines[n++], 256, "caller=unknown source=%s server=%s (this host)", src, server);
+  std::snprintf(lines[n++], 256, "policy=%s load_balancing=%s",
+                sa.versioned ? "versioned" : "non-versioned",
+                std::string(model::toString(sa.lb)).c_str());
+  if (sa.versions.empty()) {
+    std::snprintf(lines[n++], 256, "answer=none (no running container)");
+  } else {
+    auto gens = sa.generationSpan();
+    size_t v = policy::chooseVersion(gens, c.generation, sa.versioned);
+    const char* why = !sa.versioned             ? "latest (non-versioned)"
+                      : c.generation == 0       ? "latest (unknown caller)"
+                      : gens[v] == c.generation ? "own version"
+                      : gens[v] < c.generation  ? "newest older version"
+                                                : "latest (every version is newer)";
+    const VersionSet& vs = sa.versions[v];
+    std::snprintf(lines[n++], 256, "version=%s (%s) containers=%zu", versionName(gens[v]), why,
+                  vs.all.members.size());
+    if (sa.lb == model::LoadBalancing::kClosest) {
+      auto i = policy::chooseClosest(vs.servers, c.server);
+      std::snprintf(lines[n++], 256, "closest=%s",
+                    i ? "containers on the caller's server" : "all (none on the caller's server)");
+    } else if (sa.lb == model::LoadBalancing::kSticky && in.sticky != nullptr) {
+      auto pin = in.sticky->find(c.key * 0x9E3779B97F4A7C15ull ^ sa.hash);
+      long left =
+          pin ? static_cast<long>(
+                    std::chrono::duration_cast<std::chrono::seconds>(pin->expires - in.now).count())
+              : 0;
+      std::snprintf(lines[n++], 256, "pin=%s", pin && left > 0 ? "held" : "none");
+      if (pin && left > 0) std::snprintf(lines[n - 1], 256, "pin=held for %lds more", left);
+    }
+  }
+  size_t rdlen = 0;
+  for (int i = 0; i < n; ++i) rdlen += 1 + std::strlen(lines[i]);
+  const size_t rr = 2 + 10 + rdlen;
+  const bool opt = q.has_edns;
+  size_t total = wire::kHeaderSize + (q.question_end - wire::kHeaderSize) + rr +
+                 (opt ? wire::optSize(false) : 0);
+  bool tc = total > in.limit || total > out.size();
+  r.in_zone = true;
+  uint16_t flags = wire::responseFlags(q, true, wire::kNoError);
+  if (tc) flags |= wire::kFlagTc;
+  size_t len = wire::writeHeaderAndQuestion(q, in.packet, flags, tc ? 0 : 1, 0, opt ? 1 : 0, out);
+  if (len == 0) return r;
+  uint8_t* o = out.data() + len;
+  if (!tc) {
+    std::memcpy(o, kOwnerIsQuestion, 2);
+    put16(o + 2, wire::kTypeTxt);
+    put16(o + 4, wire::kClassIn);
+    put32(o + 6, 0);  // never cache an explanation
+    put16(o + 10, static_cast<uint16_t>(rdlen));
+    o += 12;
+    for (int i = 0; i < n; ++i) {
+      size_t l = std::strlen(lines[i]);
+      *o++ = static_cast<uint8_t>(l);
+      std::memcpy(o, lines[i], l);
+      o += l;
+    }
+  }
+  if (opt) {
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, false, 0);
+    o += wire::optSize(false);
+  }
+  r.truncated = tc;
+  r.length = static_cast<size_t>(o - out.data());
+  return r;
 }
 
 AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const noexcept {
@@ -362,11 +512,17 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   int64_t single_ttl = -1;
   const std::vector<uint8_t>* soa_answer = nullptr;
 
-  auto it = names_.find(rel);
-  if (it == names_.end()) {
+  constexpr std::string_view kExplain = "_explain.";
+  if ((q.qtype == wire::kTypeTxt || q.qtype == wire::kTypeAny) && rel.starts_with(kExplain)) {
+    AnswerOutcome e = explain(in, rel.substr(kExplain.size()), out);
+    if (e.length != 0) return e;
+  }
+
+  const NameEntry* found = findName(rel);
+  if (found == nullptr) {
     r.rcode = wire::kNxDomain;
   } else {
-    const NameEntry& e = it->second;
+    const NameEntry& e = *found;
     const bool want_a = q.qtype == wire::kTypeA || q.qtype == wire::kTypeAny;
     const bool want_aaaa = q.qtype == wire::kTypeAaaa;
     const AddrSet* set = nullptr;
@@ -384,13 +540,13 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
         break;
       case Kind::kService: {
         if (!want_a && !want_aaaa) break;
-        const ServiceAnswers& sa = services_[e.service];
+        const ServiceAnswers& sa = e.service;
         bool known = false;
         CallerInfo caller = resolveCaller(in, known);
         r.caller_checked = true;
         r.caller_known = known;
         if (sa.versions.empty()) break;  // nothing running: NODATA
-        size_t v = policy::chooseVersion(sa.generations, caller.generation, sa.versioned);
+        size_t v = policy::chooseVersion(sa.generationSpan(), caller.generation, sa.versioned);
         const VersionSet& vs = sa.versions[v];
         set = &vs.all;
         if (sa.lb == model::LoadBalancing::kClosest) {
@@ -427,8 +583,8 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
     ans_bytes = soa_answer->size();
     ancount = 1;
   } else if (list != nullptr && single >= 0) {
-    size_t off = list->offsets[static_cast<size_t>(single)];
-    size_t end = static_cast<size_t>(single) + 1 < list->count() ? list->offsets[single + 1]
+    size_t off = list->offset(static_cast<size_t>(single));
+    size_t end = static_cast<size_t>(single) + 1 < list->count() ? list->offset(single + 1)
                                                                  : list->bytes.size();
     ans_bytes = end - off;
     ancount = 1;
@@ -460,10 +616,10 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
     if (soa_answer != nullptr) {
       std::memcpy(o, soa_answer->data(), soa_answer->size());
     } else if (list != nullptr && single >= 0) {
-      std::memcpy(o, list->bytes.data() + list->offsets[static_cast<size_t>(single)], ans_bytes);
+      std::memcpy(o, list->bytes.data() + list->offset(static_cast<size_t>(single)), ans_bytes);
       if (single_ttl >= 0) put32(o + kTtlOffsetInRecord, static_cast<uint32_t>(single_ttl));
     } else if (list != nullptr) {
-      size_t split = list->offsets[start];
+      size_t split = list->offset(start);
       std::memcpy(o, list->bytes.data() + split, list->bytes.size() - split);
       std::memcpy(o + (list->bytes.size() - split), list->bytes.data(), split);
     }

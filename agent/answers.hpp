@@ -6,6 +6,7 @@
 //
 // Names (relative to `domain`, see README "Agent answers"):
 //   <domain>                      SOA (the zone apex)
+//   _explain.<service>            TXT: why this caller gets what it gets (for operators)
 //   <service>                     A/AAAA of the service's containers, by the answer policy
 //   <type>                        A/AAAA of the datasource type's primary group (else `default`)
 //   <group>.<type>                A/AAAA of that datasource group
@@ -15,8 +16,10 @@
 // A service and a datasource type of the same name: the service wins.
 #include <sys/socket.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -78,8 +81,13 @@ class Zone {
 
   struct RecordList {  // RRs with owner = pointer to the question name, in one buffer
     std::vector<uint8_t> bytes;
-    std::vector<uint32_t> offsets;  // start of each record
-    size_t count() const { return offsets.size(); }
+    // Records of one size (A, AAAA: the owner is a pointer) need no offset table: one memory
+    // access less per answer. `offsets` is filled only for records of varying size (SRV).
+    uint32_t fixed_size = 0;  // 0: sizes vary, see offsets
+    uint32_t n = 0;
+    std::vector<uint32_t> offsets;
+    size_t count() const { return n; }
+    size_t offset(size_t i) const { return fixed_size ? i * fixed_size : offsets[i]; }
   };
   struct AddrSet {
     std::vector<uint64_t> members;  // hash of container id (or of the address, datasources)
@@ -97,18 +105,28 @@ class Zone {
     uint64_t hash = 0;
     std::vector<uint64_t> generations;  // ascending, versions with a running container
     std::vector<VersionSet> versions;   // parallel
+    // The first generations again, inline: a rolling deploy runs 1-3 versions, so the version
+    // choice usually reads no memory beyond the entry itself.
+    static constexpr size_t kInlineGenerations = 4;
+    std::array<uint64_t, kInlineGenerations> inline_generations{};
+    std::span<const uint64_t> generationSpan() const {
+      if (generations.size() <= kInlineGenerations)
+        return {inline_generations.data(), generations.size()};
+      return generations;
+    }
   };
   enum class Kind : uint8_t { kApex, kEmpty, kService, kFixed, kSrv };
   struct NameEntry {
     Kind kind = Kind::kEmpty;
-    uint32_t service = 0;  // index into services_ (kService)
-    AddrSet fixed;         // kFixed
-    RecordList srv;        // kSrv
+    ServiceAnswers service;  // kService (inline: one memory access less per answer)
+    AddrSet fixed;           // kFixed
+    RecordList srv;          // kSrv
   };
   struct CallerInfo {
     uint64_t generation = 0;
     uint32_t server = 0;
     uint64_t key = 0;
+    uint32_t index = 0xFFFFFFFF;  // into caller_names_ (known callers)
   };
   struct StringHash {
     using is_transparent = void;
@@ -125,6 +143,14 @@ class Zone {
 
  private:
   CallerInfo resolveCaller(const AnswerInput& in, bool& known) const noexcept;
+  /// TXT answer to `_explain.<service>.<domain>`: who the caller is, the policy, the choice.
+  AnswerOutcome explain(const AnswerInput& in, std::string_view service,
+                        std::span<uint8_t> out) const noexcept;
+
+  // For explanations only (never read on the answer path).
+  std::vector<std::pair<std::string, std::string>> caller_names_;  // container id, version
+  std::vector<std::string> server_names_;                          // by server id
+  std::map<uint64_t, std::string> version_names_;                  // by generation
 
   uint64_t index_ = 0;
   std::string domain_;
@@ -132,8 +158,18 @@ class Zone {
   uint32_t own_server_ = 0;
   std::vector<uint8_t> soa_answer_;    // owner: pointer to the question
   std::vector<uint8_t> soa_negative_;  // owner: the apex, TTL negative_ttl
-  std::vector<ServiceAnswers> services_;
-  std::unordered_map<std::string, NameEntry, StringHash, std::equal_to<>> names_;
+  // Names → entries: an open-addressing table (linear probing, power-of-two size, at most half
+  // full) over a flat array, keyed by the relative name's hash. Replaced std::unordered_map,
+  // whose lookup (two 64-bit divisions and a pointer chase per probe) was 14 % of the agent's
+  // CPU in a perf profile of tests/bench/agent_peers.sh.
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t entry = kNoEntry;
+  };
+  static constexpr uint32_t kNoEntry = 0xFFFFFFFF;
+  const NameEntry* findName(std::string_view rel) const noexcept;
+  std::vector<Slot> slots_;
+  std::vector<std::pair<std::string, NameEntry>> entries_;
   std::vector<CallerInfo> callers_;
   std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> callers_by_id_;
   std::unordered_map<AddrKey, uint32_t, AddrKeyHash> callers_by_addr_;  // ambiguous: absent

@@ -1,5 +1,6 @@
 // elasticdns-agent: wiring only. Config → metrics → topology store → DNS server → forwarder →
 // sync → signals (SIGHUP reload, SIGTERM drain) → systemd notifications.
+#include <malloc.h>
 #include <sched.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -54,6 +55,11 @@ ZoneConfig zoneConfigOf(const AgentConfig& c) {
 
 std::vector<Cidr> allowOf(const AgentConfig& c) {
   return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
+}
+
+/// ADDR:PORT, [V6]:PORT: the form the config's `listen` takes.
+std::string hostPort(const asio::ip::address& a, uint16_t port) {
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port);
 }
 
 /// The token on the first line of `path`, whitespace trimmed.
@@ -193,6 +199,9 @@ int main(int argc, char** argv) {
       spdlog::error("zone: snapshot not published: {}", r.error().message());
     else
       spdlog::info("zone: serving snapshot index {}", r.value());
+    // Parsing a snapshot (a JSON DOM) and building its zone leave freed heap behind; hand it
+    // back to the kernel (with 10,000 containers: ~24 MB RSS without this, see README).
+    malloc_trim(0);
   };
   SyncConfig scfg;
   scfg.urls = config.central_urls;
@@ -206,12 +215,12 @@ int main(int argc, char** argv) {
 
   server.start();
   for (const auto& ep : server.udpEndpoints())
-    std::cout << "listening on udp " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on udp " << hostPort(ep.address(), ep.port()) << "\n";
   for (const auto& ep : server.tcpEndpoints())
-    std::cout << "listening on tcp " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on tcp " << hostPort(ep.address(), ep.port()) << "\n";
   if (metrics_http) {
     auto ep = metrics_http->endpoint();
-    std::cout << "listening on metrics " << ep.address().to_string() << ":" << ep.port() << "\n";
+    std::cout << "listening on metrics " << hostPort(ep.address(), ep.port()) << "\n";
   }
   std::cout.flush();
   sd_notify(0, "READY=1");

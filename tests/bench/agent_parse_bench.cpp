@@ -10,11 +10,12 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <ldns/ldns.h>
 #include <netinet/in.h>
 
 #include "agent/answers.hpp"
 #include "agent/wire.hpp"
+// After the C++ headers: ldns's headers can redefine `bool` for C.
+#include <ldns/ldns.h>
 
 using namespace elasticdns;
 using namespace elasticdns::agent;

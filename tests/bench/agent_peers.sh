@@ -9,8 +9,13 @@ build=${1:-$repo/build}; shift || true
 [ "${1:-}" = "--" ] && shift
 agent=$build/agent/elasticdns-agent
 [ -x "$agent" ] || { echo "build $agent first" >&2; exit 1; }
-peers=${PEERS:-$repo/../shared/bench/peers.sh}
-[ -x "$peers" ] || { echo "peers.sh not found (set PEERS=)" >&2; exit 1; }
+peers=${PEERS:-}
+if [ -z "$peers" ]; then  # the shared harness sits next to the project (or its worktrees' parent)
+  for p in "$repo/../shared/bench/peers.sh" "$repo/../../shared/bench/peers.sh"; do
+    [ -x "$p" ] && { peers=$p; break; }
+  done
+fi
+[ -n "$peers" ] && [ -x "$peers" ] || { echo "peers.sh not found (set PEERS=)" >&2; exit 1; }
 exec "$peers" -r "${ROUNDS:-3}" -d "${DURATION:-10}" -s "${SERVERS:-gdnsd,knot,unbound}" \
   --cmd "bash $repo/tests/bench/agent_run.sh $agent {hosts} {dir} {addr} {port} ${CONTAINERS:-10000}" \
   --port "${AGENT_PORT:-5390}" --name agent "$@"

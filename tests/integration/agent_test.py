@@ -51,8 +51,9 @@ def wait_for(fn, what, deadline=DEADLINE):
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
-def start(cmd, log, stdout=subprocess.PIPE):
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=open(log, "ab"), stdin=subprocess.DEVNULL)
+def start(cmd, log, stdout=subprocess.PIPE, env=None):
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=open(log, "ab"), stdin=subprocess.DEVNULL,
+                         env=env)
     PROCS.append(p)
     return p
 
@@ -106,13 +107,13 @@ def free_port(addr):
 
 
 class Agent:
-    def __init__(self, tmp, config_text, name="agent"):
+    def __init__(self, tmp, config_text, name="agent", env=None):
         self.tmp = tmp
         self.config = os.path.join(tmp, name + ".yaml")
         self.log = os.path.join(tmp, name + ".log")
         with open(self.config, "w") as f:
             f.write(config_text)
-        self.proc = start([AGENT, "--config", self.config], self.log)
+        self.proc = start([AGENT, "--config", self.config], self.log, env=env)
         lines = read_listening(self.proc, 3)
         self.port = int(next(l for l in lines if " udp " in l).rsplit(":", 1)[1])
         self.tcp_port = int(next(l for l in lines if " tcp " in l).rsplit(":", 1)[1])
@@ -300,7 +301,11 @@ metrics_listen: 127.0.0.1:0
           "REFUSED outside allow_networks")
     check(agent.answers("www.example.test") == ["192.0.2.1"], "forwarded to unbound")
     check(status(agent.dig("nothing.example.test")) == "NXDOMAIN", "forwarded NXDOMAIN")
+    check(agent.answers("www.example.test", "A", None, "+tcp") == ["192.0.2.1"],
+          "forwarded over TCP")
     check("EDE" not in agent.dig("api." + DOMAIN), "fresh answers carry no EDE")
+    why = agent.dig("_explain.api." + DOMAIN, "TXT", "127.0.1.1", "+short")
+    check("caller=web-1 version=v1" in why and "own version" in why, "explain TXT: " + why.strip())
 
     # Live update from central.
     container(central, "api-2d", "api", "v2", "host1", "10.0.2.4")
@@ -346,6 +351,31 @@ metrics_listen: 127.0.0.1:0
     check(True, "SIGHUP good config: applied")
     check(stop(agent2.proc) == 0, "SIGTERM again: exit 0")
     stop(unbound)
+
+    # systemd notifications, to a real notify socket: READY, WATCHDOG, STOPPING.
+    notify_path = os.path.join(tmp, "notify.sock")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(notify_path)
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
+    agent3 = Agent(tmp, agent_config, "agent3", env=env)
+    got = []
+    end = time.monotonic() + DEADLINE
+    notify.settimeout(0.5)
+    while time.monotonic() < end and not (b"READY=1" in got and got.count(b"WATCHDOG=1") >= 2):
+        try:
+            got += notify.recv(4096).split(b"\n")
+        except socket.timeout:
+            pass
+    check(b"READY=1" in got, "sd_notify READY=1")
+    check(got.count(b"WATCHDOG=1") >= 2, "sd_notify WATCHDOG=1, repeatedly")
+    agent3.proc.send_signal(signal.SIGTERM)
+    try:
+        got += notify.recv(4096).split(b"\n")
+    except socket.timeout:
+        pass
+    check(b"STOPPING=1" in got, "sd_notify STOPPING=1 on SIGTERM")
+    check(stop(agent3.proc) == 0, "exit 0")
+    notify.close()
 
 
 def bad_config_at_start(tmp):

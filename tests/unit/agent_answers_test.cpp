@@ -319,3 +319,29 @@ TEST_F(AgentAnswers, EdnsTruncationAndStale) {
 
 }  // namespace
 }  // namespace elasticdns::agent
+
+namespace elasticdns::agent {
+namespace {
+
+TEST_F(AgentAnswers, ExplainTellsWhy) {
+  auto txt = [&](const char* name, const char* from) {
+    auto r = ask(name, LDNS_RR_TYPE_TXT, from);
+    EXPECT_TRUE(r.pkt);
+    auto a = answers(r.pkt.get());
+    return a.empty() ? std::string() : a[0];
+  };
+  std::string v2 = txt("_explain.api.cloud66.local", "127.0.1.2");
+  EXPECT_NE(v2.find("caller=web-2 version=v2 server=host1"), std::string::npos) << v2;
+  EXPECT_NE(v2.find("version=v1 (newest older version)"), std::string::npos) << v2;
+  std::string unknown = txt("_explain.api.cloud66.local", "127.0.9.9");
+  EXPECT_NE(unknown.find("caller=unknown"), std::string::npos) << unknown;
+  EXPECT_NE(unknown.find("latest (unknown caller)"), std::string::npos) << unknown;
+  ask("sticky.cloud66.local", LDNS_RR_TYPE_A, "127.0.1.1");
+  std::string pin = txt("_explain.sticky.cloud66.local", "127.0.1.1");
+  EXPECT_NE(pin.find("pin=held for 60s more"), std::string::npos) << pin;
+  auto nx = ask("_explain.nope.cloud66.local", LDNS_RR_TYPE_TXT);
+  EXPECT_EQ(ldns_pkt_get_rcode(nx.pkt.get()), LDNS_RCODE_NXDOMAIN);
+}
+
+}  // namespace
+}  // namespace elasticdns::agent
