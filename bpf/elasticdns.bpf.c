@@ -39,7 +39,7 @@ static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_
 	__u64 cgroup_id = bpf_skb_cgroup_id(skb);
 	__u32 idx = edns_slot_of(key);
 	struct edns_id_slot *slot = bpf_map_lookup_elem(&edns_id_slots, &idx);
-	struct edns_sock_val *known;
+	struct edns_sock_val val;
 	__u32 seq;
 
 	if (!slot)
@@ -55,13 +55,11 @@ static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_
 		return;
 	}
 
-	known = bpf_map_lookup_elem(&edns_sock_lru, key);
-	if (!known || known->cgroup_id != cgroup_id) {
-		struct edns_sock_val val = { .cgroup_id = cgroup_id, .time_ns = bpf_ktime_get_ns() };
-
-		if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
-			edns_count(EDNS_CNT_MAP_FULL);
-	}
+	/* A new flow (or one whose slot another flow took): record it in the LRU fallback too. */
+	val.cgroup_id = cgroup_id;
+	val.time_ns = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&edns_sock_lru, key, &val, BPF_ANY))
+		edns_count(EDNS_CNT_MAP_FULL);
 
 	/* Try-lock: one writer at a time, so the reader's seqlock check is sound. A writer that
 	 * loses leaves the slot to the winner; the LRU map has this packet's sender. */

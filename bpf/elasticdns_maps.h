@@ -9,7 +9,7 @@
 
 #include "elasticdns/bpf_abi.h"
 
-/* {saddr, sport, proto} -> {cgroup id, time first seen}; EDNS_SOCK_LRU_ENTRIES. Written by
+/* {saddr, sport, proto} -> {cgroup id, time recorded}; EDNS_SOCK_LRU_ENTRIES. Written by
  * edns_egress, read by the agent with bpf() when the identity slot misses. Per-CPU LRU lists
  * (no global LRU lock on the packet path). Pinned. */
 struct {

@@ -3,6 +3,7 @@
 # one run, and the hooks' cost per packet. Root. Loopback only; BH (TEST-NET-1) blackholed.
 #   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_SLICE] [SLICES] [SOCKETS]
 #   AGENT=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # the real elasticdns-agent as the server
+#   FRESH=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # a new socket per query (glibc's way)
 # Two servers run side by side for the whole run (tests/bpf/test_responder.cpp, or with AGENT=1
 # two elasticdns-agents answering api.cloud66.local from a state_dir snapshot):
 #   hooks:    with BPF on cgroup <cg2>/edns-bench-PID (redirect + identity lookup per query);
@@ -71,7 +72,7 @@ run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_
   local before after line
   before=$(server_cpu "$4")
   line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
-    "$client" "$2" "$3" "$sockets" "$queries" |
+    "$client" "$2" "$3" "$sockets" "$queries" ${FRESH:+fresh} |
     sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
   after=$(server_cpu "$4")
   echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d\n", $1, $2, $3 + s}'

@@ -4,7 +4,9 @@
 //   queries=N seconds=T qps=Q lost=L cpu_ns=C
 // C is this process's CPU time (user + system, /proc/self/schedstat), which on loopback also
 // carries most of the kernel's packet processing of what it sends.
-//   ebpf_bench_client ADDR PORT SOCKETS QUERIES
+//   ebpf_bench_client ADDR PORT SOCKETS QUERIES [fresh]
+// `fresh`: a new socket (new source port) for every query, as glibc's stub resolver does; every
+// query then costs the egress program an LRU update and a slot write.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -31,8 +33,8 @@ constexpr uint8_t kQuery[] = {0, 0,   1,   0,   0,   1,   0,   0,   0,   0,   0,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 5) {
-    std::fprintf(stderr, "usage: %s ADDR PORT SOCKETS QUERIES\n", argv[0]);
+  if (argc != 5 && argc != 6) {
+    std::fprintf(stderr, "usage: %s ADDR PORT SOCKETS QUERIES [fresh]\n", argv[0]);
     return 2;
   }
   sockaddr_in to{};
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
   if (inet_pton(AF_INET, argv[1], &to.sin_addr) != 1) return 2;
   const int sockets = std::atoi(argv[3]);
   const long total = std::atol(argv[4]);
+  const bool fresh = argc == 6 && std::strcmp(argv[5], "fresh") == 0;
   if (sockets < 1 || sockets > 1024 || total < 1) return 2;
 
   using Clock = std::chrono::steady_clock;
@@ -51,6 +54,10 @@ int main(int argc, char** argv) {
   uint8_t query[sizeof kQuery];
   std::memcpy(query, kQuery, sizeof kQuery);
   auto send = [&](int i) {
+    if (fresh && fds[i].fd >= 0) {
+      ::close(fds[i].fd);
+      fds[i].fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    }
     ids[i] = next_id++;
     query[0] = uint8_t(ids[i] >> 8);
     query[1] = uint8_t(ids[i]);

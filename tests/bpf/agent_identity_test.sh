@@ -171,7 +171,7 @@ expect "ctrA after restart" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.clou
 expect "ctrB after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.2.1
 # Agent 2 also listens on IPv6: native IPv6 DNS (connect6/sendmsg6/recvmsg6) is redirected to
 # it and identified by the IPv6 socket.
-grep -q "listening on udp $addr6" "$tmp/agent2.out" || fail "agent 2 does not listen on $addr6"
+grep -q "listening on udp \[$addr6\]:" "$tmp/agent2.out" || fail "agent 2 does not listen on $addr6"
 expect "IPv6 UDP in ctrB" "$(run_in "ctrB-$id" "$nsB" -- dig +short +tries=1 +time=2 @"$bh6" api.cloud66.local)" 10.77.2.1
 expect "IPv6 TCP in ctrA" "$(run_in "ctrA-$id" "$nsA" -- dig +tcp +short +tries=1 +time=2 @"$bh6" api.cloud66.local)" 10.77.1.1
 
