@@ -128,7 +128,12 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
   void start() {
     if (!config_.state_dir.empty()) loadPersisted();
     if (urls_.empty()) {
-      spdlog::error("sync: no usable central url; serving the persisted snapshot only");
+      // No central configured is a supported mode (a standalone agent); URLs that were given
+      // but none of which parses is a configuration mistake.
+      if (config_.urls.empty())
+        spdlog::info("sync: no central configured; serving the persisted snapshot only");
+      else
+        spdlog::error("sync: no usable central url; serving the persisted snapshot only");
       return;
     }
     asio::post(strand_, [self = shared_from_this()] { self->poll(); });
