@@ -11,12 +11,10 @@
 set -euo pipefail
 agent=$1 musl=$2
 
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" -eq 0 ] || skip "needs root"
-for tool in ip dig getent bpftool; do command -v "$tool" >/dev/null || skip "$tool missing"; done
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require ip dig getent bpftool
 [ -x "$musl" ] || skip "musl client not built (musl-tools)"
-cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-[ -n "$cgmount" ] || skip "no cgroup2 mount"
 
 id=$$
 tmp=$(mktemp -d)
@@ -48,7 +46,6 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT INT TERM
-fail() { echo "FAIL: $*"; for f in "$tmp"/*.out; do echo "--- $f"; tail -30 "$f"; done; exit 1; }
 
 mkdir "$parent"
 for cg in ctrA-$id ctrB-$id hostA-$id hostB-$id; do mkdir "$parent/$cg"; done
@@ -61,17 +58,7 @@ ip -6 route add blackhole "$bh6/128"
 i=10
 for ns in "$nsA" "$nsB"; do
   i=$((i + 1))
-  ip netns add "$ns"
-  ip link add "w$i-$id" type veth peer name eth0 netns "$ns"
-  ip link set "w$i-$id" master "$br" up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$net.$i/24" dev eth0
-  ip -n "$ns" addr add "$net6::$i/64" dev eth0 nodad
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add blackhole "$bh/32"
-  ip -n "$ns" -6 route add blackhole "$bh6/128"
-  mkdir -p "/etc/netns/$ns"
-  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$bh" >"/etc/netns/$ns/resolv.conf"
+  add_container_netns "$ns" "$i" "w$i-$id"
 done
 
 mkdir "$tmp/state"
@@ -106,34 +93,6 @@ YAML
 }
 write_config "$tmp/agent1.yaml" 0
 
-wait_for() {
-  for _ in $(seq 1 200); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  fail "timed out waiting for /$2/ in $1"
-}
-wait_exit() {
-  for _ in $(seq 1 400); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$1" 2>/dev/null && echo "pid $1 did not exit in time"
-  wait "$1"
-}
-run_in() {
-  local cg=$1 ns=$2
-  shift 3
-  if [ -n "$ns" ]; then
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$@"' "$parent/$cg" "$ns" "$@"
-  else
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$parent/$cg" "$@"
-  fi
-}
-expect() {
-  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-  echo "ok: $1 -> $2"
-}
 
 "$agent" --config "$tmp/agent1.yaml" >"$tmp/agent1.out" 2>&1 &
 a1=$!

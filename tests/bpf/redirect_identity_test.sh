@@ -15,12 +15,10 @@
 set -euo pipefail
 responder=$1 musl=$2 glibc=$3
 
-skip() { echo "SKIP: $*"; exit 77; }
-[ "$(id -u)" -eq 0 ] || skip "needs root"
-for tool in ip dig getent python3 bpftool; do command -v "$tool" >/dev/null || skip "$tool missing"; done
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
+require ip dig getent python3 bpftool
 [ -x "$musl" ] || skip "musl client not built (musl-tools)"
-cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-[ -n "$cgmount" ] || skip "no cgroup2 mount"
 
 id=$$
 tmp=$(mktemp -d)
@@ -50,7 +48,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-fail() { echo "FAIL: $*"; for f in "$tmp"/*.out; do echo "--- $f"; cat "$f"; done; exit 1; }
 
 # --- cgroups
 mkdir "$parent"
@@ -64,41 +61,14 @@ ip route add blackhole "$bh/32"
 i=10
 for ns in "$nsA" "$nsB"; do
   i=$((i + 1))
-  ip netns add "$ns"
-  ip link add "v$i-$id" type veth peer name eth0 netns "$ns"
-  ip link set "v$i-$id" master "$br" up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$net.$i/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" route add blackhole "$bh/32"
-  mkdir -p "/etc/netns/$ns"
-  printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$bh" >"/etc/netns/$ns/resolv.conf"
+  add_container_netns "$ns" "$i" "v$i-$id"
 done
 
-# run_in CGROUP [NETNS] -- CMD...: runs CMD as a member of the cgroup (joined before `ip netns
-# exec`, which remounts /sys), in the netns when one is given.
-run_in() {
-  local cg=$1 ns=$2
-  shift 3
-  if [ -n "$ns" ]; then
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec ip netns exec "$@"' "$parent/$cg" "$ns" "$@"
-  else
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$parent/$cg" "$@"
-  fi
-}
 
 responder_args=(--cgroup "$parent_rel" --pin "$pin" --listen "$agent" --exclude "$parent_rel/excluded"
   --map "ctrA-$id=10.77.0.1" --map "ctrB-$id=10.77.0.2" --map hostA=10.77.0.11
   --map hostB=10.77.0.12 --map "$hex=10.77.0.13")
 
-# wait_for FILE REGEX: polls for a line, 10 s deadline.
-wait_for() {
-  for _ in $(seq 1 200); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  fail "timed out waiting for /$2/ in $1"
-}
 
 # Without privileges: a clear message saying why, and nothing attached.
 if command -v setpriv >/dev/null; then
@@ -120,20 +90,7 @@ wait_for "$tmp/r1.out" '^listening on '
 port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$tmp/r1.out")
 echo "responder 1 on $agent:$port (pid $r1)"
 
-# wait_exit PID: waits for a child with a 20 s deadline (then kills it); returns its status.
-wait_exit() {
-  for _ in $(seq 1 400); do
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$1" 2>/dev/null && echo "pid $1 did not exit in time"
-  wait "$1"
-}
 
-expect() { # expect WHAT GOT WANT
-  [ "$2" = "$3" ] || fail "$1: got '$2', want '$3'"
-  echo "ok: $1 -> $2"
-}
 
 # --- containers in their own netns; resolv.conf names the blackholed BH
 expect "glibc getent in ctrA" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.0.1

@@ -19,6 +19,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "../unit/metrics_util.hpp"
 #include "agent/sync.hpp"
 
 #ifndef ELASTICDNS_CENTRAL_BIN
@@ -39,13 +40,7 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kAdminToken = "admin-token-for-test";
 constexpr const char* kAgentToken = "agent-token-for-test";
 
-double metric(const metrics::Registry& r, const std::string& series) {
-  std::istringstream in(r.render());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+using testing::metric;
 
 // The real central, started on 127.0.0.1:0; its port is read from its first stdout line.
 class Central {

@@ -16,6 +16,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include "../unit/metrics_util.hpp"
 #include "../unit/upstream_dns_util.hpp"
 #include "agent/upstream.hpp"
 
@@ -31,13 +32,7 @@ using testing::makeQuery;
 
 constexpr int kBigRrsetSize = 60;  // 60 A records ≈ 1 KB: more than 512 bytes (RFC 1035 4.2.1)
 
-double metric(const metrics::Registry& r, const std::string& series) {
-  std::istringstream in(r.render());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+using testing::metric;
 
 // A loopback address unique to this test process, so concurrent runs do not collide.
 asio::ip::address uniqueLoopback(int offset) {

@@ -13,6 +13,7 @@
 #include <boost/asio/write.hpp>
 
 #include "agent/upstream.hpp"
+#include "metrics_util.hpp"
 #include "upstream_dns_util.hpp"
 
 namespace elasticdns::agent {
@@ -25,13 +26,7 @@ using namespace std::chrono_literals;
 using testing::makeQuery;
 using testing::makeReply;
 
-double metric(const metrics::Registry& r, const std::string& series) {
-  std::istringstream in(r.render());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+using testing::metric;
 
 // A scripted upstream on 127.0.0.1: every UDP query gets the datagrams `udp_script` returns
 // (none = silence); TCP queries get `tcp_script`'s reply.

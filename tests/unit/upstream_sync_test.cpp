@@ -14,6 +14,7 @@
 #include "agent/http_client.hpp"
 #include "agent/sync.hpp"
 #include "elasticdns/protocol.hpp"
+#include "metrics_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -25,13 +26,7 @@ namespace fs = std::filesystem;
 using asio::ip::tcp;
 using namespace std::chrono_literals;
 
-double metric(const metrics::Registry& r, const std::string& series) {
-  std::istringstream in(r.render());
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  return -1;
-}
+using testing::metric;
 
 model::Container container(int i) {
   model::Container c;
