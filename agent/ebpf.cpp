@@ -8,6 +8,7 @@
 #include <linux/magic.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -385,6 +386,14 @@ Result<std::unique_ptr<BpfRuntime>> BpfRuntime::start(const BpfConfig& config,
     excluded.emplace_back(id.value(), EDNS_EXCLUDE_SUBTREE);
   }
   s.rodata->cfg_exclude_subtrees = static_cast<uint32_t>(excluded.size() - 1);
+  // Sockets cache their exclusion decision under this value: a new one for every load, so the
+  // new programs of a restarted agent decide again under their own exclusion set.
+  uint64_t gen = 0;
+  while (gen == 0) {
+    if (::getrandom(&gen, sizeof gen, 0) != static_cast<ssize_t>(sizeof gen))
+      return Error{"bpf", "getrandom: " + errnoText(errno)};
+  }
+  s.rodata->cfg_exclude_gen = gen;
   for (const auto& point : attachPoints(s)) {
     if (point.redirect && !config.redirect) bpf_program__set_autoload(point.program, false);
   }

@@ -31,6 +31,9 @@ const volatile __u32 cfg_agent_v6[4] = {0, 0, 0, 0};
 const volatile __u8 cfg_has_v6 = 0;
 /* Number of EDNS_EXCLUDE_SUBTREE entries in edns_exclude: 0 skips the ancestor walk. */
 const volatile __u32 cfg_exclude_subtrees = 0;
+/* Random and never 0, chosen by the loader for each load (the exclusion set is fixed per load):
+ * a socket's cached exclusion decision counts only if it was made under this value. */
+const volatile __u64 cfg_exclude_gen = 0;
 
 #define IP_OFFSET_MASK 0x1fff /* fragment offset bits of iphdr.frag_off (RFC 791) */
 
@@ -73,53 +76,74 @@ static __always_inline void edns_record(struct __sk_buff *skb, struct edns_sock_
 	edns_count(EDNS_CNT_IDENTIFIED);
 }
 
-SEC("cgroup_skb/egress")
-int edns_egress(struct __sk_buff *skb)
+/* Reads the IPv4/IPv6 header and the two ports of a packet into `key`/`dport`: 0 when done,
+ * 1 when the packet is not UDP/TCP (or a non-first fragment), -1 when it cannot be parsed.
+ * Locally sent UDP and TCP packets carry their headers in the linear area, which the program
+ * reads directly; bpf_skb_load_bytes (a helper call each) is the fallback for the rest. */
+static __always_inline int edns_parse(struct __sk_buff *skb, struct edns_sock_key *key,
+				      __u16 *dport)
 {
-	struct edns_sock_key key = {};
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	__u16 ports[2]; /* source, destination; network byte order */
 	__u32 l4_off;
 
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
-		struct iphdr ip;
+		struct iphdr *ip = data, copy;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
-			goto not_parsed;
-		if (ip.protocol != IPPROTO_UDP && ip.protocol != IPPROTO_TCP)
+		if ((void *)(ip + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+				return -1;
+			ip = &copy;
+		}
+		if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP)
 			return 1;
-		if (ip.frag_off & bpf_htons(IP_OFFSET_MASK))
+		if (ip->frag_off & bpf_htons(IP_OFFSET_MASK))
 			return 1;
-		l4_off = ip.ihl * 4;
-		if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports)))
-			goto not_parsed;
-		if (ports[1] != cfg_agent_port)
-			return 1;
-		key.addr[2] = bpf_htonl(0xffff);
-		key.addr[3] = ip.saddr;
-		key.proto = ip.protocol;
+		key->addr[2] = bpf_htonl(0xffff);
+		key->addr[3] = ip->saddr;
+		key->proto = ip->protocol;
+		l4_off = (ip->ihl & 0xf) * 4;
 	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
+		struct ipv6hdr *ip6 = data, copy;
 
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
-			goto not_parsed;
-		/* DNS over IPv6 extension headers is not recorded (counted below when it would be). */
-		if (ip6.nexthdr != IPPROTO_UDP && ip6.nexthdr != IPPROTO_TCP)
+		if ((void *)(ip6 + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+				return -1;
+			ip6 = &copy;
+		}
+		/* DNS over IPv6 extension headers is not recorded. */
+		if (ip6->nexthdr != IPPROTO_UDP && ip6->nexthdr != IPPROTO_TCP)
 			return 1;
-		if (bpf_skb_load_bytes(skb, sizeof(ip6), ports, sizeof(ports)))
-			goto not_parsed;
-		if (ports[1] != cfg_agent_port)
-			return 1;
-		__builtin_memcpy(key.addr, &ip6.saddr, sizeof(key.addr));
-		key.proto = ip6.nexthdr;
+		__builtin_memcpy(key->addr, &ip6->saddr, sizeof(key->addr));
+		key->proto = ip6->nexthdr;
+		l4_off = sizeof(*ip6);
 	} else {
 		return 1;
 	}
-	key.sport = ports[0];
-	edns_record(skb, &key);
-	return 1;
+	if (data + l4_off + sizeof(ports) <= end) {
+		__builtin_memcpy(ports, data + l4_off, sizeof(ports));
+	} else if (bpf_skb_load_bytes(skb, l4_off, ports, sizeof(ports))) {
+		return -1;
+	}
+	key->sport = ports[0];
+	*dport = ports[1];
+	return 0;
+}
 
-not_parsed:
-	edns_count(EDNS_CNT_NOT_PARSED);
+SEC("cgroup_skb/egress")
+int edns_egress(struct __sk_buff *skb)
+{
+	struct edns_sock_key key = {};
+	__u16 dport = 0;
+	int parsed = edns_parse(skb, &key, &dport);
+
+	if (parsed < 0) {
+		edns_count(EDNS_CNT_NOT_PARSED);
+		return 1;
+	}
+	if (parsed == 0 && dport == cfg_agent_port)
+		edns_record(skb, &key);
 	return 1;
 }
 
@@ -155,6 +179,30 @@ static __always_inline int edns_is_dns(struct bpf_sock_addr *ctx, __u32 port)
 	return type == SOCK_DGRAM || type == SOCK_STREAM;
 }
 
+/* The socket's redirect state, created on its first DNS connect/sendmsg, or NULL when the
+ * socket is not to be redirected (excluded, or no storage: counted). The exclusion decision is
+ * made once per socket and program load (two helper calls and a hash lookup) and cached in
+ * the storage, so a socket that sends many queries pays one storage lookup per send. */
+static __always_inline struct edns_orig_dst *edns_redirect_state(struct bpf_sock_addr *ctx)
+{
+	struct edns_orig_dst *orig;
+
+	orig = bpf_sk_storage_get(&edns_orig_dst, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!orig) {
+		edns_count(EDNS_CNT_STORAGE_FAIL);
+		return 0;
+	}
+	if (orig->excl_gen != cfg_exclude_gen) {
+		orig->excluded = edns_excluded();
+		orig->excl_gen = cfg_exclude_gen;
+	}
+	if (orig->excluded) {
+		edns_count(EDNS_CNT_EXCLUDED);
+		return 0;
+	}
+	return orig;
+}
+
 /* Rewrites an IPv4 destination of port 53 to the agent's IPv4 address. */
 static __always_inline int edns_redirect4(struct bpf_sock_addr *ctx)
 {
@@ -164,17 +212,11 @@ static __always_inline int edns_redirect4(struct bpf_sock_addr *ctx)
 
 	if (!edns_is_dns(ctx, port))
 		return 1;
-	if (edns_excluded()) {
-		edns_count(EDNS_CNT_EXCLUDED);
+	orig = edns_redirect_state(ctx);
+	if (!orig)
 		return 1;
-	}
 	if (!cfg_has_v4) {
 		edns_count(EDNS_CNT_NO_TARGET);
-		return 1;
-	}
-	orig = bpf_sk_storage_get(&edns_orig_dst, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!orig) {
-		edns_count(EDNS_CNT_STORAGE_FAIL);
 		return 1;
 	}
 	orig->addr[0] = 0;
@@ -200,18 +242,12 @@ static __always_inline int edns_redirect6(struct bpf_sock_addr *ctx)
 
 	if (!edns_is_dns(ctx, port))
 		return 1;
-	if (edns_excluded()) {
-		edns_count(EDNS_CNT_EXCLUDED);
+	orig = edns_redirect_state(ctx);
+	if (!orig)
 		return 1;
-	}
 	mapped = ip6[0] == 0 && ip6[1] == 0 && ip6[2] == bpf_htonl(0xffff);
 	if (mapped ? !cfg_has_v4 : !cfg_has_v6) {
 		edns_count(EDNS_CNT_NO_TARGET);
-		return 1;
-	}
-	orig = bpf_sk_storage_get(&edns_orig_dst, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!orig) {
-		edns_count(EDNS_CNT_STORAGE_FAIL);
 		return 1;
 	}
 	__builtin_memcpy(orig->addr, ip6, sizeof(ip6));

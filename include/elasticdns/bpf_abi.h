@@ -14,7 +14,7 @@
 #endif
 
 /* Version of the layouts in this file, stored in the pinned `edns_meta` map. */
-#define EDNS_BPF_ABI_VERSION 2
+#define EDNS_BPF_ABI_VERSION 3
 
 /* Number of slots of the mmap'able identity array (power of two; 2 MiB at 32 bytes a slot). A
  * slot is overwritten by the next flow that hashes to it, so this bounds the number of
@@ -61,14 +61,17 @@ struct edns_id_slot {
 };
 EDNS_STATIC_ASSERT(sizeof(struct edns_id_slot) == 32, "edns_id_slot layout");
 
-/* Original destination of a redirected socket (socket-local storage), restored on receive. */
+/* Per-socket state of the redirect programs (socket-local storage, created by the first
+ * connect/sendmsg to port 53): the original destination, restored on receive, and the
+ * socket's exclusion decision, cached so that later sends skip the exclusion map. */
 struct edns_orig_dst {
-  __u32 addr[4]; /* network byte order, v4-mapped when the original was IPv4 */
-  __u16 port;    /* network byte order */
-  __u8 valid;
-  __u8 pad;
+  __u32 addr[4];  /* network byte order, v4-mapped when the original was IPv4 */
+  __u16 port;     /* network byte order */
+  __u8 valid;     /* addr/port hold a redirected destination */
+  __u8 excluded;  /* the socket's cgroup is excluded; meaningful when excl_gen matches */
+  __u64 excl_gen; /* the cfg_exclude_gen of the programs that decided `excluded` */
 };
-EDNS_STATIC_ASSERT(sizeof(struct edns_orig_dst) == 20, "edns_orig_dst layout");
+EDNS_STATIC_ASSERT(sizeof(struct edns_orig_dst) == 32, "edns_orig_dst layout");
 
 /* Value of the one-entry `edns_meta` array: what the pinned maps were created for. */
 struct edns_meta {

@@ -8,7 +8,7 @@
 # two elasticdns-agents answering api.cloud66.local from a state_dir snapshot):
 #   hooks:    with BPF on cgroup <cg2>/edns-bench-PID (redirect + identity lookup per query);
 #             the client runs in <cg2>/edns-bench-PID/client and sends to BH:53
-#   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain (no programs)
+#   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain/client (no programs)
 #             sends to 127.0.0.1:PORT directly
 # The two variants run in alternating slices (order swapped every slice), so that the load of
 # the machine falls on both alike. Two ratios: throughput (total queries / total wall time of
@@ -29,7 +29,8 @@ cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 id=$$
 parent_rel=edns-bench-$id
 parent=$cgmount/$parent_rel
-plain=$cgmount/edns-bench-$id-plain
+plain_parent=$cgmount/edns-bench-$id-plain
+plain=$plain_parent/client # the same depth as the hooks client's cgroup
 pin=/sys/fs/bpf/edns-bench-$id
 bh=192.0.2.$((id % 250 + 1))
 tmp=$(mktemp -d)
@@ -44,7 +45,7 @@ cleanup() {
   [ -f "$tmp/hooks.yaml" ] && "$build/agent/elasticdns-agent" --config "$tmp/hooks.yaml" --detach >/dev/null 2>&1
   echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   ip route del blackhole "$bh/32" 2>/dev/null
-  rmdir "$parent/client" "$parent" "$plain" 2>/dev/null
+  rmdir "$parent/client" "$parent" "$plain" "$plain_parent" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -68,14 +69,14 @@ start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $se
   port=$(sed -n 's/^listening on \(udp \)\{0,1\}[0-9.]*:\([0-9]*\)$/\2/p' "$out" | head -1)
 }
 server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
-run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds cpu_ns"
+run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds client_cpu_ns server_cpu_ns"
   local before after line
   before=$(server_cpu "$4")
   line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
     "$client" "$2" "$3" "$sockets" "$queries" ${FRESH:+fresh} |
     sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
   after=$(server_cpu "$4")
-  echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d\n", $1, $2, $3 + s}'
+  echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d %d\n", $1, $2, $3, s}'
 }
 
 if [ "${AGENT:-0}" = 1 ]; then
@@ -120,7 +121,7 @@ for s in $(seq 1 "$slices"); do
     h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
   fi
   echo "$h $p" >>"$tmp/slices"
-  echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $5/$6, $4/$2, $7/$5}'
+  echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $6/$7, ($4+$5)/$2, ($8+$9)/$6}'
 done
 
 # Per-program cost: one more hooks slice with the kernel's BPF statistics on.
@@ -133,17 +134,21 @@ echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
 prog_ids=$(bpftool -j cgroup show "$parent" | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))')
 python3 - "$tmp/slices" "$tmp/progs.json" "$prog_ids" <<'PY'
 import json, sys
-hq = hs = hc = pq = ps = pc = 0.0
+hq = hs = hc = hsv = pq = ps = pc = psv = 0.0
 for line in open(sys.argv[1]):
     a = line.split()
-    if len(a) != 6: continue
-    hq += float(a[0]); hs += float(a[1]); hc += float(a[2])
-    pq += float(a[3]); ps += float(a[4]); pc += float(a[5])
+    if len(a) != 8: continue
+    hq += float(a[0]); hs += float(a[1]); hc += float(a[2]); hsv += float(a[3])
+    pq += float(a[4]); ps += float(a[5]); pc += float(a[6]); psv += float(a[7])
+hc += hsv; pc += psv
 h, p = hq / hs, pq / ps
 ch, cp = hc / hq, pc / pq
 print(f"throughput: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f}")
 print(f"CPU per query (client + responder): hooks {ch:.0f} ns, no hooks {cp:.0f} ns, "
       f"ratio (no hooks / hooks) {cp / ch:.3f}; hooks' extra cost {ch - cp:.0f} ns per query")
+print(f"  of which client side {(hc - hsv) / hq - (pc - psv) / pq:.0f} ns (hooks {(hc - hsv) / hq:.0f}, "
+      f"no hooks {(pc - psv) / pq:.0f}), server side {hsv / hq - psv / pq:.0f} ns "
+      f"(hooks {hsv / hq:.0f}, no hooks {psv / pq:.0f})")
 ids = set(int(x) for x in sys.argv[3].split())
 for prog in json.load(open(sys.argv[2])):
     if prog.get("id") in ids and prog.get("run_cnt"):

@@ -51,7 +51,7 @@ trap cleanup EXIT INT TERM
 
 # --- cgroups
 mkdir "$parent"
-for cg in ctrA-$id ctrB-$id hostA hostB "docker-$hex.scope" excluded; do mkdir "$parent/$cg"; done
+for cg in ctrA-$id ctrB-$id hostA hostB "docker-$hex.scope" excluded lateexcl; do mkdir "$parent/$cg"; done
 
 # --- network: a bridge on the host side, one netns per container, BH blackholed everywhere
 ip link add "$br" type bridge
@@ -132,13 +132,41 @@ if run_in excluded "" -- dig +short +tries=1 +time=1 @"$bh" api.cloud66.local >/
 fi
 echo "ok: excluded cgroup not redirected"
 
+# --- a socket caches its exclusion decision per program load: a socket in lateexcl is
+# redirected by responder 1's programs; responder 2's programs exclude lateexcl, so the same
+# socket's next query must not be redirected: it goes to the blackholed BH, whose route refuses
+# it (EINVAL) or drops it.
+cat >"$tmp/late.py" <<'PY'
+import socket, struct, sys
+bh = sys.argv[1]
+q = struct.pack(">HHHHHH", 0x4321, 0x0100, 1, 0, 0, 0) + b"\x03api\x07cloud66\x05local\x00" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for line in sys.stdin:  # one query per line read
+    s.settimeout(float(line))
+    try:
+        s.sendto(q, (bh, 53))
+        data, frm = s.recvfrom(512)
+        print("answer", socket.inet_ntoa(data[-4:]), flush=True)
+    except (socket.timeout, OSError) as e:
+        print("unanswered", e, flush=True)
+PY
+mkfifo "$tmp/late.in"
+run_in lateexcl "" -- python3 "$tmp/late.py" "$bh" <"$tmp/late.in" >"$tmp/late.out" 2>&1 &
+pids+=($!)
+exec {late_fd}>"$tmp/late.in"
+echo 2 >&$late_fd
+wait_for "$tmp/late.out" '^(answer|unanswered)'
+grep -q '^answer 10.77.255.254$' "$tmp/late.out" || fail "lateexcl before the restart: $(cat "$tmp/late.out")"
+echo "ok: lateexcl socket redirected by responder 1"
+
 # --- restart in the middle of a query stream: the new responder joins the port's SO_REUSEPORT
 # group, reuses the pinned maps and swaps the pinned links; the old one drains and exits.
 run_in "ctrA-$id" "$nsA" -- "$musl" api.cloud66.local 4000 10.77.0.1 >"$tmp/stream.out" 2>&1 &
 stream=$!
 pids+=("$stream")
 wait_for "$tmp/stream.out" '^progress '
-"$responder" "${responder_args[@]}" --port "$port" --takeover >"$tmp/r2.out" 2>&1 &
+"$responder" "${responder_args[@]}" --exclude "$parent_rel/lateexcl" --port "$port" --takeover \
+  >"$tmp/r2.out" 2>&1 &
 r2=$!
 pids+=("$r2")
 wait_for "$tmp/r2.out" '^listening on '
@@ -150,6 +178,12 @@ served1=$(sed -n 's/^served //p' "$tmp/r1.out")
 [ "${served1:-0}" -ge 200 ] || fail "responder 1 served ${served1:-0}: the restart was not mid-stream"
 echo "ok: stream across restart: $(tail -1 "$tmp/stream.out") (responder 1 served $served1 in all)"
 expect "identity after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.0.2
+echo 1 >&$late_fd
+for _ in $(seq 1 100); do [ "$(wc -l <"$tmp/late.out")" -ge 2 ] && break; sleep 0.05; done
+[ "$(sed -n 2p "$tmp/late.out" | cut -d' ' -f1)" = unanswered ] ||
+  fail "lateexcl after the restart: $(cat "$tmp/late.out")"
+exec {late_fd}>&-
+echo "ok: the same lateexcl socket is excluded by responder 2's programs"
 
 kill -TERM "$r2"
 wait_exit "$r2" || fail "responder 2 exited with $?"
