@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-require ip dig python3 bpftool
+require ip dig python3 bpftool curl
 
 id=$$
 tmp=$(mktemp -d)
