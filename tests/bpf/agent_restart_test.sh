@@ -16,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 # shellcheck source=lib.sh
 source "$here/lib.sh"
-require ip dig python3 bpftool curl
+require ip ss dig python3 bpftool curl
 
 id=$$
 tmp=$(mktemp -d)
@@ -82,7 +82,7 @@ YAML
 }
 
 start_agent() { # start_agent NAME CONFIG: sets $apid; output in $tmp/NAME.out
-  "$agent" --config "$2" >"$tmp/$1.out" 2>&1 &
+  "$agent" --config "$2" >"$tmp/$1.out" 2>&1 5<&- &
   apid=$!
   pids+=("$apid")
 }
@@ -108,15 +108,41 @@ metrics_total() { # the queries_total sum scraped from the metrics listener
     awk '/^elasticdns_agent_queries_total/ { s += $2 } END { printf "%d\n", s }'
 }
 
-# takeover GEN CONFIG: agent GEN takes over from $cur (generation GEN-1), which must exit 0 by
-# itself after logging that it handed over to the new PID. Sets $cur.
+# takeover GEN CONFIG [hold]: agent GEN takes over from $cur (generation GEN-1), which must exit
+# 0 by itself after logging that it handed over to the new PID. Sets $cur. With `hold`, a TCP
+# connection that the old agent accepted before the handover stays open without a query: the
+# old agent must keep it (and its copies of the sockets) while the stream goes on, answered by
+# the new one alone, then answer the query sent late on it, then exit.
 served=()
 takeover() {
-  local gen=$1 old=$cur prev=gen$(($1 - 1)) line n
+  local gen=$1 old=$cur prev=gen$(($1 - 1)) line n hold=${3:-}
+  if [ -n "$hold" ]; then
+    exec 5<>"/dev/tcp/127.0.0.1/$lport"
+    for _ in $(seq 1 200); do
+      ss -tnpH state established "( sport = :$lport )" | grep -q "pid=$old," && break
+      sleep 0.05
+    done
+    ss -tnpH state established "( sport = :$lport )" | grep -q "pid=$old," ||
+      fail "generation $((gen - 1)) did not accept the held connection"
+  fi
   start_agent "gen$gen" "$2"
   wait_for "$tmp/gen$gen.out" '^listening on udp '
-  grep -qE "handover: took [0-9]+ sockets from PID $old\$" "$tmp/gen$gen.out" ||
-    fail "generation $gen did not take the sockets of PID $old"
+  if [ -n "$hold" ]; then
+    wait_for "$tmp/$prev.out" 'serves the sockets now; draining'
+    wait_served 100
+    kill -0 "$old" 2>/dev/null || fail "generation $((gen - 1)) did not wait for its TCP connection"
+    # api.cloud66.local A, id 0x1234, length-prefixed (RFC 7766)
+    printf '\x00\x23\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03api\x07cloud66\x05local\x00\x00\x01\x00\x01' >&5
+    timeout 3 od -An -tx1 -v <&5 | tr -d ' \n' >"$tmp/held.hex" || true
+    exec 5<&-
+    grep -q '^....1234.*0a4d0101' "$tmp/held.hex" ||
+      fail "no answer on the held connection: $(cat "$tmp/held.hex")"
+    echo "ok: generation $((gen - 1)) answered a query sent on its TCP connection after the handover"
+  fi
+  # Every socket: one UDP socket per worker (one worker per CPU) and a TCP listener for each of
+  # the 2 listen addresses, and the metrics listener.
+  grep -qE "handover: took $((2 * ($(nproc) + 1) + 1)) sockets from PID $old\$" "$tmp/gen$gen.out" ||
+    fail "generation $gen did not take all $((2 * ($(nproc) + 1) + 1)) sockets of PID $old: $(grep handover "$tmp/gen$gen.out")"
   grep -q "server: adopted [0-9]* socket(s) from the previous agent" "$tmp/gen$gen.out" ||
     fail "generation $gen adopted nothing"
   if wait_exit "$old"; then :; else fail "generation $((gen - 1)) (PID $old) exited with $?"; fi
@@ -153,7 +179,7 @@ stream=$!
 pids+=("$stream")
 wait_served 100
 
-takeover 2 "$tmp/same.yaml"
+takeover 2 "$tmp/same.yaml" hold
 [ "$(port_of gen2 udp "$addr")" = "$port" ] || fail "generation 2 is not on port $port"
 [ "$(port_of gen2 metrics 127.0.0.1)" = "$mport" ] || fail "the metrics listener moved"
 [ "$(metrics_total)" -gt 0 ] || fail "no metrics from generation 2"
@@ -192,6 +218,10 @@ echo "ok: 127.0.0.1:$lport closed with generation 3"
 # --- stop the stream: not one failure
 wait_served 100
 touch "$tmp/stop"
+# Generation 4 (the only agent left) answers the metrics scrape on the handed-over listener.
+n=$(metrics_total)
+[ "$n" -gt 0 ] || fail "generation 4 answered nothing"
+served+=("gen4=$n(so far)")
 if wait_exit "$stream"; then :; else fail "queries failed across the handovers: $(grep -E '^(failed|udp)' "$tmp/stream.out" | tail -n 20)"; fi
 summary=$(tail -n 1 "$tmp/stream.out")
 echo "ok: stream across 3 handovers: $summary; answered per generation: ${served[*]}"
