@@ -61,7 +61,8 @@ Result<ucred> checkPeer(int fd) {
     return fail(std::string("SO_PEERCRED: ") + std::strerror(errno));
   if (cred.uid != ::geteuid() && cred.uid != 0)
     return fail("peer PID " + std::to_string(cred.pid) + " runs as uid " +
-                std::to_string(cred.uid) + ", not " + std::to_string(::geteuid()) + " or root");
+                std::to_string(cred.uid) + "; only uid " + std::to_string(::geteuid()) +
+                " (this agent's) or root may hand over");
   return cred;
 }
 
@@ -301,7 +302,10 @@ struct Listener::Impl::Session : std::enable_shared_from_this<Session> {
     m.pid = static_cast<uint32_t>(::getpid());
     m.reason = why;
     sendFrame(socket.native_handle(), m);
-    spdlog::warn("handover: refused PID {}: {}", peer_pid, why);
+    if (peer_pid != 0)
+      spdlog::warn("handover: refused PID {}: {}", peer_pid, why);
+    else
+      spdlog::warn("handover: refused a connection: {}", why);
     close();
   }
 

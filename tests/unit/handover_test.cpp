@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -331,6 +333,44 @@ TEST(HandoverExchange, ListenerRefusesAnotherVersionAndKeepsServing) {
   }
   ASSERT_EQ(r.status, TakeResult::Status::kTaken) << r.detail;
   EXPECT_EQ(old.ready_pid.load(), 0u);
+  ::close(u);
+}
+
+TEST(HandoverExchange, ListenerRefusesAnotherUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to connect as another user";
+  constexpr uid_t kNobody = 65534;
+  TempDir t;
+  uint16_t port = 0;
+  int u = boundLoopback(SOCK_DGRAM, 0, &port);
+  RunningListener old(t.sock(), {u});
+  // Let the other user reach the socket, so that only the SO_PEERCRED check stands in the way.
+  ASSERT_EQ(::chmod(t.dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(t.sock().c_str(), 0666), 0);
+  const std::string path = t.sock();
+  const auto request = encode(Message{Type::kRequest, 1, 0, ""});
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // async-signal-safe calls only: the parent has threads
+    if (::setgid(kNobody) != 0 || ::setuid(kNobody) != 0) ::_exit(10);
+    int c = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) ::_exit(11);
+    ::send(c, request.data(), request.size(), MSG_NOSIGNAL);
+    uint8_t got[600];
+    ssize_t n = ::recv(c, got, sizeof got, 0);
+    // A refusal, no descriptor: header 1, 4 (kRefused).
+    if (n < static_cast<ssize_t>(kHeaderSize) || got[0] != 1 || got[1] != 4) ::_exit(12);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  // The agent itself still hands over.
+  auto r = takeSockets(t.sock(), std::chrono::milliseconds(2000));
+  EXPECT_EQ(r.status, TakeResult::Status::kTaken) << r.detail;
   ::close(u);
 }
 
