@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/local/stream_protocol.hpp>
@@ -433,6 +434,8 @@ std::optional<Error> Listener::listen() {
   Impl& s = *impl_;
   if (s.path.size() >= sizeof(sockaddr_un{}.sun_path))
     return fail(s.path + " is longer than a unix socket path may be");
+  std::error_code dir_ec;  // a state_dir not created yet (no snapshot saved so far)
+  std::filesystem::create_directories(std::filesystem::path(s.path).parent_path(), dir_ec);
   if (::unlink(s.path.c_str()) != 0 && errno != ENOENT)
     return fail("removing " + s.path + ": " + std::strerror(errno));
   boost::system::error_code ec;
