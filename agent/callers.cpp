@@ -45,8 +45,11 @@ Result<std::vector<std::regex>> compileContainerIdPatterns(const std::string& pa
       return out;
     }
     std::regex re(pattern);
-    if (re.mark_count() < 1)
-      return Error{"bpf.container_id_pattern", "needs one capture group for the container id"};
+    // Exactly one group, as the config parser demands: with more, which one is the id would be
+    // a guess.
+    if (re.mark_count() != 1)
+      return Error{"bpf.container_id_pattern",
+                   "needs exactly one capture group (the container id)"};
     out.push_back(std::move(re));
   } catch (const std::regex_error& e) {
     return Error{"bpf.container_id_pattern", std::string("invalid regex: ") + e.what()};

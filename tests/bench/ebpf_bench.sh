@@ -4,13 +4,16 @@
 #   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_SLICE] [SLICES] [SOCKETS]
 #   AGENT=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # the real elasticdns-agent as the server
 #   FRESH=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # a new socket per query (glibc's way)
+#   FLOOR=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # + a third variant: programs that do
+#       nothing (ebpf_floor.bpf.c) on the same hooks, client -> no-hooks server: the cost of the
+#       kernel's hook machinery alone, apart from what our programs do
 # Two servers run side by side for the whole run (tests/bpf/test_responder.cpp, or with AGENT=1
 # two elasticdns-agents answering api.cloud66.local from a state_dir snapshot):
 #   hooks:    with BPF on cgroup <cg2>/edns-bench-PID (redirect + identity lookup per query);
 #             the client runs in <cg2>/edns-bench-PID/client and sends to BH:53
 #   no hooks: --no-bpf; the same client binary in <cg2>/edns-bench-PID-plain/client (no programs)
 #             sends to 127.0.0.1:PORT directly
-# The two variants run in alternating slices (order swapped every slice), so that the load of
+# The variants run in alternating slices (order reversed every slice), so that the load of
 # the machine falls on both alike. Two ratios: throughput (total queries / total wall time of
 # each variant; sensitive to other load on the machine) and CPU cost (client + responder CPU
 # time per query from /proc/PID/schedstat; the kernel's loopback packet path runs mostly in
@@ -31,6 +34,9 @@ parent_rel=edns-bench-$id
 parent=$cgmount/$parent_rel
 plain_parent=$cgmount/edns-bench-$id-plain
 plain=$plain_parent/client # the same depth as the hooks client's cgroup
+floor_parent=$cgmount/edns-bench-$id-floor
+floor=$floor_parent/client
+floor_pin=/sys/fs/bpf/edns-bench-$id-floor
 pin=/sys/fs/bpf/edns-bench-$id
 bh=192.0.2.$((id % 250 + 1))
 tmp=$(mktemp -d)
@@ -45,7 +51,8 @@ cleanup() {
   [ -f "$tmp/hooks.yaml" ] && "$build/agent/elasticdns-agent" --config "$tmp/hooks.yaml" --detach >/dev/null 2>&1
   echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
   ip route del blackhole "$bh/32" 2>/dev/null
-  rmdir "$parent/client" "$parent" "$plain" "$plain_parent" 2>/dev/null
+  rm -rf "$floor_pin"
+  rmdir "$parent/client" "$parent" "$plain" "$plain_parent" "$floor" "$floor_parent" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -110,17 +117,27 @@ else
   plain_port=$port plain_pid=${servers[-1]}
 fi
 [ -n "$hooks_port" ] && [ -n "$plain_port" ] || { cat "$tmp"/*.out; exit 1; }
+if [ "${FLOOR:-0}" = 1 ]; then
+  mkdir -p "$floor"
+  bpftool prog loadall "$build/tests/ebpf_floor.bpf.o" "$floor_pin"
+  for hook in egress sendmsg4 recvmsg4; do
+    bpftool cgroup attach "$floor_parent" "$hook" pinned "$floor_pin/floor_$hook"
+  done
+fi
 
 echo "slice hooks_qps no_hooks_qps hooks_cpu_ns/q no_hooks_cpu_ns/q"
 for s in $(seq 1 "$slices"); do
+  f=""
   if [ $((s % 2)) -eq 1 ]; then
     h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
     p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
+    [ "${FLOOR:-0}" = 1 ] && f=$(run_client "$floor" 127.0.0.1 "$plain_port" "$plain_pid")
   else
+    [ "${FLOOR:-0}" = 1 ] && f=$(run_client "$floor" 127.0.0.1 "$plain_port" "$plain_pid")
     p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
     h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
   fi
-  echo "$h $p" >>"$tmp/slices"
+  echo "$h $p $f" >>"$tmp/slices"
   echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $6/$7, ($4+$5)/$2, ($8+$9)/$6}'
 done
 
@@ -134,12 +151,14 @@ echo "$stats_before" >/proc/sys/kernel/bpf_stats_enabled
 prog_ids=$(bpftool -j cgroup show "$parent" | python3 -c 'import json,sys; print(" ".join(str(p["id"]) for p in json.load(sys.stdin)))')
 python3 - "$tmp/slices" "$tmp/progs.json" "$prog_ids" <<'PY'
 import json, sys
-hq = hs = hc = hsv = pq = ps = pc = psv = 0.0
+hq = hs = hc = hsv = pq = ps = pc = psv = fq = fc = 0.0
 for line in open(sys.argv[1]):
     a = line.split()
-    if len(a) != 8: continue
+    if len(a) not in (8, 12): continue
     hq += float(a[0]); hs += float(a[1]); hc += float(a[2]); hsv += float(a[3])
     pq += float(a[4]); ps += float(a[5]); pc += float(a[6]); psv += float(a[7])
+    if len(a) == 12:
+        fq += float(a[8]); fc += float(a[10]) + float(a[11])
 hc += hsv; pc += psv
 h, p = hq / hs, pq / ps
 ch, cp = hc / hq, pc / pq
@@ -149,6 +168,10 @@ print(f"CPU per query (client + responder): hooks {ch:.0f} ns, no hooks {cp:.0f}
 print(f"  of which client side {(hc - hsv) / hq - (pc - psv) / pq:.0f} ns (hooks {(hc - hsv) / hq:.0f}, "
       f"no hooks {(pc - psv) / pq:.0f}), server side {hsv / hq - psv / pq:.0f} ns "
       f"(hooks {hsv / hq:.0f}, no hooks {psv / pq:.0f})")
+if fq:
+    fl = fc / fq - cp
+    print(f"  hook machinery alone (empty programs on the same hooks): {fl:.0f} ns per query; "
+          f"the ElasticDNS programs and identity lookup: {ch - cp - fl:.0f} ns")
 ids = set(int(x) for x in sys.argv[3].split())
 for prog in json.load(open(sys.argv[2])):
     if prog.get("id") in ids and prog.get("run_cnt"):

@@ -69,6 +69,11 @@ TEST(ContainerIdPatterns, CustomAndInvalid) {
   auto no_group = compileContainerIdPatterns("ctr-.*");
   ASSERT_FALSE(no_group.ok());
   EXPECT_NE(no_group.error().reason.find("capture group"), std::string::npos);
+  // Two groups: which one is the id would be a guess (the config parser refuses it too).
+  auto two_groups = compileContainerIdPatterns(R"((docker|podman)-(\w+))");
+  ASSERT_FALSE(two_groups.ok());
+  EXPECT_NE(two_groups.error().reason.find("exactly one"), std::string::npos);
+  EXPECT_FALSE(parseConfig("bpf: {cgroup: x, container_id_pattern: \"(a)(b)\"}").ok());
 }
 
 Peer peer4(const char* ip, uint16_t port, Transport t = Transport::kUdp) {
