@@ -36,12 +36,21 @@ cleanup() {
   set +e
   for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  # Whatever still runs in the container cgroup (a launcher's child the PIDs above missed).
+  [ -e "$parent/$ctr/cgroup.kill" ] && echo 1 >"$parent/$ctr/cgroup.kill"
   [ -f "$tmp/gen1.yaml" ] && "$agent" --config "$tmp/gen1.yaml" --detach >/dev/null 2>&1
   ip netns del "$ns" 2>/dev/null
   rm -rf "/etc/netns/$ns"
   ip link del "$br" 2>/dev/null
   ip route del blackhole "$bh/32" 2>/dev/null
-  for cg in "$parent"/*/ "$parent"; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
+  # A killed member may take a moment to leave its cgroup: retry, bounded.
+  for cg in "$parent"/*/ "$parent"; do
+    for _ in $(seq 1 40); do
+      [ -d "$cg" ] || break
+      rmdir "$cg" 2>/dev/null && break
+      sleep 0.05
+    done
+  done
   rm -rf "$tmp"
   exit $rc
 }
@@ -173,7 +182,8 @@ echo "generation 1 (PID $cur) on $addr:$port, 127.0.0.1:$lport, metrics :$mport"
 write_config "$tmp/same.yaml" "\"$addr:$port\", \"127.0.0.1:$lport\"" "$mport"
 
 # --- the stream, from the container: resolv.conf-style target = the blackholed $bh
-run_in "$ctr" "$ns" -- python3 "$here/query_stream.py" "$bh" api.cloud66.local 10.77.1.1 \
+py=$(python3 -c 'import sys; print(sys.executable)') # the interpreter, not a launcher script
+run_in "$ctr" "$ns" -- "$py" "$here/query_stream.py" "$bh" api.cloud66.local 10.77.1.1 \
   "$tmp/stop" 45 >"$tmp/stream.out" 2>&1 &
 stream=$!
 pids+=("$stream")
@@ -259,7 +269,7 @@ PY
 printf 'listen: ["127.0.0.1:0"]\nstate_dir: %s\nupstreams: ["%s:53"]\n' "$tmp/fake" "$bh" >"$tmp/fake.yaml"
 for mode in silent dies; do
   rm -f "$tmp/fake/handover.sock"
-  python3 "$tmp/fake.py" "$tmp/fake/handover.sock" "$mode" >"$tmp/fake-$mode.out" 2>&1 &
+  "$py" "$tmp/fake.py" "$tmp/fake/handover.sock" "$mode" >"$tmp/fake-$mode.out" 2>&1 &
   fake=$!
   pids+=("$fake")
   wait_for "$tmp/fake-$mode.out" '^ready'
