@@ -26,6 +26,7 @@
 #include "agent/config.hpp"
 #include "agent/docker_discovery.hpp"
 #include "agent/ebpf.hpp"
+#include "agent/handover.hpp"
 #include "agent/metrics_http.hpp"
 #include "agent/server.hpp"
 #include "agent/sync.hpp"
@@ -41,7 +42,8 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM: longest wait for forwarded queries
+constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM, handover: longest wait for forwarded
+                                                // queries and open TCP connections
 constexpr std::chrono::seconds kStaleCheckPeriod{1};
 constexpr const char* kResolvConf = "/etc/resolv.conf";
 
@@ -160,7 +162,32 @@ int main(int argc, char** argv) {
   // Socket activation: the sockets elasticdns-agent.socket holds are adopted, not bound, so a
   // restart drops no query.
   InheritedSockets inherited = takeSystemdSockets();
-  for (const auto& why : inherited.ignored) spdlog::warn("server: systemd socket ignored: {}", why);
+  const bool socket_activated = !inherited.sockets.empty() || !inherited.ignored.empty();
+  // Hot handover (handover.hpp), everywhere else: take the running agent's sockets before
+  // binding anything; it serves them until this one says it is ready.
+  const std::string handover_path = handover::socketPath(config.state_dir);
+  handover::TakeResult takeover;
+  if (!socket_activated && !handover_path.empty()) {
+    using Status = handover::TakeResult::Status;
+    takeover = handover::takeSockets(handover_path, handover::kTakeTimeout);
+    if (takeover.status == Status::kTaken) {
+      spdlog::info("handover: took {} sockets from PID {}", takeover.sockets.sockets.size(),
+                   takeover.old_pid);
+      inherited = std::move(takeover.sockets);
+    } else if (takeover.status == Status::kFailed) {
+      spdlog::warn("handover: {}; binding afresh (SO_REUSEPORT: beside an agent still running)",
+                   takeover.detail);
+    } else if (!takeover.detail.empty()) {
+      spdlog::info("handover: {}; binding afresh", takeover.detail);
+    }
+  }
+  const char* origin = socket_activated ? "systemd" : "the previous agent";
+  for (const auto& why : inherited.ignored) spdlog::warn("server: socket ignored: {}", why);
+  // The metrics listener first: its address is never a DNS listen address.
+  std::optional<int> metrics_fd;
+  if (config.metrics_listen)
+    metrics_fd = inherited.take(true, config.metrics_listen->address().to_string(),
+                                config.metrics_listen->port());
   size_t inherited_count = inherited.sockets.size();
 
   ServerOptions sopts;
@@ -179,13 +206,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   for (const auto& left : inherited.sockets) {
-    spdlog::warn("server: systemd passed {} {}:{}, which is not a listen address: closed",
+    spdlog::warn("server: {} passed {} {}:{}, which is not a listen address: closed", origin,
                  left.stream ? "tcp" : "udp", left.address, left.port);
     ::close(left.fd);
   }
   if (inherited_count > inherited.sockets.size())
-    spdlog::info("server: adopted {} socket(s) from systemd",
-                 inherited_count - inherited.sockets.size());
+    spdlog::info("server: adopted {} socket(s) from {}", inherited_count - inherited.sockets.size(),
+                 origin);
+  inherited.sockets.clear();
+
+  // Before eBPF: a start that fails must not have moved the redirect.
+  std::unique_ptr<MetricsHttp> metrics_http;
+  if (config.metrics_listen) {
+    metrics_http = std::make_unique<MetricsHttp>(control, registry);
+    auto e = metrics_fd ? metrics_http->adopt(*metrics_fd, *config.metrics_listen)
+                        : metrics_http->listen(*config.metrics_listen);
+    if (e) {
+      std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
+      return 2;
+    }
+  }
 
   if (config.bpf.enabled) {
     auto started = BpfRuntime::start(config.bpf, redirectTargetOf(server.udpEndpoints()), registry);
@@ -198,15 +238,6 @@ int main(int argc, char** argv) {
           "containers' DNS is not redirected (only those whose resolv.conf names the agent reach "
           "it)",
           started.error().message());
-    }
-  }
-
-  std::unique_ptr<MetricsHttp> metrics_http;
-  if (config.metrics_listen) {
-    metrics_http = std::make_unique<MetricsHttp>(control, registry);
-    if (auto e = metrics_http->listen(*config.metrics_listen)) {
-      std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
-      return 2;
     }
   }
 
@@ -316,23 +347,30 @@ int main(int argc, char** argv) {
     kick();
   }
 
-  // SIGTERM/SIGINT: stop reading, let forwarded queries finish (bounded), exit 0.
+  // SIGTERM/SIGINT, or a new agent took the sockets over: stop reading, let forwarded queries
+  // and open TCP connections finish (bounded), exit 0.
   asio::signal_set term(control, SIGTERM, SIGINT);
   asio::steady_timer drain_timer(control);
   Clock::time_point drain_deadline;
+  std::unique_ptr<handover::Listener> handover_listener;
+  bool draining = false;
+  uint32_t handed_to = 0;
   std::function<void()> wait_drain = [&] {
-    if (server.inFlight() == 0 || Clock::now() >= drain_deadline) {
+    bool idle = server.inFlight() == 0 && server.tcpConnections() == 0;
+    if (idle || Clock::now() >= drain_deadline) {
       if (server.inFlight() != 0)
         spdlog::warn("server: {} forwarded queries unanswered at exit", server.inFlight());
+      if (server.tcpConnections() != 0)
+        spdlog::warn("server: {} TCP connections still open at exit", server.tcpConnections());
       control.stop();
       return;
     }
     drain_timer.expires_after(std::chrono::milliseconds(10));
     drain_timer.async_wait([&](const boost::system::error_code&) { wait_drain(); });
   };
-  term.async_wait([&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("agent: signal {}, draining", sig);
+  auto drain = [&] {
+    if (draining) return;
+    draining = true;
     sd_notify(0, "STOPPING=1");
     server.stopReceiving();
     sync.stop();
@@ -341,12 +379,50 @@ int main(int argc, char** argv) {
     hup.cancel();
     watchdog.cancel();
     if (metrics_http) metrics_http->stop();
+    if (handover_listener) handover_listener->stop();
     drain_deadline = Clock::now() + kDrainBound;
     wait_drain();
+  };
+  term.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("agent: signal {}, draining", sig);
+    drain();
   });
+
+  // Hot handover: the old agent stops serving only now that this one serves; then this one
+  // owns the control socket (the old one never removes it).
+  if (takeover.connection) {
+    if (auto e = handover::sendReady(takeover.connection.get()))
+      spdlog::warn(
+          "handover: PID {} did not hear that this agent is ready ({}); it keeps serving the "
+          "same sockets until it is stopped",
+          takeover.old_pid, e->reason);
+    takeover.connection = handover::UniqueFd();
+  }
+  if (!socket_activated && !handover_path.empty()) {
+    handover_listener = std::make_unique<handover::Listener>(
+        control, handover_path,
+        [&] {
+          std::vector<int> fds = server.listeningSockets();
+          if (metrics_http && metrics_http->nativeHandle() >= 0)
+            fds.push_back(metrics_http->nativeHandle());
+          return fds;
+        },
+        [&](uint32_t pid) {
+          handed_to = pid;
+          spdlog::info("agent: PID {} serves the sockets now; draining", pid);
+          drain();
+        });
+    if (auto e = handover_listener->listen())
+      spdlog::warn("handover: {}: a restart outside systemd will drop queries", e->message());
+  }
 
   control.run();
   server.join();
-  spdlog::info("agent: stopped");
+  if (handed_to != 0)
+    spdlog::info("agent: handed over to PID {} after answering {} queries; stopped", handed_to,
+                 server.answeredQueries());
+  else
+    spdlog::info("agent: stopped after answering {} queries", server.answeredQueries());
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "agent/metrics_http.hpp"
 
+#include <unistd.h>
+
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -80,6 +82,23 @@ std::optional<Error> MetricsHttp::listen(const tcp::endpoint& at) {
                                        std::to_string(at.port()) + ": " + ec.message()};
   impl_->accept();
   return std::nullopt;
+}
+
+std::optional<Error> MetricsHttp::adopt(int fd, const tcp::endpoint& at) {
+  beast::error_code ec;
+  impl_->acceptor.assign(at.protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return Error{"metrics_listen", "cannot adopt the handed-over listener on " +
+                                       at.address().to_string() + ":" + std::to_string(at.port()) +
+                                       ": " + ec.message()};
+  }
+  impl_->accept();
+  return std::nullopt;
+}
+
+int MetricsHttp::nativeHandle() const {
+  return impl_->acceptor.is_open() ? impl_->acceptor.native_handle() : -1;
 }
 
 tcp::endpoint MetricsHttp::endpoint() const {

@@ -18,6 +18,11 @@ class MetricsHttp {
   ~MetricsHttp();
   /// Bind and start accepting. Port 0: the kernel picks; see endpoint().
   std::optional<Error> listen(const boost::asio::ip::tcp::endpoint& at);
+  /// Start accepting on `fd`, a listening socket bound to `at` that a previous agent handed
+  /// over (handover.hpp). Takes ownership of `fd`.
+  std::optional<Error> adopt(int fd, const boost::asio::ip::tcp::endpoint& at);
+  /// The listening socket (still owned here), for a handover; -1 before listen().
+  int nativeHandle() const;
   boost::asio::ip::tcp::endpoint endpoint() const;
   void stop();
 

@@ -440,13 +440,19 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   }
 
   void readLength() {
-    if (server.stopping.load()) return;
+    // Stopping: a connection that got its answers closes; one accepted just before the stop
+    // still gets its first query answered (the drain waits for it, bounded).
+    if (server.stopping.load() && answered_) return;
     armIdle();
     asio::async_read(socket, asio::buffer(len_buf),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                       if (ec) return;
-                       size_t n = wire::get16(self->len_buf.data());
-                       if (n < wire::kHeaderSize) return;  // garbage: close
+                       // Closed by the client, or garbage: release the idle timer's hold on the
+                       // session too, or the connection stays open (and counted) until it fires.
+                       size_t n = ec ? 0 : wire::get16(self->len_buf.data());
+                       if (n < wire::kHeaderSize) {
+                         self->idle.cancel();
+                         return;
+                       }
                        self->query.resize(n);
                        self->readBody();
                      });
@@ -455,8 +461,8 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   void readBody() {
     asio::async_read(socket, asio::buffer(query),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                       if (ec) return;
                        self->idle.cancel();
+                       if (ec) return;
                        self->answer();
                      });
   }
@@ -474,6 +480,7 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   }
 
   void write(size_t len) {
+    answered_ = true;
     wire::put16(reply.data(), static_cast<uint16_t>(len));
     asio::async_write(socket, asio::buffer(reply.data(), len + 2),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
@@ -503,11 +510,14 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   }
 
   bool forwarding_ = false;
+  bool answered_ = false;
 };
 
 void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
   a.async_accept([this, &a](const boost::system::error_code& ec, tcp::socket sock) {
-    if (server.stopping.load()) return;
+    // A connection accepted as the server stops is still served: after a handover, closing it
+    // would fail a query that the new agent would have answered.
+    if (ec && server.stopping.load()) return;
     if (!ec) {
       if (server.tcp_connections.load() >= server.options.max_tcp_connections) {
         server.tcp_rejected->inc();
@@ -517,7 +527,7 @@ void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
         std::make_shared<TcpSession>(server, *this, std::move(sock))->start();
       }
     }
-    accept(a);
+    if (!server.stopping.load()) accept(a);
   });
 }
 
@@ -581,38 +591,50 @@ DnsServer::~DnsServer() {
 
 std::optional<Error> DnsServer::bind() {
   Impl& s = *impl_;
-  // Socket activation (systemd_sockets.hpp): when systemd holds the UDP and TCP sockets of
-  // `want`, adopt them. Every worker reads the one UDP socket through a descriptor of its own
-  // (dup), so queries that arrive while the agent restarts wait in that socket for the next
-  // process. nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
+  // Inherited sockets (systemd_sockets.hpp): when systemd or the previous agent holds the UDP
+  // and TCP sockets of `want`, adopt them, so queries that arrive while the agent restarts wait
+  // in those sockets for the next process. systemd passes one UDP socket: every worker reads it
+  // through a descriptor of its own (dup). A previous agent passes one per worker (the port's
+  // SO_REUSEPORT group): K sockets over T workers, each socket read by at least one worker
+  // (dup'ed when K < T), since the kernel keeps hashing datagrams to every one of them.
+  // nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
   auto adoptInherited = [&s](const udp::endpoint& want,
                              const std::string& name) -> std::optional<Error> {
     if (!s.options.inherited) return std::nullopt;
     std::string address = want.address().to_string();
-    auto ufd = s.options.inherited->take(false, address, want.port());
-    auto tfd = s.options.inherited->take(true, address, want.port());
-    if (!ufd && !tfd) return std::nullopt;
+    std::vector<int> ufds = s.options.inherited->takeAll(false, address, want.port());
+    std::vector<int> tfds = s.options.inherited->takeAll(true, address, want.port());
+    if (ufds.empty() && tfds.empty()) return std::nullopt;
     std::string where = address + ":" + std::to_string(want.port());
-    if (!ufd || !tfd) {
-      if (ufd) ::close(*ufd);
-      if (tfd) ::close(*tfd);
-      return Error{name, "systemd passed only a " + std::string(ufd ? "UDP" : "TCP") +
-                             " socket for " + where + ": list it in both ListenDatagram= and " +
-                             "ListenStream= of elasticdns-agent.socket"};
+    if (ufds.empty() || tfds.size() != 1) {
+      for (int fd : ufds) ::close(fd);
+      for (int fd : tfds) ::close(fd);
+      if (tfds.size() > 1)
+        return Error{name, "inherited " + std::to_string(tfds.size()) + " TCP listeners for " +
+                               where + ", want one"};
+      return Error{name, "inherited only a " + std::string(ufds.empty() ? "TCP" : "UDP") +
+                             " socket for " + where + ": under systemd, list it in both " +
+                             "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
     }
     boost::system::error_code ec;
-    for (size_t i = 0; i < s.workers.size() && !ec; ++i) {
-      int fd = i == 0 ? *ufd : ::dup(*ufd);
-      auto sock = std::make_unique<udp::socket>(s.workers[i]->io);
-      sock->assign(want.protocol(), fd, ec);
+    const size_t rounds = std::max(ufds.size(), s.workers.size());
+    for (size_t j = 0; j < rounds; ++j) {
+      int fd = j < ufds.size() ? ufds[j] : ::dup(ufds[j % ufds.size()]);
+      auto sock = std::make_unique<udp::socket>(s.workers[j % s.workers.size()]->io);
+      if (!ec)
+        sock->assign(want.protocol(), fd, ec);
+      else
+        ::close(fd);
       if (!ec) sock->non_blocking(true, ec);
-      if (!ec) s.workers[i]->sockets.push_back(std::move(sock));
+      if (!ec) s.workers[j % s.workers.size()]->sockets.push_back(std::move(sock));
     }
     auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
-    if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), *tfd, ec);
+    if (!ec)
+      acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0], ec);
+    else
+      ::close(tfds[0]);
     if (ec)
-      return Error{name,
-                   "cannot adopt the sockets systemd passed for " + where + ": " + ec.message()};
+      return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
     s.udp_bound.push_back(want);
     s.tcp_bound.push_back(acc->local_endpoint());
     s.workers[0]->acceptors.push_back(std::move(acc));
@@ -654,6 +676,12 @@ std::optional<Error> DnsServer::bind() {
       tcp::endpoint tep(ep.address(), ep.port());
       acc->open(tep.protocol(), ec);
       if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+      // SO_REUSEPORT like the UDP sockets: when a handover fails, the new agent can still bind
+      // while the old one holds the port.
+      if (!ec) {
+        int one = 1;
+        ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      }
       if (!ec && tep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
       if (!ec) acc->bind(tep, ec);
       if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
@@ -706,6 +734,29 @@ void DnsServer::stopReceiving() {
 
 size_t DnsServer::inFlight() const {
   return impl_->in_flight.load();
+}
+
+size_t DnsServer::tcpConnections() const {
+  return impl_->tcp_connections.load();
+}
+
+uint64_t DnsServer::answeredQueries() const {
+  uint64_t n = 0;
+  for (size_t t = 0; t < kTypes; ++t)
+    for (size_t r = 0; r < kRcodes; ++r) {
+      for (auto& w : impl_->workers) n += w->stats.queries[t][r].load(std::memory_order_relaxed);
+      n += impl_->forwarded_queries[t][r].load(std::memory_order_relaxed);
+    }
+  return n;
+}
+
+std::vector<int> DnsServer::listeningSockets() const {
+  std::vector<int> fds;
+  for (auto& w : impl_->workers) {
+    for (auto& sock : w->sockets) fds.push_back(sock->native_handle());
+    for (auto& a : w->acceptors) fds.push_back(a->native_handle());
+  }
+  return fds;
 }
 
 void DnsServer::join() {

@@ -34,8 +34,10 @@ struct ServerOptions {
   size_t threads = 2;
   size_t max_tcp_connections = 256;
   std::chrono::seconds tcp_idle_timeout{10};  // RFC 7766 6.2.3 suggests seconds, not minutes
-  /// Socket activation: sockets systemd passed in. bind() takes those that match a listen
-  /// address (UDP and TCP both) instead of binding; the rest stay here. May be null.
+  /// Sockets systemd passed in (socket activation) or a running agent handed over
+  /// (handover.hpp). bind() takes those that match a listen address (UDP and TCP both)
+  /// instead of binding; the rest stay here. Several UDP sockets for one address (one per
+  /// worker of the previous agent) are shared out so that each is read by a worker. May be null.
   InheritedSockets* inherited = nullptr;
 };
 
@@ -65,6 +67,13 @@ class DnsServer {
   void stopReceiving();
   /// Queries handed to the forwarder and not yet answered.
   size_t inFlight() const;
+  /// Open TCP connections (a drain waits for them too).
+  size_t tcpConnections() const;
+  /// Queries answered so far (zone answers, errors and forwarded replies).
+  uint64_t answeredQueries() const;
+  /// Every bound socket (each worker's UDP socket per listen address, each TCP listener), for
+  /// a handover. Still owned by the server. Call after bind(), before stopReceiving().
+  std::vector<int> listeningSockets() const;
   /// Join the workers and close every socket. Call after stopReceiving().
   void join();
 

@@ -21,45 +21,52 @@ std::optional<int> InheritedSockets::take(bool stream, const std::string& addres
   return fd;
 }
 
+std::vector<int> InheritedSockets::takeAll(bool stream, const std::string& address, uint16_t port) {
+  std::vector<int> out;
+  while (auto fd = take(stream, address, port)) out.push_back(*fd);
+  return out;
+}
+
+void InheritedSockets::add(int fd, const std::string& origin) {
+  InheritedSocket s;
+  s.fd = fd;
+  if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0) {
+    s.stream = false;
+  } else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) > 0) {
+    s.stream = true;
+  } else {
+    ignored.push_back(origin + " descriptor " + std::to_string(fd) +
+                      " is not a bound UDP or listening TCP socket");
+    close(fd);
+    return;
+  }
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+    ignored.push_back(origin + " descriptor " + std::to_string(fd) + ": getsockname failed");
+    close(fd);
+    return;
+  }
+  if (ss.ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, &ss, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
+    s.port = ntohs(sin.sin_port);
+  } else {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, &ss, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
+    s.port = ntohs(sin6.sin6_port);
+  }
+  s.address = text;
+  sockets.push_back(std::move(s));
+}
+
 InheritedSockets takeSystemdSockets() {
   InheritedSockets out;
   int n = sd_listen_fds(/*unset_environment=*/1);
-  for (int i = 0; i < std::max(n, 0); ++i) {
-    int fd = SD_LISTEN_FDS_START + i;
-    InheritedSocket s;
-    s.fd = fd;
-    if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0) {
-      s.stream = false;
-    } else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) > 0) {
-      s.stream = true;
-    } else {
-      out.ignored.push_back("descriptor " + std::to_string(fd) +
-                            " is not a bound UDP or listening TCP socket");
-      close(fd);
-      continue;
-    }
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    char text[INET6_ADDRSTRLEN] = {};
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-      out.ignored.push_back("descriptor " + std::to_string(fd) + ": getsockname failed");
-      close(fd);
-      continue;
-    }
-    if (ss.ss_family == AF_INET) {
-      sockaddr_in sin;
-      std::memcpy(&sin, &ss, sizeof sin);
-      inet_ntop(AF_INET, &sin.sin_addr, text, sizeof text);
-      s.port = ntohs(sin.sin_port);
-    } else {
-      sockaddr_in6 sin6;
-      std::memcpy(&sin6, &ss, sizeof sin6);
-      inet_ntop(AF_INET6, &sin6.sin6_addr, text, sizeof text);
-      s.port = ntohs(sin6.sin6_port);
-    }
-    s.address = text;
-    out.sockets.push_back(std::move(s));
-  }
+  for (int i = 0; i < std::max(n, 0); ++i) out.add(SD_LISTEN_FDS_START + i, "systemd");
   return out;
 }
 

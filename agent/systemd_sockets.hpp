@@ -1,7 +1,9 @@
 #pragma once
-// Socket activation: the DNS sockets that systemd passes to the agent (elasticdns-agent.socket,
-// sd_listen_fds(3)). systemd keeps them open across `systemctl restart elasticdns-agent`, so
-// queries that arrive while the agent restarts wait in their queues instead of being refused.
+// Inherited sockets: the DNS sockets that systemd passes to the agent (elasticdns-agent.socket,
+// sd_listen_fds(3)), or that a running agent hands over (handover.hpp). systemd keeps them open
+// across `systemctl restart elasticdns-agent`, a handing-over agent keeps serving them until the
+// new one is ready: queries that arrive while the agent restarts wait in their queues instead
+// of being refused.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -9,7 +11,8 @@
 
 namespace elasticdns::agent {
 
-/// One socket passed by systemd: a bound UDP socket or a listening TCP socket.
+/// One socket passed by systemd or a previous agent: a bound UDP socket or a listening TCP
+/// socket.
 struct InheritedSocket {
   int fd = -1;
   bool stream = false;  // SOCK_STREAM (TCP) or SOCK_DGRAM (UDP)
@@ -24,9 +27,16 @@ struct InheritedSockets {
   std::vector<InheritedSocket> sockets;
   std::vector<std::string> ignored;  // why each ignored descriptor was left out
 
+  /// Takes ownership of `fd`: kept when it is a bound UDP or a listening TCP socket on an IP
+  /// address, else closed and reported in `ignored` (`origin` names who passed it).
+  void add(int fd, const std::string& origin);
+
   /// Takes (removes and returns) the descriptor bound to exactly this address and port, or
   /// nullopt. The caller owns the returned descriptor.
   std::optional<int> take(bool stream, const std::string& address, uint16_t port);
+  /// Takes every descriptor bound to exactly this address and port (a handing-over agent
+  /// passes one UDP socket per worker: the port's SO_REUSEPORT group). The caller owns them.
+  std::vector<int> takeAll(bool stream, const std::string& address, uint16_t port);
 };
 
 InheritedSockets takeSystemdSockets();

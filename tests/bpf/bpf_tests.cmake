@@ -50,3 +50,13 @@ if(ELASTICDNS_BPF AND TARGET elasticdns-agent)
   set_tests_properties(bpf.agent_identity PROPERTIES SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE}
                        TIMEOUT 120)
 endif()
+
+# Hot handover of the real agent (agent/handover.hpp): 3 restarts under a UDP + TCP query stream
+# from a redirected container, no failed query; the failure cases.
+if(ELASTICDNS_BPF AND TARGET elasticdns-agent)
+  add_test(NAME bpf.agent_restart
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/agent_restart_test.sh
+                   $<TARGET_FILE:elasticdns-agent>)
+  set_tests_properties(bpf.agent_restart PROPERTIES SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE}
+                       TIMEOUT 120)
+endif()
