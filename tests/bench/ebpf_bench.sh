@@ -87,25 +87,27 @@ run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds clie
 }
 
 if [ "${AGENT:-0}" = 1 ]; then
-  mkdir "$tmp/state"
-  cat >"$tmp/state/topology.json" <<JSON
+  mkdir "$tmp/state-hooks" "$tmp/state-plain"
+  cat >"$tmp/state-hooks/topology.json" <<JSON
 {"index": 1, "servers": [{"name": "host1", "address": "127.0.0.1"}],
  "services": [{"name": "api"}], "versions": [{"name": "v1", "generation": 1}],
  "containers": [{"id": "api-1", "service": "api", "version": "v1", "server": "host1",
                  "address": "10.77.1.1"}]}
 JSON
-  agent_config() { # agent_config FILE BPF_ENABLED
-    cat >"$1" <<YAML
+  cp "$tmp/state-hooks/topology.json" "$tmp/state-plain/"
+  # One state_dir each: an agent started on another's state_dir takes its sockets over.
+  agent_config() { # agent_config NAME BPF_ENABLED
+    cat >"$tmp/$1.yaml" <<YAML
 listen: [127.0.0.1:0]
 server_name: host1
-state_dir: $tmp/state
+state_dir: $tmp/state-$1
 upstreams: ["$bh:53"]
 allow_networks: [127.0.0.0/8]
 bpf: {enabled: $2, cgroup: $parent_rel, pin_path: $pin}
 YAML
   }
-  agent_config "$tmp/hooks.yaml" true
-  agent_config "$tmp/plain.yaml" false
+  agent_config hooks true
+  agent_config plain false
   start_server hooks --config "$tmp/hooks.yaml"
   hooks_port=$port hooks_pid=${servers[-1]}
   start_server plain --config "$tmp/plain.yaml"
@@ -137,6 +139,9 @@ for s in $(seq 1 "$slices"); do
     p=$(run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid")
     h=$(run_client "$parent/client" "$bh" 53 "$hooks_pid")
   fi
+  for pid in "${servers[@]}"; do
+    kill -0 "$pid" 2>/dev/null || { echo "server $pid exited"; cat "$tmp"/*.out; exit 1; }
+  done
   echo "$h $p $f" >>"$tmp/slices"
   echo "$s $h $p" | awk '{printf "%s %.0f %.0f %.0f %.0f\n", $1, $2/$3, $6/$7, ($4+$5)/$2, ($8+$9)/$6}'
 done
