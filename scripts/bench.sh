@@ -22,7 +22,9 @@ for b in "${which[@]}"; do
     propagation)
       /usr/bin/python3 tests/bench/propagation.py --central "$build/central/elasticdns-central" \
         --agent "$build/agent/elasticdns-agent" ;;
-    ebpf) AGENT=1 bash tests/bench/ebpf_bench.sh "$build" 100000 20 16 ;;
+    ebpf)
+      FLOOR=1 AGENT=1 bash tests/bench/ebpf_bench.sh "$build" 300000 20 16
+      FRESH=1 AGENT=1 bash tests/bench/ebpf_bench.sh "$build" 100000 10 16 ;;
     agent) bash tests/bench/agent_peers.sh "$build" ;;
     *) echo "unknown benchmark '$b' (central, propagation, ebpf, agent)" >&2; exit 2 ;;
   esac

@@ -75,7 +75,7 @@ start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $se
   done
   port=$(sed -n 's/^listening on \(udp \)\{0,1\}[0-9.]*:\([0-9]*\)$/\2/p' "$out" | head -1)
 }
-server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
+server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'; } # not %d: mawk clamps it at 2^31
 run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds client_cpu_ns server_cpu_ns"
   local before after line
   before=$(server_cpu "$4")
@@ -83,7 +83,7 @@ run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds clie
     "$client" "$2" "$3" "$sockets" "$queries" ${FRESH:+fresh} |
     sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
   after=$(server_cpu "$4")
-  echo "$line" | awk -v s=$((after - before)) '{printf "%d %s %d %d\n", $1, $2, $3, s}'
+  echo "$line" | awk -v s=$((after - before)) '{printf "%.0f %s %.0f %.0f\n", $1, $2, $3, s}'
 }
 
 if [ "${AGENT:-0}" = 1 ]; then
@@ -127,6 +127,12 @@ if [ "${FLOOR:-0}" = 1 ]; then
   done
 fi
 
+# Warm-up, not counted: the first slices after the servers start cost more CPU per query.
+for _ in 1 2; do
+  run_client "$parent/client" "$bh" 53 "$hooks_pid" >/dev/null
+  run_client "$plain" 127.0.0.1 "$plain_port" "$plain_pid" >/dev/null
+  [ "${FLOOR:-0}" = 1 ] && run_client "$floor" 127.0.0.1 "$plain_port" "$plain_pid" >/dev/null
+done
 echo "slice hooks_qps no_hooks_qps hooks_cpu_ns/q no_hooks_cpu_ns/q"
 for s in $(seq 1 "$slices"); do
   f=""
@@ -157,9 +163,12 @@ prog_ids=$(bpftool -j cgroup show "$parent" | python3 -c 'import json,sys; print
 python3 - "$tmp/slices" "$tmp/progs.json" "$prog_ids" <<'PY'
 import json, sys
 hq = hs = hc = hsv = pq = ps = pc = psv = fq = fc = 0.0
+tr, cr = [], []  # per-slice throughput and CPU ratios
 for line in open(sys.argv[1]):
     a = line.split()
     if len(a) not in (8, 12): continue
+    tr.append((float(a[0]) / float(a[1])) / (float(a[4]) / float(a[5])))
+    cr.append(((float(a[6]) + float(a[7])) / float(a[4])) / ((float(a[2]) + float(a[3])) / float(a[0])))
     hq += float(a[0]); hs += float(a[1]); hc += float(a[2]); hsv += float(a[3])
     pq += float(a[4]); ps += float(a[5]); pc += float(a[6]); psv += float(a[7])
     if len(a) == 12:
@@ -167,9 +176,12 @@ for line in open(sys.argv[1]):
 hc += hsv; pc += psv
 h, p = hq / hs, pq / ps
 ch, cp = hc / hq, pc / pq
-print(f"throughput: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f}")
+med = lambda v: sorted(v)[len(v) // 2]
+print(f"throughput: hooks {h:.0f} q/s, no hooks {p:.0f} q/s, ratio {h / p:.3f} "
+      f"(median of the {len(tr)} slices' ratios {med(tr):.3f})")
 print(f"CPU per query (client + responder): hooks {ch:.0f} ns, no hooks {cp:.0f} ns, "
-      f"ratio (no hooks / hooks) {cp / ch:.3f}; hooks' extra cost {ch - cp:.0f} ns per query")
+      f"ratio (no hooks / hooks) {cp / ch:.3f} (median of slices {med(cr):.3f}); "
+      f"hooks' extra cost {ch - cp:.0f} ns per query")
 print(f"  of which client side {(hc - hsv) / hq - (pc - psv) / pq:.0f} ns (hooks {(hc - hsv) / hq:.0f}, "
       f"no hooks {(pc - psv) / pq:.0f}), server side {hsv / hq - psv / pq:.0f} ns "
       f"(hooks {hsv / hq:.0f}, no hooks {psv / pq:.0f})")
