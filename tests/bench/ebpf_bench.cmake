@@ -1,6 +1,7 @@
 # eBPF benchmark (issue 4): built, not run by ctest. See tests/bench/ebpf_bench.sh.
 if(ELASTICDNS_BPF)
   add_executable(ebpf_bench_client ${CMAKE_CURRENT_LIST_DIR}/ebpf_bench_client.cpp)
+  add_executable(ebpf_selfloop ${CMAKE_CURRENT_LIST_DIR}/ebpf_selfloop.cpp)
   # Empty programs on the same hooks (FLOOR=1): the cost of the hook machinery alone.
   add_custom_command(
     OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/ebpf_floor.bpf.o
