@@ -16,13 +16,7 @@ source "$(dirname "$0")/lib.sh"
 require ip dig getent bpftool
 [ -x "$musl" ] || skip "musl client not built (musl-tools)"
 
-id=$$
-tmp=$(mktemp -d)
-parent_rel=edns-agent-$id
-parent=$cgmount/$parent_rel
-pin=/sys/fs/bpf/edns-agent-$id
-br=ednsag$id
-net=10.$((id % 200 + 20)).$(((id / 200) % 250 + 1))
+unique_names agent ednsag
 addr=$net.1
 net6=fd00:ed:$(printf %x $((id % 65536)))
 addr6=$net6::1

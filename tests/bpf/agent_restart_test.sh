@@ -18,13 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 require ip ss dig python3 bpftool curl
 
-id=$$
-tmp=$(mktemp -d)
-parent_rel=edns-restart-$id
-parent=$cgmount/$parent_rel
-pin=/sys/fs/bpf/edns-restart-$id
-br=ednsrs$id
-net=10.$((id % 200 + 20)).$(((id / 200) % 250 + 1))
+unique_names restart ednsrs
 addr=$net.1
 bh=192.0.2.$(((id + 11) % 250 + 1))
 ns=edns-rs-$id

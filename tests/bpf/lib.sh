@@ -13,6 +13,19 @@ require() {
   [ -n "$cgmount" ] || skip "no cgroup2 mount"
 }
 
+# unique_names NAME BRIDGE: this run's names, unique by PID so tests may run side by side:
+# $id, $tmp (a new temp dir), $parent_rel/$parent (cgroup edns-NAME-PID), $pin, $br (bridge
+# BRIDGE-PID) and $net (a 10.x.y /24 prefix). After require.
+unique_names() {
+  id=$$
+  tmp=$(mktemp -d)
+  parent_rel=edns-$1-$id
+  parent=$cgmount/$parent_rel
+  pin=/sys/fs/bpf/edns-$1-$id
+  br=$2$id
+  net=10.$((id % 200 + 20)).$(((id / 200) % 250 + 1))
+}
+
 fail() {
   echo "FAIL: $*"
   local f

@@ -20,13 +20,7 @@ source "$(dirname "$0")/lib.sh"
 require ip dig getent python3 bpftool
 [ -x "$musl" ] || skip "musl client not built (musl-tools)"
 
-id=$$
-tmp=$(mktemp -d)
-parent_rel=edns-test-$id
-parent=$cgmount/$parent_rel
-pin=/sys/fs/bpf/edns-test-$id
-br=ednsbr$id
-net=10.$((id % 200 + 20)).$(((id / 200) % 250))
+unique_names test ednsbr
 agent=$net.1
 bh=192.0.2.$((id % 250 + 1))
 hex=$(printf '%064x' $((id * 7919)))
