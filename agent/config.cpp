@@ -100,10 +100,12 @@ Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& text, const
   return std::pair{a, static_cast<uint16_t>(p)};
 }
 
-const std::set<std::string> kTopKeys = {
-    "domain",       "listen",        "server_name", "central",   "upstreams",      "ttl",
-    "negative_ttl", "sticky_window", "stale_after", "state_dir", "allow_networks", "metrics_listen",
-    "bpf",          "docker"};
+const std::set<std::string> kTopKeys = {"domain",       "listen",         "server_name",
+                                        "central",      "upstreams",      "ttl",
+                                        "negative_ttl", "sticky_window",  "stale_after",
+                                        "state_dir",    "allow_networks", "metrics_listen",
+                                        "bpf",          "docker",         "forward_limit"};
+const std::set<std::string> kForwardLimitKeys = {"per_second", "burst"};
 const std::set<std::string> kCentralKeys = {"urls", "token_file"};
 const std::set<std::string> kBpfKeys = {
     "enabled", "cgroup", "redirect", "exclude_cgroups", "container_id_pattern", "pin_path"};
@@ -118,6 +120,36 @@ std::optional<Error> unknownKeys(const YAML::Node& map, const std::set<std::stri
 }
 
 const std::set<std::string> kDockerKeys = {"enabled", "socket", "networks"};
+
+// A whole number from `min` to `max`.
+Result<uint32_t> count(const YAML::Node& n, const std::string& key, uint32_t min, uint32_t max) {
+  auto v = scalar(n, key);
+  if (!v) return v.error();
+  const std::string& t = v.value();
+  if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos)
+    return err(key, "not a whole number: '" + t + "'");
+  unsigned long long x = std::stoull(t);
+  if (x < min || x > max)
+    return err(key, "out of range " + std::to_string(min) + ".." + std::to_string(max) + ": " + t);
+  return static_cast<uint32_t>(x);
+}
+
+// forward_limit: {per_second, burst}.
+std::optional<Error> parseForwardLimit(const YAML::Node& n, AgentConfig::ForwardLimit& out) {
+  if (!n.IsMap()) return err("forward_limit", "must be a mapping");
+  if (auto e = unknownKeys(n, kForwardLimitKeys, "forward_limit/")) return e;
+  if (n["per_second"]) {
+    auto v = count(n["per_second"], "forward_limit/per_second", 0, kMaxForwardRate);
+    if (!v) return v.error();
+    out.per_second = v.value();
+  }
+  if (n["burst"]) {
+    auto v = count(n["burst"], "forward_limit/burst", 1, kMaxForwardRate);
+    if (!v) return v.error();
+    out.burst = v.value();
+  }
+  return std::nullopt;
+}
 
 // docker: {enabled, socket, networks} (docker_config.hpp). Discovery registers containers
 // under server_name, so it needs one.
@@ -292,6 +324,9 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
     auto e = endpoint(v.value(), "metrics_listen", std::nullopt);
     if (!e) return e.error();
     c.metrics_listen = ip::tcp::endpoint(e->first, e->second);
+  }
+  if (root["forward_limit"]) {
+    if (auto e = parseForwardLimit(root["forward_limit"], c.forward_limit)) return *e;
   }
   if (root["bpf"]) {
     auto b = parseBpf(root["bpf"]);

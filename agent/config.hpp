@@ -43,11 +43,18 @@ struct AgentConfig {
   /// Empty = loopback plus the networks of the listen addresses (defaultAllowNetworks()).
   std::vector<Cidr> allow_networks;
   std::optional<boost::asio::ip::tcp::endpoint> metrics_listen;
+  /// Forwarded queries (names outside the zone) per caller: a token bucket of `burst` queries
+  /// refilled at `per_second`; beyond it, REFUSED. per_second 0 = no limit (rate_limiter.hpp).
+  struct ForwardLimit {
+    uint32_t per_second = 500;
+    uint32_t burst = 1000;
+  } forward_limit;
   BpfConfig bpf;
   DockerConfig docker;  // Docker discovery (docker_discovery.hpp)
 };
 
 constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo
+constexpr uint32_t kMaxForwardRate = 1000000;   // forward_limit: a million a second per caller
 
 /// Parse the YAML text of a config. Errors: Error::field is the key ("listen/1", "ttl").
 Result<AgentConfig> parseConfig(const std::string& yaml);

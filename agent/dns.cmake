@@ -5,6 +5,7 @@ target_sources(elasticdns_agent PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/wire.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policy.cpp
   ${CMAKE_CURRENT_LIST_DIR}/answers.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/rate_limiter.cpp
   ${CMAKE_CURRENT_LIST_DIR}/server.cpp
   ${CMAKE_CURRENT_LIST_DIR}/metrics_http.cpp)
 target_link_libraries(elasticdns_agent PUBLIC

@@ -194,6 +194,8 @@ int main(int argc, char** argv) {
   sopts.inherited = &inherited;
   sopts.listen = config.listen;
   sopts.allow_networks = allowOf(config);
+  sopts.forward_per_second = config.forward_limit.per_second;
+  sopts.forward_burst = config.forward_limit.burst;
   // One worker per core this process may run on (its affinity, not the machine's count).
   cpu_set_t cpus;
   CPU_ZERO(&cpus);
@@ -313,10 +315,12 @@ int main(int argc, char** argv) {
       } else if (next->listen != config.listen || next->metrics_listen != config.metrics_listen ||
                  next->central_urls != config.central_urls ||
                  next->central_token_file != config.central_token_file ||
-                 next->state_dir != config.state_dir || next->docker != config.docker) {
+                 next->state_dir != config.state_dir || next->docker != config.docker ||
+                 next->forward_limit.per_second != config.forward_limit.per_second ||
+                 next->forward_limit.burst != config.forward_limit.burst) {
         spdlog::error(
-            "config: reload rejected: listen, metrics_listen, central, state_dir and docker need "
-            "a restart");
+            "config: reload rejected: listen, metrics_listen, central, state_dir, docker and "
+            "forward_limit need a restart");
       } else if (auto r = store.reconfigure(zoneConfigOf(next.value())); !r) {
         spdlog::error("config: reload rejected: {}", r.error().message());
       } else {

@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 
+#include "agent/rate_limiter.hpp"
 #include "agent/wire.hpp"
 
 namespace elasticdns::agent {
@@ -57,7 +58,7 @@ size_t rcodeIndex(uint16_t r) {
 struct alignas(64) WorkerStats {
   std::atomic<uint64_t> queries[kTypes][kRcodes] = {};
   std::atomic<uint64_t> callers_known{0}, callers_unknown{0}, forwarded{0}, dropped{0},
-      truncated{0};
+      truncated{0}, forward_limited{0};
   metrics::Histogram* latency = nullptr;
   void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
     c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
@@ -145,6 +146,7 @@ struct DnsServer::Impl {
   ForwardFn forward;
   metrics::Registry& registry;
   StickyTable sticky;
+  RateLimiter forward_limit;
   std::atomic<bool> stale{false};
   std::atomic<bool> stopping{false};
   std::atomic<size_t> in_flight{0};
@@ -167,6 +169,7 @@ struct DnsServer::Impl {
         identity(id),
         forward(std::move(f)),
         registry(r),
+        forward_limit(options.forward_per_second, options.forward_burst),
         allow(AllowList::from(options.allow_networks)) {}
 
   struct QueryContext {
@@ -235,6 +238,13 @@ struct DnsServer::Impl {
       return r.length;
     }
     if (!forward || stopping.load(std::memory_order_relaxed)) {
+      count(wire::kRefused);
+      return wire::writeErrorResponse(q, packet, wire::kRefused, o);
+    }
+    if (!forward_limit.allow(RateLimiter::callerKey(in.container_id, from), ctx.now)) {
+      netlog.warn("server: REFUSED a query from {}{}{} (over forward_limit)", describe(from),
+                  in.container_id.empty() ? "" : ", container ", in.container_id);
+      st.add(st.forward_limited);
       count(wire::kRefused);
       return wire::writeErrorResponse(q, packet, wire::kRefused, o);
     }
@@ -576,6 +586,9 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity
                "counter");
   reg.callback("elasticdns_agent_truncated_total", "UDP answers sent with TC",
                sum(&WorkerStats::truncated), "counter");
+  reg.callback("elasticdns_agent_forward_limited_total",
+               "Queries for names outside the zone REFUSED: the caller was over forward_limit",
+               sum(&WorkerStats::forward_limited), "counter");
   s.upstream_failures = &reg.counter("elasticdns_agent_forward_servfail_total",
                                      "Forwarded queries answered SERVFAIL (no upstream answered)");
   s.tcp_rejected = &reg.counter("elasticdns_agent_tcp_rejected_total",

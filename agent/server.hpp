@@ -34,6 +34,9 @@ struct ServerOptions {
   size_t threads = 2;
   size_t max_tcp_connections = 256;
   std::chrono::seconds tcp_idle_timeout{10};  // RFC 7766 6.2.3 suggests seconds, not minutes
+  /// Per caller, queries for names outside the zone (rate_limiter.hpp); 0 = no limit.
+  double forward_per_second = 0;
+  double forward_burst = 1;
   /// Sockets systemd passed in (socket activation) or a running agent handed over
   /// (handover.hpp). bind() takes those that match a listen address (UDP and TCP both)
   /// instead of binding; the rest stay here. Several UDP sockets for one address (one per

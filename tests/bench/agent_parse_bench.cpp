@@ -1,6 +1,7 @@
 // Query-path micro benchmark: ns per query for ldns_wire2pkt (+ free) against the agent's hand
 // parser (agent/wire.cpp), and for the whole answer (parse + Zone::answer from a snapshot of
-// 10,000 containers, versioned policy). Prints figures; not run by ctest.
+// 10,000 containers, versioned policy), and for the forward_limit check of a forwarded query
+// (RateLimiter::allow, one caller and 100,000 callers). Prints figures; not run by ctest.
 //   agent_parse_bench [ITERATIONS]
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <netinet/in.h>
 
 #include "agent/answers.hpp"
+#include "agent/rate_limiter.hpp"
 #include "agent/wire.hpp"
 // After the C++ headers: ldns's headers can redefine `bool` for C.
 #include <ldns/ldns.h>
@@ -117,5 +119,26 @@ int main(int argc, char** argv) {
       "ldns_wire2pkt+free_ns=%.1f hand_parse_ns=%.1f parse_and_answer_ns=%.1f "
       "answer_bytes=%zu (ok=%zu)\n",
       ldns_ns, hand_ns, answer_ns, bytes / iters, ok);
+
+  // forward_limit: the key of a caller and its bucket, per forwarded query. A rate nobody
+  // reaches here, so every call takes the whole path (refill, take a token).
+  RateLimiter limiter(1e6, 1e6);
+  auto limit_ns = [&](size_t callers) {
+    size_t allowed = 0;
+    auto start = Clock::now();
+    for (size_t i = 0; i < iters; ++i) {
+      sockaddr_storage from{};
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      sin.sin_addr.s_addr = htonl(0x0A000000u + static_cast<uint32_t>(i % callers));
+      std::memcpy(&from, &sin, sizeof sin);
+      allowed +=
+          limiter.allow(RateLimiter::callerKey({}, from), start + std::chrono::microseconds(i));
+    }
+    double ns = std::chrono::duration<double, std::nano>(Clock::now() - start).count() / iters;
+    return allowed == iters ? ns : -1.0;
+  };
+  double one = limit_ns(1), many = limit_ns(100000);
+  std::printf("forward_limit_ns: one_caller=%.1f callers_100000=%.1f\n", one, many);
   return 0;
 }

@@ -53,6 +53,32 @@ TEST(AgentConfig, Defaults) {
   ASSERT_EQ(c->listen.size(), 1u);
   EXPECT_EQ(c->listen[0].port(), 53);
   EXPECT_FALSE(c->bpf.enabled);
+  EXPECT_EQ(c->forward_limit.per_second, 500u);
+  EXPECT_EQ(c->forward_limit.burst, 1000u);
+}
+
+TEST(AgentConfig, ForwardLimit) {
+  auto c = parseConfig("forward_limit: {per_second: 0, burst: 7}");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->forward_limit.per_second, 0u);
+  EXPECT_EQ(c->forward_limit.burst, 7u);
+  struct Case {
+    const char* yaml;
+    const char* field;
+  } bad[] = {
+      {"forward_limit: 5", "forward_limit"},
+      {"forward_limit: {per_second: -1}", "forward_limit/per_second"},
+      {"forward_limit: {per_second: 1.5}", "forward_limit/per_second"},
+      {"forward_limit: {per_second: 1000001}", "forward_limit/per_second"},
+      {"forward_limit: {burst: 0}", "forward_limit/burst"},
+      {"forward_limit: {burst: 99999999999}", "forward_limit/burst"},
+      {"forward_limit: {rate: 1}", "forward_limit/rate"},
+  };
+  for (const auto& b : bad) {
+    auto r = parseConfig(b.yaml);
+    ASSERT_FALSE(r.ok()) << b.yaml;
+    EXPECT_EQ(r.error().field, b.field) << b.yaml << ": " << r.error().message();
+  }
 }
 
 TEST(AgentConfig, Values) {

@@ -1,0 +1,63 @@
+#pragma once
+// Per-caller rate limit of forwarded queries (DESIGN.md section 6: the agent is not an open
+// resolver). A token bucket per caller: `per_second` tokens a second, at most `burst` saved up;
+// a forwarded query takes one, and a caller with none left gets REFUSED. Answers from the zone
+// are never limited: they cost the agent a lookup and nobody else anything.
+//
+// A caller is its container id when the agent identified it, else its source address (a
+// resolver uses a new port per query). Shared by the DNS workers like StickyTable, and for the
+// same reasons built the same way: sharded spinlocks, fixed capacity allocated once (no
+// allocation on the query path); a flood of callers evicts the bucket idle longest, which, if
+// it comes back, starts again with a full bucket.
+#include <sys/socket.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+namespace elasticdns::agent {
+
+class RateLimiter {
+ public:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  static constexpr size_t kShards = 64;
+  static constexpr size_t kSetsPerShard = 256;
+  static constexpr size_t kWays = 4;
+  static constexpr size_t kCapacity = kShards * kSetsPerShard * kWays;  // 65,536 callers
+
+  /// per_second == 0: no limit (allow() is always true, and nothing is stored).
+  RateLimiter(double per_second, double burst);
+
+  /// Takes a token from `caller`'s bucket: false when it has none left.
+  bool allow(uint64_t caller, TimePoint now) noexcept;
+
+  bool enabled() const noexcept { return per_second_ > 0; }
+
+  /// The key of a caller: its container id when known, else the address (not the port) of
+  /// `from`.
+  static uint64_t callerKey(std::string_view container_id, const sockaddr_storage& from) noexcept;
+
+ private:
+  struct Entry {
+    uint64_t key = 0;
+    double tokens = 0;
+    TimePoint last;
+    bool used = false;
+  };
+  struct Set {
+    std::array<Entry, kWays> ways;
+  };
+  struct alignas(64) Shard {
+    std::atomic_flag lock = ATOMIC_FLAG_INIT;
+    std::array<Set, kSetsPerShard> sets;
+  };
+
+  double per_second_;
+  double burst_;
+  std::unique_ptr<Shard[]> shards_;
+};
+
+}  // namespace elasticdns::agent
