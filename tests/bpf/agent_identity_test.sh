@@ -35,7 +35,7 @@ cleanup() {
   ip link del "$br" 2>/dev/null
   ip route del blackhole "$bh/32" 2>/dev/null
   ip -6 route del blackhole "$bh6/128" 2>/dev/null
-  for cg in "$parent"/*/ "$parent"; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
+  remove_cgroups
   rm -rf "$tmp"
   exit $rc
 }

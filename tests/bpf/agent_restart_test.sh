@@ -37,14 +37,7 @@ cleanup() {
   rm -rf "/etc/netns/$ns"
   ip link del "$br" 2>/dev/null
   ip route del blackhole "$bh/32" 2>/dev/null
-  # A killed member may take a moment to leave its cgroup: retry, bounded.
-  for cg in "$parent"/*/ "$parent"; do
-    for _ in $(seq 1 40); do
-      [ -d "$cg" ] || break
-      rmdir "$cg" 2>/dev/null && break
-      sleep 0.05
-    done
-  done
+  remove_cgroups
   rm -rf "$tmp"
   exit $rc
 }

@@ -13,6 +13,19 @@ require() {
   [ -n "$cgmount" ] || skip "no cgroup2 mount"
 }
 
+# remove_cgroups: removes $parent and the cgroups right below it. A killed member may take a
+# moment to leave its cgroup: each rmdir is retried, bounded (2 s).
+remove_cgroups() {
+  local cg
+  for cg in "$parent"/*/ "$parent"; do
+    for _ in $(seq 1 40); do
+      [ -d "$cg" ] || break
+      rmdir "$cg" 2>/dev/null && break
+      sleep 0.05
+    done
+  done
+}
+
 # unique_names NAME BRIDGE: this run's names, unique by PID so tests may run side by side:
 # $id, $tmp (a new temp dir), $parent_rel/$parent (cgroup edns-NAME-PID), $pin, $br (bridge
 # BRIDGE-PID) and $net (a 10.x.y /24 prefix). After require.

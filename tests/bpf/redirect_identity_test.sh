@@ -36,7 +36,7 @@ cleanup() {
   for ns in "$nsA" "$nsB"; do ip netns del "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns"; done
   ip link del "$br" 2>/dev/null
   ip route del blackhole "$bh/32" 2>/dev/null
-  for cg in "$parent"/*/ "$parent"; do [ -d "$cg" ] && rmdir "$cg" 2>/dev/null; done
+  remove_cgroups
   rm -rf "$tmp"
   exit $rc
 }
