@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent/spin_lock.hpp"
+
 namespace elasticdns::agent {
 
 namespace {
@@ -17,22 +19,6 @@ uint64_t fnv(uint64_t h, const void* data, size_t n) {
   for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * kFnvPrime;
   return h;
 }
-
-class SpinLock {
- public:
-  explicit SpinLock(std::atomic_flag& f) : f_(f) {
-    while (f_.test_and_set(std::memory_order_acquire)) {
-      while (f_.test(std::memory_order_relaxed)) {
-      }
-    }
-  }
-  ~SpinLock() { f_.clear(std::memory_order_release); }
-  SpinLock(const SpinLock&) = delete;
-  SpinLock& operator=(const SpinLock&) = delete;
-
- private:
-  std::atomic_flag& f_;
-};
 
 }  // namespace
 

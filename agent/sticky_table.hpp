@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "agent/policy.hpp"
+#include "agent/spin_lock.hpp"
 
 namespace elasticdns::agent {
 
@@ -71,19 +72,7 @@ class StickyTable {
     mutable std::atomic_flag lock = ATOMIC_FLAG_INIT;
     std::array<Set, kSetsPerShard> sets;
   };
-  class Lock {
-   public:
-    explicit Lock(std::atomic_flag& f) : f_(f) {
-      while (f_.test_and_set(std::memory_order_acquire)) {
-        while (f_.test(std::memory_order_relaxed)) {
-        }
-      }
-    }
-    ~Lock() { f_.clear(std::memory_order_release); }
-
-   private:
-    std::atomic_flag& f_;
-  };
+  using Lock = SpinLock;
   std::unique_ptr<Shard[]> shards_;
 };
 

@@ -33,12 +33,7 @@ cleanup() {
   # Whatever still runs in the container cgroup (a launcher's child the PIDs above missed).
   [ -e "$parent/$ctr/cgroup.kill" ] && echo 1 >"$parent/$ctr/cgroup.kill"
   [ -f "$tmp/gen1.yaml" ] && "$agent" --config "$tmp/gen1.yaml" --detach >/dev/null 2>&1
-  ip netns del "$ns" 2>/dev/null
-  rm -rf "/etc/netns/$ns"
-  ip link del "$br" 2>/dev/null
-  ip route del blackhole "$bh/32" 2>/dev/null
-  remove_cgroups
-  rm -rf "$tmp"
+  remove_all "$ns"
   exit $rc
 }
 trap cleanup EXIT INT TERM

@@ -26,6 +26,21 @@ remove_cgroups() {
   done
 }
 
+# remove_all NS...: the end of every test's cleanup: the network namespaces NS (and their
+# /etc/netns), $br, the blackhole routes of $bh (and $bh6), the cgroups, $tmp.
+remove_all() {
+  local ns
+  for ns in "$@"; do
+    ip netns del "$ns" 2>/dev/null
+    rm -rf "/etc/netns/$ns"
+  done
+  ip link del "$br" 2>/dev/null
+  ip route del blackhole "$bh/32" 2>/dev/null
+  [ -n "${bh6:-}" ] && ip -6 route del blackhole "$bh6/128" 2>/dev/null
+  remove_cgroups
+  rm -rf "$tmp"
+}
+
 # unique_names NAME BRIDGE: this run's names, unique by PID so tests may run side by side:
 # $id, $tmp (a new temp dir), $parent_rel/$parent (cgroup edns-NAME-PID), $pin, $br (bridge
 # BRIDGE-PID) and $net (a 10.x.y /24 prefix). After require.

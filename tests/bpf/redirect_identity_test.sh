@@ -33,11 +33,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   "$responder" --detach --pin "$pin" >/dev/null 2>&1
-  for ns in "$nsA" "$nsB"; do ip netns del "$ns" 2>/dev/null; rm -rf "/etc/netns/$ns"; done
-  ip link del "$br" 2>/dev/null
-  ip route del blackhole "$bh/32" 2>/dev/null
-  remove_cgroups
-  rm -rf "$tmp"
+  remove_all "$nsA" "$nsB"
   exit $rc
 }
 trap cleanup EXIT INT TERM

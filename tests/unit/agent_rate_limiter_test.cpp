@@ -1,25 +1,15 @@
 // RateLimiter: a token bucket per caller, with a moved clock (no sleeps).
 #include "agent/rate_limiter.hpp"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
 
-#include <cstring>
+#include "agent_dns_util.hpp"
 
 using namespace elasticdns::agent;
+using elasticdns::agent::testing::v4;
 using std::chrono::milliseconds;
 
 namespace {
-
-sockaddr_storage addr4(const char* ip, uint16_t port) {
-  sockaddr_storage s{};
-  sockaddr_in sin{};
-  sin.sin_family = AF_INET;
-  sin.sin_port = htons(port);
-  inet_pton(AF_INET, ip, &sin.sin_addr);
-  std::memcpy(&s, &sin, sizeof sin);
-  return s;
-}
 
 int allowedOf(RateLimiter& l, uint64_t caller, RateLimiter::TimePoint t, int tries) {
   int n = 0;
@@ -70,8 +60,7 @@ TEST(RateLimiter, AFloodOfCallersEvictsTheIdleAndStaysBounded) {
 }
 
 TEST(RateLimiter, CallerKeyIsTheContainerElseTheAddressWithoutPort) {
-  auto a = addr4("10.0.0.1", 1000), a_other_port = addr4("10.0.0.1", 2000),
-       b = addr4("10.0.0.2", 1000);
+  auto a = v4("10.0.0.1", 1000), a_other_port = v4("10.0.0.1", 2000), b = v4("10.0.0.2", 1000);
   EXPECT_EQ(RateLimiter::callerKey("", a), RateLimiter::callerKey("", a_other_port));
   EXPECT_NE(RateLimiter::callerKey("", a), RateLimiter::callerKey("", b));
   // Identified callers: by container, whatever their address (host-network containers share
