@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "../unit/readme_util.hpp"
 #include "agent/callers.hpp"
 #include "agent/config.hpp"
 #include "agent/ebpf.hpp"
@@ -251,20 +252,13 @@ namespace {
 
 // Every YAML example in README's eBPF section parses as an agent config with a valid pattern.
 TEST(ReadmeEbpfSection, ExamplesParse) {
-  std::ifstream in(ELASTICDNS_README);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto begin = text.find("<!-- ebpf -->");
-  auto end = text.find("<!-- operations -->");
-  ASSERT_NE(begin, std::string::npos);
-  std::string section = text.substr(begin, end - begin);
-  static const std::regex block("```yaml\n([\\s\\S]*?)```");
+  auto examples = elasticdns::testing::readmeYamlBlocks(ELASTICDNS_README, "<!-- ebpf -->",
+                                                        "<!-- operations -->");
   int n = 0;
-  for (auto it = std::sregex_iterator(section.begin(), section.end(), block);
-       it != std::sregex_iterator(); ++it, ++n) {
-    auto c = parseConfig((*it)[1]);
-    ASSERT_TRUE(c.ok()) << c.error().message() << "\n" << (*it)[1];
+  for (const auto& example : examples) {
+    ++n;
+    auto c = parseConfig(example);
+    ASSERT_TRUE(c.ok()) << c.error().message() << "\n" << example;
     EXPECT_TRUE(c->bpf.enabled);
     EXPECT_TRUE(compileContainerIdPatterns(c->bpf.container_id_pattern).ok());
     EXPECT_TRUE(redirectTargetOf(c->listen).v4.has_value());

@@ -4,28 +4,14 @@
 
 #include <gtest/gtest.h>
 
-#include <fstream>
-#include <regex>
-#include <sstream>
+#include "readme_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 std::vector<std::string> readmeExamples() {
-  std::ifstream in(ELASTICDNS_README);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  auto begin = text.find("<!-- agent -->");
-  auto end = text.find("<!-- ebpf -->");
-  EXPECT_NE(begin, std::string::npos);
-  std::string section = text.substr(begin, end - begin);
-  std::vector<std::string> out;
-  static const std::regex block("```yaml\n([\\s\\S]*?)```");
-  for (auto it = std::sregex_iterator(section.begin(), section.end(), block);
-       it != std::sregex_iterator(); ++it)
-    out.push_back((*it)[1]);
-  return out;
+  return elasticdns::testing::readmeYamlBlocks(ELASTICDNS_README, "<!-- agent -->",
+                                               "<!-- ebpf -->");
 }
 
 TEST(AgentConfig, ReadmeExamplesParse) {

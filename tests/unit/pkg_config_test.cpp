@@ -11,6 +11,7 @@
 
 #include "agent/config.hpp"
 #include "central/config.hpp"
+#include "readme_util.hpp"
 
 namespace elasticdns {
 namespace {
@@ -24,16 +25,8 @@ std::string readFile(const std::string& path) {
 }
 
 std::vector<std::string> operationsExamples() {
-  std::string text = readFile(std::string(ELASTICDNS_SOURCE_DIR) + "/README.md");
-  auto begin = text.find("<!-- operations -->");
-  EXPECT_NE(begin, std::string::npos);
-  std::string section = text.substr(begin);
-  std::vector<std::string> out;
-  static const std::regex block("```yaml\n([\\s\\S]*?)```");
-  for (auto it = std::sregex_iterator(section.begin(), section.end(), block);
-       it != std::sregex_iterator(); ++it)
-    out.push_back((*it)[1]);
-  return out;
+  return elasticdns::testing::readmeYamlBlocks(std::string(ELASTICDNS_SOURCE_DIR) + "/README.md",
+                                               "<!-- operations -->");
 }
 
 TEST(PkgConfig, InstalledAgentConfigParses) {

@@ -107,18 +107,30 @@ def setup_deploy(world, cluster):
 
 
 # --- scenarios -----------------------------------------------------------------------------
+def skip_without_musl(report, name, kind, musl):
+    """True, with a skip reported, when `kind` needs musl-gcc and it is not installed."""
+    if kind.startswith("musl") and not musl:
+        report.skip(name, "musl-gcc not installed (scripts/install-deps.sh installs musl-tools)")
+        return True
+    return False
+
+
+def check_resolve(report, c, kind, qname, want, name, musl):
+    """Reports whether container c, asking via `kind`, gets exactly the addresses `want`."""
+    if skip_without_musl(report, name, kind, musl):
+        return
+    got, raw = resolve(c, kind, qname, musl)
+    report.check(name, sorted(got) == sorted(want), f"want {sorted(want)}, got {got}: {raw}")
+
+
 def scenario_deploy(world, cluster, report, musl):
     setup_deploy(world, cluster)
     for caller in ("web-v1-h1", "web-v2-h1", "web-v1-h2", "web-v2-h2"):
         c = world.containers[caller]
         version = DEPLOY[caller][2]
         for kind in CLIENT_KINDS:
-            name = f"deploy: {caller} ({version}) asks api via {kind}"
-            if kind.startswith("musl") and not musl:
-                report.skip(name, "musl-gcc not installed (scripts/install-deps.sh installs musl-tools)")
-                continue
-            got, raw = resolve(c, kind, "api", musl)
-            report.check(name, sorted(got) == api_of(version), f"want {api_of(version)}, got {got}: {raw}")
+            check_resolve(report, c, kind, "api", api_of(version),
+                          f"deploy: {caller} ({version}) asks api via {kind}", musl)
 
     # The deploy goes on: api-v1-h1 is draining, so it leaves the answers at once.
     put_container(cluster, "api-v1-h1", "api", "v1", "host1", DEPLOY["api-v1-h1"][3], state="draining")
@@ -136,8 +148,7 @@ def scenario_deploy(world, cluster, report, musl):
         c = world.containers[caller]
         for kind in ("dig-udp", "dig-tcp", "glibc-udp", "musl-udp"):
             name = f"deploy complete: {caller} (v1) gets v2 api via {kind}"
-            if kind.startswith("musl") and not musl:
-                report.skip(name, "musl-gcc not installed")
+            if skip_without_musl(report, name, kind, musl):
                 continue
             ok, detail = eventually(
                 lambda: (lambda r: (sorted(r[0]) == api_of("v2"), r))(resolve(c, kind, "api", musl))
@@ -257,12 +268,8 @@ def scenario_datasources_upstream(world, cluster, report, musl):
     want = [dc.UPSTREAM_RECORDS["www.example.test"]]
     for c in (web, web2):
         for kind in ("dig-udp", "dig-tcp", "glibc-udp", "musl-udp"):
-            name = f"upstream: {c.id} resolves www.example.test via {kind}"
-            if kind.startswith("musl") and not musl:
-                report.skip(name, "musl-gcc not installed")
-                continue
-            got, raw = resolve(c, kind, "www.example.test", musl)
-            report.check(name, got == want, raw)
+            check_resolve(report, c, kind, "www.example.test", want,
+                          f"upstream: {c.id} resolves www.example.test via {kind}", musl)
     status, raw = elastic.dig_status(web, "nothing.example.test")
     report.check("upstream: NXDOMAIN from the upstream comes through", status == "NXDOMAIN", raw)
     status, raw = elastic.dig_status(web, f"nothing.{elastic.DOMAIN}")
@@ -328,12 +335,8 @@ def scenario_host_network(world, cluster, report, musl):
     cluster.wait_all_agents(f"web.{elastic.DOMAIN}", sorted({"10.77.1.11", "10.77.2.11", h1}))
     for ver, c in hn.items():
         for kind in ("dig-udp", "dig-tcp", "glibc-udp", "musl-udp"):
-            name = f"host network: {c.id} (same IP as its host) gets {ver} api via {kind}"
-            if kind.startswith("musl") and not musl:
-                report.skip(name, "musl-gcc not installed")
-                continue
-            got, raw = resolve(c, kind, "api", musl)
-            report.check(name, sorted(got) == api_of(ver), f"want {api_of(ver)}: {raw}")
+            check_resolve(report, c, kind, "api", api_of(ver),
+                          f"host network: {c.id} (same IP as its host) gets {ver} api via {kind}", musl)
     # A host process outside any container cgroup, same source address: the latest version.
     client = cluster.agents["host1"].client()
     try:
