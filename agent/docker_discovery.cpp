@@ -87,6 +87,20 @@ std::string labelFilter(bool events) {
   return percentEncode(f.dump());
 }
 
+/// Puts a stream into one of the slots that stop() closes (so that a pending read ends at once),
+/// for as long as this lives.
+template <typename Stream>
+class StreamSlot {
+ public:
+  StreamSlot(Stream*& slot, Stream& stream) : slot_(slot) { slot_ = &stream; }
+  ~StreamSlot() { slot_ = nullptr; }
+  StreamSlot(const StreamSlot&) = delete;
+  StreamSlot& operator=(const StreamSlot&) = delete;
+
+ private:
+  Stream*& slot_;
+};
+
 struct HttpReply {
   unsigned status = 0;
   std::string body;
@@ -299,19 +313,22 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
     if (central_stream_) central_stream_->socket().close(ignored);
   }
 
-  asio::awaitable<Result<HttpReply>> docker(std::string target) {
-    auto self = shared_from_this();
-    UnixStream stream(io_);
-    docker_stream_ = &stream;
-    struct Clear {
-      UnixStream*& p;
-      ~Clear() { p = nullptr; }
-    } clear{docker_stream_};
+  // Connects `stream` to Docker's socket (bounded by request_timeout).
+  asio::awaitable<std::optional<Error>> connectDocker(UnixStream& stream) {
     error_code ec;
     stream.expires_after(options_.request_timeout);
     co_await stream.async_connect(asio::local::stream_protocol::endpoint(options_.docker.socket),
                                   asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return Error{"docker", options_.docker.socket + ": " + ec.message()};
+    co_return std::nullopt;
+  }
+
+  asio::awaitable<Result<HttpReply>> docker(std::string target) {
+    auto self = shared_from_this();
+    UnixStream stream(io_);
+    StreamSlot slot(docker_stream_, stream);
+    auto failed = co_await connectDocker(stream);
+    if (failed) co_return *failed;
     http::request<http::string_body> req{http::verb::get, target, 11};
     req.set(http::field::host, "localhost");
     auto reply = co_await exchange(stream, req, kMaxDockerBody);
@@ -336,11 +353,7 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
         continue;
       }
       beast::tcp_stream stream(io_);
-      central_stream_ = &stream;
-      struct Clear {
-        beast::tcp_stream*& p;
-        ~Clear() { p = nullptr; }
-      } clear{central_stream_};
+      StreamSlot slot(central_stream_, stream);
       stream.expires_after(options_.request_timeout);
       co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
@@ -490,16 +503,10 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
   // until an error. Returns why it ended.
   asio::awaitable<Error> session() {
     UnixStream stream(io_);
-    events_stream_ = &stream;
-    struct Clear {
-      UnixStream*& p;
-      ~Clear() { p = nullptr; }
-    } clear{events_stream_};
+    StreamSlot slot(events_stream_, stream);
+    auto failed = co_await connectDocker(stream);
+    if (failed) co_return *failed;
     error_code ec;
-    stream.expires_after(options_.request_timeout);
-    co_await stream.async_connect(asio::local::stream_protocol::endpoint(options_.docker.socket),
-                                  asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return Error{"docker", options_.docker.socket + ": " + ec.message()};
     http::request<http::empty_body> req{
         http::verb::get,
         "/" + std::string(kDockerApiVersion) + "/events?filters=" + labelFilter(true), 11};
