@@ -7,6 +7,8 @@
 #   scripts/demo.sh           # run the demo, print the answers, stop
 #   scripts/demo.sh --hold    # ... and keep it running until Enter is pressed
 #   BUILD_DIR=dir scripts/demo.sh
+#   ELASTICDNS_DEMO_BINARIES=dir scripts/demo.sh   # (tests) when nothing is built yet, copy
+#                             elasticdns-central and elasticdns-agent from dir instead of building
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,13 +19,25 @@ fi
 
 bash scripts/install-deps.sh
 build=${BUILD_DIR:-build}
-find_binary() { find "$build" -name "$1" -type f -perm -u+x 2>/dev/null | head -n 1; }
+# Prints the path of the built program $1, or nothing (also when $build does not exist yet: a
+# fresh clone). -print -quit, not `| head`: no pipeline for pipefail to fail.
+find_binary() {
+  [ -d "$build" ] && find "$build" -name "$1" -type f -perm -u+x -print -quit 2>/dev/null
+  return 0
+}
 central=$(find_binary elasticdns-central)
 agent=$(find_binary elasticdns-agent)
 if [ -z "$central" ] || [ -z "$agent" ]; then
-  echo "demo: building elasticdns-central and elasticdns-agent in $build"
-  [ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  cmake --build "$build" --target elasticdns-central elasticdns-agent
+  if [ -n "${ELASTICDNS_DEMO_BINARIES:-}" ]; then
+    echo "demo: nothing built in $build; copying the programs from $ELASTICDNS_DEMO_BINARIES"
+    mkdir -p "$build"
+    cp "$ELASTICDNS_DEMO_BINARIES/elasticdns-central" "$ELASTICDNS_DEMO_BINARIES/elasticdns-agent" \
+      "$build/"
+  else
+    echo "demo: building elasticdns-central and elasticdns-agent in $build"
+    [ -f "$build/build.ninja" ] || cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    cmake --build "$build" --target elasticdns-central elasticdns-agent
+  fi
   central=$(find_binary elasticdns-central)
   agent=$(find_binary elasticdns-agent)
 fi

@@ -26,3 +26,12 @@ foreach(group deploy policies datasources_upstream central_down host_network)
   set_tests_properties(integration.dc.${group} PROPERTIES
     SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE} TIMEOUT 180 LABELS "integration;dc;root")
 endforeach()
+
+# The README's demo (scripts/demo.sh) on a copy of the source tree with no build directory.
+if(TARGET elasticdns-central AND TARGET elasticdns-agent)
+  add_test(NAME integration.demo.fresh_clone
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/demo_fresh_clone.sh ${PROJECT_SOURCE_DIR}
+                   $<TARGET_FILE:elasticdns-central> $<TARGET_FILE:elasticdns-agent>)
+  set_tests_properties(integration.demo.fresh_clone PROPERTIES
+    SKIP_RETURN_CODE ${ELASTICDNS_TEST_SKIP_CODE} TIMEOUT 360 LABELS "integration;dc;root")
+endif()
