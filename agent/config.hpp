@@ -11,20 +11,12 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
-#include "agent/bpf_config.hpp"
-#include "agent/docker_config.hpp"
+#include "agent/ebpf/bpf_config.hpp"
+#include "agent/ops/docker_config.hpp"
+#include "agent/util/cidr.hpp"
 #include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {
-
-/// An address block, e.g. 10.0.0.0/8 or fd00::/8. IPv4 blocks also match v4-mapped IPv6.
-struct Cidr {
-  boost::asio::ip::address network;
-  unsigned prefix = 0;
-  bool contains(const boost::asio::ip::address& a) const;
-  std::string toString() const;
-};
-Result<Cidr> parseCidr(const std::string& text);
 
 struct AgentConfig {
   std::string domain = "cloud66.local";

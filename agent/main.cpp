@@ -22,17 +22,17 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/program_options.hpp>
 
-#include "agent/caller_identity.hpp"
+#include "agent/dns/caller_identity.hpp"
 #include "agent/config.hpp"
-#include "agent/docker_discovery.hpp"
-#include "agent/ebpf.hpp"
-#include "agent/handover.hpp"
-#include "agent/metrics_http.hpp"
-#include "agent/server.hpp"
-#include "agent/sync.hpp"
-#include "agent/systemd_sockets.hpp"
-#include "agent/topology_store.hpp"
-#include "agent/upstream.hpp"
+#include "agent/ops/docker.hpp"
+#include "agent/ebpf/loader.hpp"
+#include "agent/ops/handover.hpp"
+#include "agent/ops/metrics_http.hpp"
+#include "agent/dns/server.hpp"
+#include "agent/sync/sync_client.hpp"
+#include "agent/ops/systemd.hpp"
+#include "agent/dns/topology_store.hpp"
+#include "agent/upstream/forwarder.hpp"
 #include "elasticdns/metrics.hpp"
 
 namespace asio = boost::asio;

@@ -18,7 +18,7 @@ which=("$@")
 for b in "${which[@]}"; do
   echo "=== $b ($(date -u +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   case "$b" in
-    central) "$build/tests/central_bench" "$build/central/elasticdns-central" ;;
+    central) "$build/tests/bench/central_bench" "$build/central/elasticdns-central" ;;
     propagation)
       /usr/bin/python3 tests/bench/propagation.py --central "$build/central/elasticdns-central" \
         --agent "$build/agent/elasticdns-agent" ;;

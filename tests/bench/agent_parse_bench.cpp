@@ -13,9 +13,9 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "agent/answers.hpp"
-#include "agent/rate_limiter.hpp"
-#include "agent/wire.hpp"
+#include "agent/dns/zone.hpp"
+#include "agent/dns/rate_limiter.hpp"
+#include "agent/dns/wire.hpp"
 // After the C++ headers: ldns's headers can redefine `bool` for C.
 #include <ldns/ldns.h>
 

@@ -29,8 +29,8 @@ build=$(cd "${1:?build dir}" && pwd)
 queries=${2:-100000}
 slices=${3:-20}
 sockets=${4:-16}
-responder=$build/tests/edns_test_responder
-client=$build/tests/ebpf_bench_client
+responder=$build/tests/bpf/edns_test_responder
+client=$build/tests/bench/ebpf_bench_client
 [ "$(id -u)" -eq 0 ] || { echo "needs root"; exit 77; }
 cgmount=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 id=$$
@@ -132,7 +132,7 @@ fi
 [ -n "$hooks_port" ] && [ -n "$plain_port" ] || { cat "$tmp"/*.out; exit 1; }
 if [ "${FLOOR:-0}" = 1 ]; then
   mkdir -p "$floor"
-  bpftool prog loadall "$build/tests/ebpf_floor.bpf.o" "$floor_pin"
+  bpftool prog loadall "$build/tests/bench/ebpf_floor.bpf.o" "$floor_pin"
   for hook in egress sendmsg4 recvmsg4; do
     bpftool cgroup attach "$floor_parent" "$hook" pinned "$floor_pin/floor_$hook"
   done
@@ -211,7 +211,7 @@ PY
 # --- Client side without servers or scheduling (SELFLOOP=1).
 if [ "${SELFLOOP:-0}" = 1 ]; then
   mkdir -p "$sl_real" "$sl_empty"
-  bpftool prog loadall "$build/tests/ebpf_floor.bpf.o" "$sl_empty_pin"
+  bpftool prog loadall "$build/tests/bench/ebpf_floor.bpf.o" "$sl_empty_pin"
   for hook in egress sendmsg4 recvmsg4; do
     bpftool cgroup attach "$sl_empty" "$hook" pinned "$sl_empty_pin/floor_$hook"
   done
@@ -225,7 +225,7 @@ if [ "${SELFLOOP:-0}" = 1 ]; then
   wait "$sl_responder" 2>/dev/null || true
   [ -n "$sl_port" ] || { cat "$tmp/sl.out"; exit 1; }
   loop() { # loop CGROUP BIND_PORT DST_ADDR DST_PORT -> ns per round trip
-    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" "$build/tests/ebpf_selfloop" "$2" "$3" \
+    sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" "$build/tests/bench/ebpf_selfloop" "$2" "$3" \
       "$4" 50000 | sed -n 's/^ns_per_round=//p'
   }
   : >"$tmp/selfloop"

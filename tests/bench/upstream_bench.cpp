@@ -11,8 +11,8 @@
 
 #include <boost/asio/ip/udp.hpp>
 
-#include "agent/cache.hpp"
-#include "agent/upstream.hpp"
+#include "agent/upstream/answer_cache.hpp"
+#include "agent/upstream/forwarder.hpp"
 
 // After the C++ headers: ldns's headers define macros that break <optional>.
 #include <ldns/ldns.h>

@@ -14,8 +14,8 @@
 #include <fstream>
 #include <vector>
 
-#include "agent/callers.hpp"
-#include "agent/ebpf.hpp"
+#include "agent/ebpf/callers.hpp"
+#include "agent/ebpf/loader.hpp"
 #include "elasticdns.skel.h"
 
 using namespace elasticdns::agent;

@@ -24,8 +24,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/callers.hpp"
-#include "agent/ebpf.hpp"
+#include "agent/ebpf/callers.hpp"
+#include "agent/ebpf/loader.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::agent;

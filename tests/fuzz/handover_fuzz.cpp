@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <span>
 
-#include "agent/handover.hpp"
+#include "agent/ops/handover.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace elasticdns::agent::handover;

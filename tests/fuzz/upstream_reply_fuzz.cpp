@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <span>
 
-#include "agent/cache.hpp"
+#include "agent/upstream/answer_cache.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace elasticdns::agent;

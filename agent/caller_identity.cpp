@@ -1,1 +1,0 @@
-#include "agent/caller_identity.hpp"

@@ -1,0 +1,93 @@
+#pragma once
+// The DNS server: UDP and TCP listeners on Boost.Asio, one worker thread per core.
+//
+// UDP: each worker owns an io_context and its own SO_REUSEPORT socket per listen address; it
+// waits for readability (async_wait), then drains the socket with non-blocking recvmmsg and
+// answers with sendmmsg on the native handle (RESULTS.md: the batching that lets gdnsd reach
+// 97 % of the packet path's ceiling). Per query: parse, allow-list check, caller identity,
+// answer from the current zone (precomputed wire bytes), or hand to the forwarder.
+// TCP (RFC 7766): async accept on worker 0, length-prefixed messages answered in order
+// (pipelining), idle timeout, a bounded number of connections.
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/udp.hpp>
+
+#include "agent/dns/caller_identity.hpp"
+#include "agent/util/cidr.hpp"
+#include "agent/util/inherited_sockets.hpp"
+#include "agent/dns/topology_store.hpp"
+#include "elasticdns/metrics.hpp"
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::agent {
+
+struct ServerOptions {
+  std::vector<boost::asio::ip::udp::endpoint> listen;
+  std::vector<Cidr> allow_networks;  // callers outside get REFUSED
+  size_t threads = 2;
+  size_t max_tcp_connections = 256;
+  std::chrono::seconds tcp_idle_timeout{10};  // RFC 7766 6.2.3 suggests seconds, not minutes
+  /// Per caller, queries for names outside the zone (rate_limiter.hpp); 0 = no limit.
+  double forward_per_second = 0;
+  double forward_burst = 1;
+  /// Sockets systemd passed in (socket activation) or a running agent handed over
+  /// (handover.hpp). bind() takes those that match a listen address (UDP and TCP both)
+  /// instead of binding; the rest stay here. Several UDP sockets for one address (one per
+  /// worker of the previous agent) are shared out so that each is read by a worker. May be null.
+  InheritedSockets* inherited = nullptr;
+};
+
+/// Hands a query for a name outside the zone to the forwarder. `done` gets the reply (empty on
+/// failure) exactly once, on any thread.
+using ForwardFn = std::function<void(std::span<const uint8_t> query,
+                                     std::function<void(std::span<const uint8_t> reply)> done)>;
+
+class DnsServer {
+ public:
+  /// `identity` must outlive the server. `forward` may be empty: names outside the zone then
+  /// get REFUSED.
+  DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity& identity,
+            ForwardFn forward, metrics::Registry& metrics);
+  ~DnsServer();
+  DnsServer(const DnsServer&) = delete;
+  DnsServer& operator=(const DnsServer&) = delete;
+
+  /// Open and bind every socket (port 0: the kernel's choice, shared by UDP and TCP and by
+  /// every worker). Errors name the address.
+  std::optional<Error> bind();
+  std::vector<boost::asio::ip::udp::endpoint> udpEndpoints() const;
+  std::vector<boost::asio::ip::tcp::endpoint> tcpEndpoints() const;
+  /// Start the worker threads.
+  void start();
+  /// Stop reading new queries (UDP and TCP); forwarded queries still in flight are answered.
+  void stopReceiving();
+  /// Queries handed to the forwarder and not yet answered.
+  size_t inFlight() const;
+  /// Open TCP connections (a drain waits for them too).
+  size_t tcpConnections() const;
+  /// Queries answered so far (zone answers, errors and forwarded replies).
+  uint64_t answeredQueries() const;
+  /// Every bound socket (each worker's UDP socket per listen address, each TCP listener), for
+  /// a handover. Still owned by the server. Call after bind(), before stopReceiving().
+  std::vector<int> listeningSockets() const;
+  /// Join the workers and close every socket. Call after stopReceiving().
+  void join();
+
+  /// Answers carry EDE 3 (Stale Answer) while set.
+  void setStale(bool stale);
+  /// Replace the allow list (SIGHUP).
+  void setAllowNetworks(const std::vector<Cidr>& networks);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace elasticdns::agent

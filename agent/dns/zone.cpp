@@ -1,0 +1,640 @@
+#include "agent/dns/zone.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include <ldns/ldns.h>
+
+namespace elasticdns::agent {
+namespace {
+
+using wire::put16;
+using wire::put32;
+
+constexpr uint32_t kNoServer = 0xFFFFFFFF;
+constexpr uint8_t kOwnerIsQuestion[2] = {0xC0, 0x0C};  // pointer to offset 12, RFC 1035 4.1.4
+constexpr size_t kTtlOffsetInRecord = 6;               // after owner pointer, type, class
+constexpr uint32_t kSoaRefresh = 3600, kSoaRetry = 600, kSoaExpire = 86400;
+
+/// Hash of a name for the name table: 8 bytes at a time, multiply-xorshift mixing.
+uint64_t nameHash(std::string_view s) noexcept {
+  uint64_t h = 0x9E3779B97F4A7C15ull ^ s.size();
+  size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * 0xBF58476D1CE4E5B9ull;
+    h ^= h >> 31;
+  }
+  uint64_t w = 0;
+  if (i < s.size()) std::memcpy(&w, s.data() + i, s.size() - i);  // data() may be null if empty
+  h = (h ^ w) * 0x94D049BB133111EBull;
+  return h ^ (h >> 29);
+}
+
+uint64_t hashOf(std::string_view s) {
+  // FNV-1a 64: stable across runs, so pins mean the same container after a snapshot swap.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (char c : s) {
+    h ^= static_cast<uint8_t>(c);
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// The rdata of an address, parsed by ldns. Empty when ldns rejects it.
+std::vector<uint8_t> addressRdata(const std::string& text, bool v6) {
+  ldns_rdf* rdf = nullptr;
+  ldns_status st = v6 ? ldns_str2rdf_aaaa(&rdf, text.c_str()) : ldns_str2rdf_a(&rdf, text.c_str());
+  if (st != LDNS_STATUS_OK || rdf == nullptr) return {};
+  std::vector<uint8_t> out(ldns_rdf_data(rdf), ldns_rdf_data(rdf) + ldns_rdf_size(rdf));
+  ldns_rdf_deep_free(rdf);
+  return out;
+}
+
+/// A domain name in wire form (uncompressed), through ldns. Empty when ldns rejects it.
+std::vector<uint8_t> nameWire(const std::string& name) {
+  ldns_rdf* rdf = nullptr;
+  std::string fqdn = name + ".";
+  if (ldns_str2rdf_dname(&rdf, fqdn.c_str()) != LDNS_STATUS_OK || rdf == nullptr) return {};
+  std::vector<uint8_t> out(ldns_rdf_data(rdf), ldns_rdf_data(rdf) + ldns_rdf_size(rdf));
+  ldns_rdf_deep_free(rdf);
+  return out;
+}
+
+void appendRecord(Zone::RecordList& list, std::span<const uint8_t> owner, uint16_t type,
+                  uint32_t ttl, std::span<const uint8_t> rdata) {
+  const size_t size = owner.size() + 10 + rdata.size();
+  if (list.n == 0) list.fixed_size = static_cast<uint32_t>(size);
+  if (list.fixed_size != size && list.fixed_size != 0) {  // sizes vary from now on
+    for (uint32_t i = 0; i < list.n; ++i) list.offsets.push_back(i * list.fixed_size);
+    list.fixed_size = 0;
+  }
+  if (list.fixed_size == 0) list.offsets.push_back(static_cast<uint32_t>(list.bytes.size()));
+  ++list.n;
+  auto& b = list.bytes;
+  b.insert(b.end(), owner.begin(), owner.end());
+  size_t at = b.size();
+  b.resize(at + 10);
+  put16(&b[at], type);
+  put16(&b[at + 2], wire::kClassIn);
+  put32(&b[at + 4], ttl);
+  put16(&b[at + 8], static_cast<uint16_t>(rdata.size()));
+  b.insert(b.end(), rdata.begin(), rdata.end());
+}
+
+struct AddrMember {
+  uint64_t key;
+  std::vector<uint8_t> v4, v6;  // rdata
+};
+
+Zone::AddrSet makeAddrSet(const std::vector<AddrMember>& members, uint32_t ttl) {
+  Zone::AddrSet s;
+  for (const auto& m : members) {
+    s.members.push_back(m.key);
+    if (!m.v4.empty()) {
+      s.a_of.push_back(static_cast<int32_t>(s.a.count()));
+      appendRecord(s.a, kOwnerIsQuestion, wire::kTypeA, ttl, m.v4);
+    } else {
+      s.a_of.push_back(-1);
+    }
+    if (!m.v6.empty()) {
+      s.aaaa_of.push_back(static_cast<int32_t>(s.aaaa.count()));
+      appendRecord(s.aaaa, kOwnerIsQuestion, wire::kTypeAaaa, ttl, m.v6);
+    } else {
+      s.aaaa_of.push_back(-1);
+    }
+  }
+  return s;
+}
+
+/// Bytes of records [from, from+n) of `list`, starting at record `start` and wrapping.
+size_t rotatedBytes(const Zone::RecordList& l) {
+  return l.bytes.size();
+}
+
+}  // namespace
+
+Zone::AddrKey Zone::addrKeyOf(const sockaddr_storage& s) noexcept {
+  AddrKey k;
+  uint8_t b[16] = {};
+  if (s.ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, &s, sizeof sin);
+    b[10] = b[11] = 0xFF;  // v4-mapped, so a v4 caller on a v6 socket is the same key
+    std::memcpy(b + 12, &sin.sin_addr, 4);
+  } else if (s.ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, &s, sizeof sin6);
+    std::memcpy(b, &sin6.sin6_addr, 16);
+  }
+  std::memcpy(&k.hi, b, 8);
+  std::memcpy(&k.lo, b + 8, 8);
+  return k;
+}
+
+Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const ZoneConfig& cfg) {
+  auto z = std::make_shared<Zone>();
+  z->index_ = t.index;
+  z->domain_ = cfg.domain;
+  z->config_ = cfg;
+  const uint32_t ttl = static_cast<uint32_t>(cfg.ttl.count());
+  const uint32_t neg = static_cast<uint32_t>(cfg.negative_ttl.count());
+
+  std::vector<uint8_t> apex = nameWire(cfg.domain);
+  std::vector<uint8_t> hostmaster = nameWire("hostmaster." + cfg.domain);
+  if (apex.empty() || hostmaster.empty()) return Error{"domain", "not a valid DNS name"};
+
+  // SOA: mname = the apex, serial = the snapshot index (mod 2^32), minimum = negative TTL.
+  std::vector<uint8_t> soa = apex;
+  soa.insert(soa.end(), hostmaster.begin(), hostmaster.end());
+  size_t at = soa.size();
+  soa.resize(at + 20);
+  put32(&soa[at], static_cast<uint32_t>(t.index));
+  put32(&soa[at + 4], kSoaRefresh);
+  put32(&soa[at + 8], kSoaRetry);
+  put32(&soa[at + 12], kSoaExpire);
+  put32(&soa[at + 16], neg);
+  RecordList soa_answer, soa_negative;
+  appendRecord(soa_answer, kOwnerIsQuestion, wire::kTypeSoa, ttl, soa);
+  appendRecord(soa_negative, apex, wire::kTypeSoa, neg, soa);
+  z->soa_answer_ = std::move(soa_answer.bytes);
+  z->soa_negative_ = std::move(soa_negative.bytes);
+
+  // Servers get small ids; containers may name a server with no record of its own.
+  std::map<std::string, uint32_t> server_ids;
+  auto serverId = [&](const std::string& name) {
+    auto [it, fresh] = server_ids.emplace(name, static_cast<uint32_t>(server_ids.size()));
+    return it->second;
+  };
+  for (const auto& [name, s] : t.servers) serverId(name);
+  z->own_server_ = cfg.server_name.empty() ? kNoServer : serverId(cfg.server_name);
+
+  // Callers: every container (draining ones still ask), by id and by address.
+  std::set<std::pair<uint64_t, uint64_t>> ambiguous;
+  for (const auto& [id, c] : t.containers) {
+    uint32_t idx = static_cast<uint32_t>(z->callers_.size());
+    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id), idx};
+    z->caller_names_.emplace_back(id, c.version);
+    z->callers_.push_back(info);
+    z->callers_by_id_.emplace(id, idx);
+    for (const std::string* a : {&c.address, &c.address6}) {
+      if (a->empty()) continue;
+      sockaddr_storage ss{};
+      if (a == &c.address) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        auto rd = addressRdata(*a, false);
+        if (rd.size() != 4) return Error{"containers/" + id + "/address", "not an IPv4 address"};
+        std::memcpy(&sin.sin_addr, rd.data(), 4);
+        std::memcpy(&ss, &sin, sizeof sin);
+      } else {
+        sockaddr_in6 sin6{};
+        sin6.sin6_family = AF_INET6;
+        auto rd = addressRdata(*a, true);
+        if (rd.size() != 16) return Error{"containers/" + id + "/address6", "not an IPv6 address"};
+        std::memcpy(&sin6.sin6_addr, rd.data(), 16);
+        std::memcpy(&ss, &sin6, sizeof sin6);
+      }
+      AddrKey k = addrKeyOf(ss);
+      if (ambiguous.count({k.hi, k.lo})) continue;
+      auto [it, fresh] = z->callers_by_addr_.emplace(k, idx);
+      if (!fresh) {  // shared address (host network): the address cannot tell who asks
+        z->callers_by_addr_.erase(it);
+        ambiguous.insert({k.hi, k.lo});
+      }
+    }
+  }
+
+  // Services: those with a record, and those only named by containers (defaults apply).
+  std::map<std::string, model::Service> services;
+  for (const auto& [name, s] : t.services) services[name] = s;
+  for (const auto& [id, c] : t.containers)
+    if (!services.count(c.service)) services[c.service].name = c.service;
+
+  std::map<std::string, NameEntry> names;
+  auto addName = [&](const std::string& rel, NameEntry e) -> NameEntry& {
+    auto [it, fresh] = names.emplace(rel, std::move(e));
+    // Empty non-terminals between the name and the apex answer NODATA, not NXDOMAIN.
+    for (size_t dot = rel.find('.'); dot != std::string::npos; dot = rel.find('.', dot + 1))
+      names.emplace(rel.substr(dot + 1), NameEntry{});
+    return it->second;
+  };
+  NameEntry apex_entry;
+  apex_entry.kind = Kind::kApex;
+  names.emplace("", std::move(apex_entry));
+
+  // Running containers per service, grouped by version generation and ordered by id.
+  std::map<std::string, std::map<uint64_t, std::vector<const model::Container*>>> running;
+  for (const auto& [id, c] : t.containers)
+    if (c.state == model::ContainerState::kRunning)
+      running[c.service][t.generationOf(c.version)].push_back(&c);
+
+  auto memberOf = [&](const model::Container& c) -> Result<AddrMember> {
+    AddrMember m{hashOf(c.id), {}, {}};
+    if (!c.address.empty() && (m.v4 = addressRdata(c.address, false)).empty())
+      return Error{"containers/" + c.id + "/address", "not an IPv4 address"};
+    if (!c.address6.empty() && (m.v6 = addressRdata(c.address6, true)).empty())
+      return Error{"containers/" + c.id + "/address6", "not an IPv6 address"};
+    return m;
+  };
+
+  for (const auto& [name, s] : services) {
+    ServiceAnswers sa;
+    sa.versioned = s.dns_behaviour == model::DnsBehaviour::kVersioned;
+    sa.lb = s.load_balancing;
+    sa.hash = hashOf(name);
+    for (const auto& [gen, list] : running[name]) {
+      std::vector<AddrMember> all;
+      std::map<uint32_t, std::vector<AddrMember>> per_server;
+      for (const auto* c : list) {
+        auto m = memberOf(*c);
+        if (!m) return m.error();
+        all.push_back(m.value());
+        per_server[serverId(c->server)].push_back(std::move(m.value()));
+      }
+      VersionSet vs;
+      vs.all = makeAddrSet(all, ttl);
+      for (auto& [sid, members] : per_server) {
+        vs.servers.push_back(sid);
+        vs.by_server.push_back(makeAddrSet(members, ttl));
+      }
+      if (sa.generations.size() < ServiceAnswers::kInlineGenerations)
+        sa.inline_generations[sa.generations.size()] = gen;
+      sa.generations.push_back(gen);
+      sa.versions.push_back(std::move(vs));
+    }
+    NameEntry e;
+    e.kind = Kind::kService;
+    e.service = std::move(sa);
+    addName(name, std::move(e));
+
+    // SRV from ports: priority 0, weight 0, the container port, target the service's name.
+    std::vector<uint8_t> target = nameWire(name + "." + cfg.domain);
+    if (target.empty()) return Error{"services/" + name, "name too long for the domain"};
+    std::map<std::string, RecordList> srv;
+    for (const auto& p : s.ports) {
+      std::vector<uint8_t> rdata(6);
+      put16(&rdata[0], 0);
+      put16(&rdata[2], 0);
+      put16(&rdata[4], p.container);
+      rdata.insert(rdata.end(), target.begin(), target.end());
+      std::string port = std::to_string(p.container);
+      appendRecord(srv["_" + port + "._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
+      if (p.udp != 0)
+        appendRecord(srv["_" + port + "._udp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl,
+                     rdata);
+      if (p.http != 0)
+        appendRecord(srv["_http._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
+      if (p.https != 0)
+        appendRecord(srv["_https._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
+    }
+    for (auto& [rel, list] : srv) {
+      if (nameWire(rel + "." + cfg.domain).empty())
+        return Error{"services/" + name, "SRV name too long"};
+      NameEntry se;
+      se.kind = Kind::kSrv;
+      se.srv = std::move(list);
+      addName(rel, std::move(se));
+    }
+  }
+
+  // Datasources: <group>.<type>, and <type> for the primary group (else `default`).
+  std::map<std::string, const model::Datasource*> type_answer;
+  for (const auto& [key, d] : t.datasources) {
+    std::vector<AddrMember> members;
+    for (const auto& a : d.addresses) {
+      bool v6 = a.find(':') != std::string::npos;
+      auto rd = addressRdata(a, v6);
+      if (rd.empty()) return Error{"datasources/" + key + "/addresses", "not an address: " + a};
+      AddrMember m{hashOf(a), {}, {}};
+      (v6 ? m.v6 : m.v4) = std::move(rd);
+      members.push_back(std::move(m));
+    }
+    std::string rel = d.group + "." + d.type;
+    if (nameWire(rel + "." + cfg.domain).empty())
+      return Error{"datasources/" + key, "name too long"};
+    NameEntry e;
+    e.kind = Kind::kFixed;
+    e.fixed = makeAddrSet(members, ttl);
+    addName(rel, std::move(e));
+    auto& chosen = type_answer[d.type];
+    if (d.primary && (chosen == nullptr || !chosen->primary)) chosen = &d;
+    if (!d.primary && d.group == "default" && chosen == nullptr) chosen = &d;
+  }
+  for (const auto& [type, d] : type_answer) {
+    if (d == nullptr || services.count(type)) continue;  // a service of that name wins
+    NameEntry e;
+    e.kind = Kind::kFixed;
+    e.fixed = names.at(d->group + "." + d->type).fixed;
+    names.insert_or_assign(type, std::move(e));
+  }
+
+  size_t size = 16;
+  while (size < names.size() * 2) size *= 2;
+  z->slots_.resize(size);
+  for (auto& [rel, e] : names) {
+    uint64_t h = nameHash(rel);
+    size_t i = h & (size - 1);
+    while (z->slots_[i].entry != kNoEntry) i = (i + 1) & (size - 1);
+    z->slots_[i] = Slot{h, static_cast<uint32_t>(z->entries_.size())};
+    z->entries_.emplace_back(rel, std::move(e));
+  }
+  z->server_names_.resize(server_ids.size());
+  for (const auto& [name, id] : server_ids) z->server_names_[id] = name;
+  for (const auto& [name, gen] : t.versions) z->version_names_[gen] = name;
+  return std::shared_ptr<const Zone>(std::move(z));
+}
+
+const Zone::NameEntry* Zone::findName(std::string_view rel) const noexcept {
+  const uint64_t h = nameHash(rel);
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const Slot& s = slots_[i];
+    if (s.entry == kNoEntry) return nullptr;
+    if (s.hash == h && entries_[s.entry].first == rel) return &entries_[s.entry].second;
+  }
+}
+
+bool Zone::contains(std::string_view name) const noexcept {
+  if (name.size() == domain_.size()) return name == domain_;
+  return name.size() > domain_.size() && name.ends_with(domain_) &&
+         name[name.size() - domain_.size() - 1] == '.';
+}
+
+Zone::CallerInfo Zone::resolveCaller(const AnswerInput& in, bool& known) const noexcept {
+  known = false;
+  if (!in.container_id.empty()) {
+    auto it = callers_by_id_.find(in.container_id);
+    if (it != callers_by_id_.end()) {
+      known = true;
+      return callers_[it->second];
+    }
+  }
+  AddrKey k = addrKeyOf(*in.source);
+  auto it = callers_by_addr_.find(k);
+  if (it != callers_by_addr_.end()) {
+    known = true;
+    return callers_[it->second];
+  }
+  return CallerInfo{0, own_server_, AddrKeyHash{}(k) ^ 0x5bd1e995ull};
+}
+
+AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
+                            std::span<uint8_t> out) const noexcept {
+  AnswerOutcome r;
+  const NameEntry* e = findName(service);
+  if (e == nullptr || e->kind != Kind::kService) return r;  // answered as an ordinary name
+  const wire::Query& q = *in.query;
+  const ServiceAnswers& sa = e->service;
+  bool known = false;
+  CallerInfo c = resolveCaller(in, known);
+  char src[INET6_ADDRSTRLEN] = "?";
+  if (in.source->ss_family == AF_INET) {
+    sockaddr_in sin;
+    std::memcpy(&sin, in.source, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, src, sizeof src);
+  } else if (in.source->ss_family == AF_INET6) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, in.source, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, src, sizeof src);
+  }
+  auto versionName = [&](uint64_t g) -> const char* {
+    auto it = version_names_.find(g);
+    return it == version_names_.end() ? "-" : it->second.c_str();
+  };
+  const char* server = c.server < server_names_.size() ? server_names_[c.server].c_str() : "-";
+  // Up to 5 character-strings of at most 255 bytes each (RFC 1035 3.3.14).
+  char lines[5][256];
+  int n = 0;
+  if (known)
+    std::snprintf(lines[n++], 256, "caller=%s version=%s server=%s source=%s",
+                  caller_names_[c.index].first.c_str(), caller_names_[c.index].second.c_str(),
+                  server, src);
+  else
+    std::snprintf(lines[n++], 256, "caller=unknown source=%s server=%s (this host)", src, server);
+  std::snprintf(lines[n++], 256, "policy=%s load_balancing=%s",
+                sa.versioned ? "versioned" : "non-versioned",
+                std::string(model::toString(sa.lb)).c_str());
+  if (sa.versions.empty()) {
+    std::snprintf(lines[n++], 256, "answer=none (no running container)");
+  } else {
+    auto gens = sa.generationSpan();
+    size_t v = policy::chooseVersion(gens, c.generation, sa.versioned);
+    const char* why = !sa.versioned             ? "latest (non-versioned)"
+                      : c.generation == 0       ? "latest (unknown caller)"
+                      : gens[v] == c.generation ? "own version"
+                      : gens[v] < c.generation  ? "newest older version"
+                                                : "latest (every version is newer)";
+    const VersionSet& vs = sa.versions[v];
+    std::snprintf(lines[n++], 256, "version=%s (%s) containers=%zu", versionName(gens[v]), why,
+                  vs.all.members.size());
+    if (sa.lb == model::LoadBalancing::kClosest) {
+      auto i = policy::chooseClosest(vs.servers, c.server);
+      std::snprintf(lines[n++], 256, "closest=%s",
+                    i ? "containers on the caller's server" : "all (none on the caller's server)");
+    } else if (sa.lb == model::LoadBalancing::kSticky && in.sticky != nullptr) {
+      auto pin = in.sticky->find(c.key * 0x9E3779B97F4A7C15ull ^ sa.hash);
+      long left =
+          pin ? static_cast<long>(
+                    std::chrono::duration_cast<std::chrono::seconds>(pin->expires - in.now).count())
+              : 0;
+      std::snprintf(lines[n++], 256, "pin=%s", pin && left > 0 ? "held" : "none");
+      if (pin && left > 0) std::snprintf(lines[n - 1], 256, "pin=held for %lds more", left);
+    }
+  }
+  size_t rdlen = 0;
+  for (int i = 0; i < n; ++i) rdlen += 1 + std::strlen(lines[i]);
+  const size_t rr = 2 + 10 + rdlen;
+  const bool opt = q.has_edns;
+  size_t total = wire::kHeaderSize + (q.question_end - wire::kHeaderSize) + rr +
+                 (opt ? wire::optSize(false) : 0);
+  bool tc = total > in.limit || total > out.size();
+  r.in_zone = true;
+  uint16_t flags = wire::responseFlags(q, true, wire::kNoError);
+  if (tc) flags |= wire::kFlagTc;
+  size_t len = wire::writeHeaderAndQuestion(q, in.packet, flags, tc ? 0 : 1, 0, opt ? 1 : 0, out);
+  if (len == 0) return r;
+  uint8_t* o = out.data() + len;
+  if (!tc) {
+    std::memcpy(o, kOwnerIsQuestion, 2);
+    put16(o + 2, wire::kTypeTxt);
+    put16(o + 4, wire::kClassIn);
+    put32(o + 6, 0);  // never cache an explanation
+    put16(o + 10, static_cast<uint16_t>(rdlen));
+    o += 12;
+    for (int i = 0; i < n; ++i) {
+      size_t l = std::strlen(lines[i]);
+      *o++ = static_cast<uint8_t>(l);
+      std::memcpy(o, lines[i], l);
+      o += l;
+    }
+  }
+  if (opt) {
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, false, 0);
+    o += wire::optSize(false);
+  }
+  r.truncated = tc;
+  r.length = static_cast<size_t>(o - out.data());
+  return r;
+}
+
+AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const noexcept {
+  const wire::Query& q = *in.query;
+  AnswerOutcome r;
+  std::string_view name = q.nameView();
+  if (!contains(name)) return r;
+  r.in_zone = true;
+  if (q.qclass != wire::kClassIn && q.qclass != wire::kClassAny) {
+    r.rcode = wire::kRefused;
+    r.length = wire::writeErrorResponse(q, in.packet, r.rcode, out);
+    return r;
+  }
+  if (q.qtype == wire::kTypeAxfr || q.qtype == wire::kTypeIxfr) {
+    r.rcode = wire::kNotImp;
+    r.length = wire::writeErrorResponse(q, in.packet, r.rcode, out);
+    return r;
+  }
+  std::string_view rel = name.size() == domain_.size()
+                             ? std::string_view{}
+                             : name.substr(0, name.size() - domain_.size() - 1);
+
+  // What to copy into the answer section: a record list rotated from `start`, or one record.
+  const RecordList* list = nullptr;
+  size_t start = 0;
+  int single = -1;  // index of the only record to answer
+  int64_t single_ttl = -1;
+  const std::vector<uint8_t>* soa_answer = nullptr;
+
+  constexpr std::string_view kExplain = "_explain.";
+  if ((q.qtype == wire::kTypeTxt || q.qtype == wire::kTypeAny) && rel.starts_with(kExplain)) {
+    AnswerOutcome e = explain(in, rel.substr(kExplain.size()), out);
+    if (e.length != 0) return e;
+  }
+
+  const NameEntry* found = findName(rel);
+  if (found == nullptr) {
+    r.rcode = wire::kNxDomain;
+  } else {
+    const NameEntry& e = *found;
+    const bool want_a = q.qtype == wire::kTypeA || q.qtype == wire::kTypeAny;
+    const bool want_aaaa = q.qtype == wire::kTypeAaaa;
+    const AddrSet* set = nullptr;
+    switch (e.kind) {
+      case Kind::kApex:
+        if (q.qtype == wire::kTypeSoa || q.qtype == wire::kTypeAny) soa_answer = &soa_answer_;
+        break;
+      case Kind::kEmpty:
+        break;
+      case Kind::kSrv:
+        if (q.qtype == wire::kTypeSrv || q.qtype == wire::kTypeAny) list = &e.srv;
+        break;
+      case Kind::kFixed:
+        if (want_a || want_aaaa) set = &e.fixed;
+        break;
+      case Kind::kService: {
+        if (!want_a && !want_aaaa) break;
+        const ServiceAnswers& sa = e.service;
+        bool known = false;
+        CallerInfo caller = resolveCaller(in, known);
+        r.caller_checked = true;
+        r.caller_known = known;
+        if (sa.versions.empty()) break;  // nothing running: NODATA
+        size_t v = policy::chooseVersion(sa.generationSpan(), caller.generation, sa.versioned);
+        const VersionSet& vs = sa.versions[v];
+        set = &vs.all;
+        if (sa.lb == model::LoadBalancing::kClosest) {
+          if (auto i = policy::chooseClosest(vs.servers, caller.server)) set = &vs.by_server[*i];
+        } else if (sa.lb == model::LoadBalancing::kSticky && in.sticky != nullptr) {
+          uint64_t key = caller.key * 0x9E3779B97F4A7C15ull ^ sa.hash;
+          auto pin = in.sticky->find(key);
+          auto choice = policy::chooseSticky(pin, vs.all.members, in.rotation, in.now,
+                                             config_.sticky_window, config_.ttl);
+          if (!pin || pin->member != choice.pin.member || pin->expires != choice.pin.expires)
+            in.sticky->store(key, choice.pin, in.now);
+          const auto& of = want_aaaa ? vs.all.aaaa_of : vs.all.a_of;
+          list = want_aaaa ? &vs.all.aaaa : &vs.all.a;
+          single = of[choice.index];
+          if (single < 0) list = nullptr;  // the pinned container has no such address: NODATA
+          single_ttl = choice.ttl.count();
+          set = nullptr;
+        }
+        break;
+      }
+    }
+    if (set != nullptr) {
+      list = want_aaaa ? &set->aaaa : &set->a;
+      if (want_a && q.qtype == wire::kTypeAny && list->count() == 0) list = &set->aaaa;
+    }
+    if (list != nullptr && list->count() == 0) list = nullptr;
+    if (list != nullptr && single < 0) start = in.rotation % list->count();
+  }
+
+  // Sizes, then TC if it does not fit.
+  size_t ans_bytes = 0;
+  uint16_t ancount = 0;
+  if (soa_answer != nullptr) {
+    ans_bytes = soa_answer->size();
+    ancount = 1;
+  } else if (list != nullptr && single >= 0) {
+    size_t off = list->offset(static_cast<size_t>(single));
+    size_t end = static_cast<size_t>(single) + 1 < list->count() ? list->offset(single + 1)
+                                                                 : list->bytes.size();
+    ans_bytes = end - off;
+    ancount = 1;
+  } else if (list != nullptr) {
+    ans_bytes = rotatedBytes(*list);
+    ancount = static_cast<uint16_t>(list->count());
+  }
+  const bool negative = ancount == 0;
+  const size_t auth_bytes = negative ? soa_negative_.size() : 0;
+  const bool opt = q.has_edns;
+  const bool ede = opt && in.stale;
+  const size_t opt_bytes = opt ? wire::optSize(ede) : 0;
+  const size_t qlen = q.question_end - wire::kHeaderSize;
+  size_t total = wire::kHeaderSize + qlen + ans_bytes + auth_bytes + opt_bytes;
+  bool tc = total > in.limit || total > out.size();
+  if (tc) {
+    ans_bytes = 0;
+    ancount = 0;
+    total = wire::kHeaderSize + qlen + opt_bytes;
+    if (total > out.size()) return r;
+    r.truncated = true;
+  }
+  uint16_t flags = wire::responseFlags(q, true, r.rcode);
+  if (tc) flags |= wire::kFlagTc;
+  size_t n = wire::writeHeaderAndQuestion(q, in.packet, flags, ancount, (negative && !tc) ? 1 : 0,
+                                          opt ? 1 : 0, out);
+  uint8_t* o = out.data() + n;
+  if (!tc) {
+    if (soa_answer != nullptr) {
+      std::memcpy(o, soa_answer->data(), soa_answer->size());
+    } else if (list != nullptr && single >= 0) {
+      std::memcpy(o, list->bytes.data() + list->offset(static_cast<size_t>(single)), ans_bytes);
+      if (single_ttl >= 0) put32(o + kTtlOffsetInRecord, static_cast<uint32_t>(single_ttl));
+    } else if (list != nullptr) {
+      size_t split = list->offset(start);
+      std::memcpy(o, list->bytes.data() + split, list->bytes.size() - split);
+      std::memcpy(o + (list->bytes.size() - split), list->bytes.data(), split);
+    }
+    o += ans_bytes;
+    if (negative) {
+      std::memcpy(o, soa_negative_.data(), soa_negative_.size());
+      o += soa_negative_.size();
+    }
+  }
+  if (opt) {
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, ede, wire::kEdeStaleAnswer);
+    o += opt_bytes;
+  }
+  r.length = static_cast<size_t>(o - out.data());
+  return r;
+}
+
+}  // namespace elasticdns::agent

@@ -1,0 +1,389 @@
+#include "agent/sync/sync_client.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <nlohmann/json.hpp>
+
+#include "agent/sync/http_client.hpp"
+#include "agent/util/log_limit.hpp"
+#include "elasticdns/protocol.hpp"
+
+namespace elasticdns::agent {
+namespace {
+
+namespace asio = boost::asio;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxSnapshotBytes = 64u << 20;  // 64 MiB: ~300k containers at ~200 B each
+// A long-poll may take `wait` plus central's reply time; past this margin it is dead.
+constexpr auto kPollMargin = std::chrono::seconds(15);
+
+// One owner per file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+Error sysError(const std::string& what, const fs::path& p) {
+  return Error{p.string(), what + ": " + std::strerror(errno)};
+}
+
+std::string targetFor(const std::shared_ptr<const model::Topology>& current, bool want_full,
+                      std::chrono::seconds wait) {
+  if (!current || want_full) return "/v1/topology";
+  return "/v1/topology?index=" + std::to_string(current->index) +
+         "&wait=" + std::to_string(wait.count()) + "s";
+}
+
+// What the metrics read: shared with the Registry's callbacks, which may outlive the client.
+struct SyncStatus {
+  std::atomic<Clock::rep> last_contact{0};  // steady-clock ticks; 0 = never
+  std::atomic<uint64_t> index{0};
+  const Clock::time_point created = Clock::now();
+};
+
+struct SyncMetrics {
+  explicit SyncMetrics(metrics::Registry& r)
+      : polls(r.counter("elasticdns_agent_sync_polls_total", "Requests made to central")),
+        fail_network(r.counter("elasticdns_agent_sync_failures_total",
+                               "Requests to central that failed, by reason", "reason=\"network\"")),
+        fail_auth(r.counter("elasticdns_agent_sync_failures_total",
+                            "Requests to central that failed, by reason", "reason=\"auth\"")),
+        fail_http(r.counter("elasticdns_agent_sync_failures_total",
+                            "Requests to central that failed, by reason", "reason=\"http\"")),
+        fail_invalid(r.counter("elasticdns_agent_sync_failures_total",
+                               "Requests to central that failed, by reason", "reason=\"invalid\"")),
+        rejected(r.counter("elasticdns_agent_sync_rejected_snapshots_total",
+                           "Snapshots or deltas from central that failed validation")),
+        persist_failures(r.counter("elasticdns_agent_sync_persist_failures_total",
+                                   "Snapshots that could not be written to state_dir")) {}
+  metrics::Counter& polls;
+  metrics::Counter& fail_network;
+  metrics::Counter& fail_auth;
+  metrics::Counter& fail_http;
+  metrics::Counter& fail_invalid;
+  metrics::Counter& rejected;
+  metrics::Counter& persist_failures;
+};
+
+// The sync loop. Everything but start()/stop()/the status atomics runs on `strand`.
+class SyncCore : public std::enable_shared_from_this<SyncCore> {
+ public:
+  SyncCore(asio::io_context& io, SyncConfig config, metrics::Registry& registry,
+           SyncClient::OnSnapshot on_snapshot)
+      : strand_(asio::make_strand(io)),
+        timer_(strand_),
+        config_(std::move(config)),
+        m_(registry),
+        status_(std::make_shared<SyncStatus>()),
+        on_snapshot_(std::move(on_snapshot)),
+        rng_(std::random_device{}()) {
+    for (const auto& u : config_.urls) {
+      auto parsed = parseHttpUrl(u);
+      if (parsed)
+        urls_.push_back(std::move(parsed).value());
+      else
+        spdlog::error("sync: ignoring central url: {}", parsed.error().message());
+    }
+    std::weak_ptr<SyncStatus> status = status_;
+    registry.callback("elasticdns_agent_snapshot_index", "Index of the topology snapshot in use",
+                      [status] {
+                        auto s = status.lock();
+                        return s ? static_cast<double>(s->index.load()) : 0.0;
+                      });
+    registry.callback("elasticdns_agent_snapshot_age_seconds",
+                      "Seconds since central last answered (since start when it never did)",
+                      [status] {
+                        auto s = status.lock();
+                        if (!s) return 0.0;
+                        auto last = s->last_contact.load();
+                        auto since = last ? Clock::time_point(Clock::duration(last)) : s->created;
+                        return std::chrono::duration<double>(Clock::now() - since).count();
+                      });
+  }
+
+  void start() {
+    if (!config_.state_dir.empty()) loadPersisted();
+    if (urls_.empty()) {
+      // No central configured is a supported mode (a standalone agent); URLs that were given
+      // but none of which parses is a configuration mistake.
+      if (config_.urls.empty())
+        spdlog::info("sync: no central configured; serving the persisted snapshot only");
+      else
+        spdlog::error("sync: no usable central url; serving the persisted snapshot only");
+      return;
+    }
+    asio::post(strand_, [self = shared_from_this()] { self->poll(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(publish_mu_);
+      stopped_ = true;
+    }
+    asio::post(strand_, [self = shared_from_this()] {
+      self->timer_.cancel();
+      if (self->inflight_) self->inflight_->cancel();
+      self->inflight_.reset();
+    });
+  }
+
+  Clock::time_point lastContact() const {
+    return Clock::time_point(Clock::duration(status_->last_contact.load()));
+  }
+  uint64_t index() const { return status_->index.load(); }
+
+ private:
+  bool stopped() {
+    std::lock_guard lock(publish_mu_);
+    return stopped_;
+  }
+
+  void loadPersisted() {
+    auto file = config_.state_dir / kSnapshotFileName;
+    std::error_code ec;
+    if (!fs::exists(file, ec)) {
+      spdlog::info("sync: no persisted snapshot at {}", file.string());
+      return;
+    }
+    auto t = loadSnapshot(config_.state_dir);
+    if (!t) {
+      m_.rejected.inc();
+      spdlog::warn("sync: ignoring persisted snapshot {}: {}", file.string(), t.error().message());
+      return;
+    }
+    spdlog::info("sync: starting from persisted snapshot {} (index {})", file.string(), t->index);
+    publish(std::make_shared<const model::Topology>(std::move(t).value()), false);
+  }
+
+  void poll() {
+    if (stopped()) return;
+    const HttpUrl& url = urls_[url_index_ % urls_.size()];
+    std::string target = targetFor(current_, want_full_, config_.wait);
+    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait) +
+                   std::chrono::duration_cast<std::chrono::milliseconds>(kPollMargin);
+    m_.polls.inc();
+    inflight_ = httpGet(strand_, url, std::move(target), config_.token, timeout, kMaxSnapshotBytes,
+                        // weak: the core owns the request, which owns this callback
+                        [weak = weak_from_this()](Result<HttpResponse> r) {
+                          auto self = weak.lock();
+                          if (!self) return;
+                          self->inflight_.reset();
+                          self->onResponse(std::move(r));
+                        });
+  }
+
+  void onResponse(Result<HttpResponse> r) {
+    if (stopped()) return;
+    const HttpUrl& url = urls_[url_index_ % urls_.size()];
+    if (!r) return fail(m_.fail_network, url.text() + ": " + r.error().message());
+    unsigned status = r->status;
+    if (status == 401 || status == 403)
+      return fail(m_.fail_auth,
+                  url.text() + ": HTTP " + std::to_string(status) + " (check the agent token)");
+    if (status != 200) return fail(m_.fail_http, url.text() + ": HTTP " + std::to_string(status));
+    SyncStep step = applyTopologyResponse(current_, r->body);
+    switch (step.outcome) {
+      case SyncOutcome::kRejected:
+        m_.rejected.inc();
+        want_full_ = true;  // a delta that does not apply may be fixed by a full snapshot
+        return fail(m_.fail_invalid, url.text() + ": rejected snapshot, keeping index " +
+                                         std::to_string(current_ ? current_->index : 0) + ": " +
+                                         step.error);
+      case SyncOutcome::kNeedFull:
+        want_full_ = true;
+        break;
+      case SyncOutcome::kUnchanged:
+        want_full_ = false;
+        break;
+      case SyncOutcome::kPublished:
+        want_full_ = false;
+        publish(std::move(step.topology), true);
+        break;
+    }
+    status_->last_contact.store(Clock::now().time_since_epoch().count());
+    if (failures_ > 0) spdlog::info("sync: {} answers again", url.text());
+    failures_ = 0;
+    poll();
+  }
+
+  void fail(metrics::Counter& counter, const std::string& what) {
+    counter.inc();
+    ++failures_;
+    if (log_.allow()) spdlog::warn("sync: {}", what);
+    url_index_ = (url_index_ + 1) % urls_.size();  // fail over to the next central
+    // Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
+    // Jitter"), floored at backoff_min.
+    auto lo = config_.backoff_min.count();
+    auto hi = std::min<int64_t>(config_.backoff_max.count(), lo << std::min(failures_ - 1, 20));
+    hi = std::max(hi, lo);
+    std::uniform_int_distribution<int64_t> pick(lo, hi);
+    timer_.expires_after(std::chrono::milliseconds(pick(rng_)));
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) self->poll();
+    });
+  }
+
+  void publish(std::shared_ptr<const model::Topology> t, bool persist) {
+    if (persist && !config_.state_dir.empty()) {
+      if (auto e = saveSnapshot(config_.state_dir, *t)) {
+        m_.persist_failures.inc();
+        spdlog::error("sync: cannot persist the snapshot: {}", e->message());
+      }
+    }
+    std::lock_guard lock(publish_mu_);
+    if (stopped_) return;
+    current_ = t;
+    status_->index.store(t->index);
+    on_snapshot_(std::move(t));
+  }
+
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::steady_timer timer_;
+  const SyncConfig config_;
+  SyncMetrics m_;
+  std::shared_ptr<SyncStatus> status_;
+  SyncClient::OnSnapshot on_snapshot_;
+  std::vector<HttpUrl> urls_;
+  size_t url_index_ = 0;
+  int failures_ = 0;  // consecutive
+  bool want_full_ = false;
+  std::shared_ptr<const model::Topology> current_;
+  std::shared_ptr<HttpGet> inflight_;
+  std::mt19937_64 rng_;  // backoff jitter only: need not be unpredictable
+  LogLimit log_;
+  std::mutex publish_mu_;  // orders on_snapshot calls against stop()
+  bool stopped_ = false;   // guarded by publish_mu_
+};
+
+}  // namespace
+
+SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& current,
+                               std::string_view body) {
+  if (body.size() > kMaxSnapshotBytes) return {SyncOutcome::kRejected, nullptr, "body too large"};
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return {SyncOutcome::kRejected, nullptr, "body is not valid JSON"};
+  auto r = protocol::parseResponse(j);
+  if (!r) return {SyncOutcome::kRejected, nullptr, r.error().message()};
+  if (r->full) {
+    if (current && *current == r->topology) return {SyncOutcome::kUnchanged, nullptr, {}};
+    return {SyncOutcome::kPublished,
+            std::make_shared<const model::Topology>(std::move(r.value().topology)),
+            {}};
+  }
+  if (!current || r->since != current->index || r->index < r->since)
+    return {SyncOutcome::kNeedFull, nullptr, {}};
+  if (r->index == current->index && r->changes.empty())
+    return {SyncOutcome::kUnchanged, nullptr, {}};
+  model::Topology next = *current;
+  if (auto e = protocol::applyChanges(next, r->changes, r->index))
+    return {SyncOutcome::kRejected, nullptr, e->message()};
+  return {SyncOutcome::kPublished, std::make_shared<const model::Topology>(std::move(next)), {}};
+}
+
+std::optional<Error> saveSnapshot(const fs::path& dir, const model::Topology& t) {
+  std::string text = protocol::toJson(t).dump();
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error{dir.string(), "cannot create: " + ec.message()};
+  fs::path final_path = dir / kSnapshotFileName;
+  fs::path tmp = dir / (std::string(kSnapshotFileName) + ".tmp." + std::to_string(getpid()));
+  {
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (fd.get() < 0) return sysError("open", tmp);
+    size_t off = 0;
+    while (off < text.size()) {
+      ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        auto e = sysError("write", tmp);
+        fs::remove(tmp, ec);
+        return e;
+      }
+      off += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
+      auto e = sysError("fsync", tmp);
+      fs::remove(tmp, ec);
+      return e;
+    }
+  }
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    auto e = sysError("rename", final_path);
+    fs::remove(tmp, ec);
+    return e;
+  }
+  // The rename itself is durable only once the directory is.
+  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return sysError("fsync", dir);
+  return std::nullopt;
+}
+
+Result<model::Topology> loadSnapshot(const fs::path& dir) {
+  fs::path file = dir / kSnapshotFileName;
+  std::error_code ec;
+  auto size = fs::file_size(file, ec);
+  if (ec) return Error{file.string(), ec.message()};
+  if (size > kMaxSnapshotBytes) return Error{file.string(), "larger than 64 MiB"};
+  std::ifstream in(file, std::ios::binary);
+  std::string text(size, '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size)))
+    return Error{file.string(), "cannot read"};
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Error{file.string(), "not valid JSON"};
+  auto t = protocol::parseTopology(j);
+  if (!t) return Error{file.string() + ": " + t.error().field, t.error().reason};
+  return t;
+}
+
+struct SyncClient::Impl {
+  std::shared_ptr<SyncCore> core;
+};
+
+SyncClient::SyncClient(asio::io_context& io, SyncConfig config, metrics::Registry& metrics,
+                       OnSnapshot on_snapshot)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->core = std::make_shared<SyncCore>(io, std::move(config), metrics, std::move(on_snapshot));
+}
+
+SyncClient::~SyncClient() {
+  stop();
+}
+
+void SyncClient::start() {
+  impl_->core->start();
+}
+void SyncClient::stop() {
+  impl_->core->stop();
+}
+Clock::time_point SyncClient::lastContact() const {
+  return impl_->core->lastContact();
+}
+uint64_t SyncClient::index() const {
+  return impl_->core->index();
+}
+
+}  // namespace elasticdns::agent

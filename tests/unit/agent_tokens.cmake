@@ -1,3 +1,0 @@
-add_executable(agent_tokens_unit_tests ${CMAKE_CURRENT_LIST_DIR}/agent_tokens_test.cpp)
-target_link_libraries(agent_tokens_unit_tests PRIVATE elasticdns_central GTest::gtest_main)
-gtest_discover_tests(agent_tokens_unit_tests TEST_PREFIX "unit.agent_tokens." DISCOVERY_TIMEOUT 30)

@@ -1,3 +1,0 @@
-add_executable(docker_discovery_unit_tests ${CMAKE_CURRENT_LIST_DIR}/docker_discovery_test.cpp)
-target_link_libraries(docker_discovery_unit_tests PRIVATE elasticdns_agent GTest::gtest_main)
-gtest_discover_tests(docker_discovery_unit_tests TEST_PREFIX "unit.docker." DISCOVERY_TIMEOUT 30)

@@ -1,3 +1,0 @@
-add_executable(systemd_sockets_unit_tests ${CMAKE_CURRENT_LIST_DIR}/systemd_sockets_test.cpp)
-target_link_libraries(systemd_sockets_unit_tests PRIVATE elasticdns_agent GTest::gtest_main)
-gtest_discover_tests(systemd_sockets_unit_tests TEST_PREFIX "unit.systemd." DISCOVERY_TIMEOUT 30)
