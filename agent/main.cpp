@@ -22,16 +22,16 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/program_options.hpp>
 
-#include "agent/dns/caller_identity.hpp"
 #include "agent/config.hpp"
-#include "agent/ops/docker.hpp"
+#include "agent/dns/caller_identity.hpp"
+#include "agent/dns/server.hpp"
+#include "agent/dns/topology_store.hpp"
 #include "agent/ebpf/loader.hpp"
+#include "agent/ops/docker.hpp"
 #include "agent/ops/handover.hpp"
 #include "agent/ops/metrics_http.hpp"
-#include "agent/dns/server.hpp"
-#include "agent/sync/sync_client.hpp"
 #include "agent/ops/systemd.hpp"
-#include "agent/dns/topology_store.hpp"
+#include "agent/sync/sync_client.hpp"
 #include "agent/upstream/forwarder.hpp"
 #include "elasticdns/metrics.hpp"
 
@@ -128,10 +128,9 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry;
   TopologyStore store;
-  // BPF: the server needs an identity when constructed, BpfRuntime needs the bound port: the
-  // deferred identity is pointed at the eBPF one once it runs. `bpf` outlives `server`.
-  DeferredCallerIdentity deferred_identity;
-  CallerIdentity* identity = &deferred_identity;
+  // BPF needs the bound port; the server takes the identity when it starts. `bpf` and
+  // `no_identity` outlive `server`.
+  NoCallerIdentity no_identity;
   std::unique_ptr<BpfRuntime> bpf;
 
   asio::io_context control;  // signals, timers, forwarder, sync, metrics endpoint
@@ -202,7 +201,7 @@ int main(int argc, char** argv) {
   sopts.threads = sched_getaffinity(0, sizeof cpus, &cpus) == 0
                       ? static_cast<size_t>(std::max(1, CPU_COUNT(&cpus)))
                       : std::max(1u, std::thread::hardware_concurrency());
-  DnsServer server(sopts, store, *identity, forward, registry);
+  DnsServer server(sopts, store, forward, registry);
   if (auto e = server.bind()) {
     std::cerr << "elasticdns-agent: bad config: " << e->message() << "\n";
     return 2;
@@ -233,7 +232,6 @@ int main(int argc, char** argv) {
     auto started = BpfRuntime::start(config.bpf, redirectTargetOf(server.udpEndpoints()), registry);
     if (started) {
       bpf = std::move(started.value());
-      deferred_identity.set(&bpf->identity());
     } else {
       spdlog::error(
           "ebpf: disabled: {}. Degraded: callers are identified by source address only, and "
@@ -275,7 +273,7 @@ int main(int argc, char** argv) {
     docker->start();
   }
 
-  server.start();
+  server.start(bpf ? static_cast<CallerIdentity&>(bpf->identity()) : no_identity);
   for (const auto& ep : server.udpEndpoints())
     std::cout << "listening on udp " << hostPort(ep.address(), ep.port()) << "\n";
   for (const auto& ep : server.tcpEndpoints())

@@ -142,7 +142,7 @@ struct DnsServer::Impl {
 
   ServerOptions options;
   TopologyStore& store;
-  CallerIdentity& identity;
+  CallerIdentity* identity = nullptr;  // set by start(), before any worker runs
   ForwardFn forward;
   metrics::Registry& registry;
   StickyTable sticky;
@@ -163,10 +163,9 @@ struct DnsServer::Impl {
   std::atomic<uint64_t> forwarded_queries[kTypes][kRcodes] = {};
   std::vector<std::unique_ptr<Worker>> workers;
 
-  Impl(ServerOptions o, TopologyStore& s, CallerIdentity& id, ForwardFn f, metrics::Registry& r)
+  Impl(ServerOptions o, TopologyStore& s, ForwardFn f, metrics::Registry& r)
       : options(std::move(o)),
         store(s),
-        identity(id),
         forward(std::move(f)),
         registry(r),
         forward_limit(options.forward_per_second, options.forward_burst),
@@ -222,7 +221,7 @@ struct DnsServer::Impl {
     AnswerInput in;
     in.query = &q;
     in.packet = packet;
-    in.container_id = identity.containerIdOf(peer);
+    in.container_id = identity->containerIdOf(peer);
     in.source = &from;
     in.now = ctx.now;
     in.stale = stale.load(std::memory_order_relaxed);
@@ -541,10 +540,9 @@ void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
   });
 }
 
-DnsServer::DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity& identity,
-                     ForwardFn forward, metrics::Registry& metrics)
-    : impl_(std::make_unique<Impl>(std::move(options), store, identity, std::move(forward),
-                                   metrics)) {
+DnsServer::DnsServer(ServerOptions options, TopologyStore& store, ForwardFn forward,
+                     metrics::Registry& metrics)
+    : impl_(std::make_unique<Impl>(std::move(options), store, std::move(forward), metrics)) {
   Impl& s = *impl_;
   if (s.options.threads == 0) s.options.threads = 1;
   for (size_t i = 0; i < s.options.threads; ++i)
@@ -722,7 +720,8 @@ std::vector<tcp::endpoint> DnsServer::tcpEndpoints() const {
   return impl_->tcp_bound;
 }
 
-void DnsServer::start() {
+void DnsServer::start(CallerIdentity& identity) {
+  impl_->identity = &identity;  // the workers' threads start below: they see it
   for (auto& w : impl_->workers) {
     for (auto& sock : w->sockets) w->arm(*sock);
     for (auto& a : w->acceptors) w->accept(*a);

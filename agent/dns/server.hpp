@@ -20,9 +20,9 @@
 #include <boost/asio/ip/udp.hpp>
 
 #include "agent/dns/caller_identity.hpp"
+#include "agent/dns/topology_store.hpp"
 #include "agent/util/cidr.hpp"
 #include "agent/util/inherited_sockets.hpp"
-#include "agent/dns/topology_store.hpp"
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/result.hpp"
 
@@ -51,10 +51,9 @@ using ForwardFn = std::function<void(std::span<const uint8_t> query,
 
 class DnsServer {
  public:
-  /// `identity` must outlive the server. `forward` may be empty: names outside the zone then
-  /// get REFUSED.
-  DnsServer(ServerOptions options, TopologyStore& store, CallerIdentity& identity,
-            ForwardFn forward, metrics::Registry& metrics);
+  /// `forward` may be empty: names outside the zone then get REFUSED.
+  DnsServer(ServerOptions options, TopologyStore& store, ForwardFn forward,
+            metrics::Registry& metrics);
   ~DnsServer();
   DnsServer(const DnsServer&) = delete;
   DnsServer& operator=(const DnsServer&) = delete;
@@ -64,8 +63,10 @@ class DnsServer {
   std::optional<Error> bind();
   std::vector<boost::asio::ip::udp::endpoint> udpEndpoints() const;
   std::vector<boost::asio::ip::tcp::endpoint> tcpEndpoints() const;
-  /// Start the worker threads.
-  void start();
+  /// Start the worker threads, identifying callers with `identity` (which must outlive the
+  /// server). The sockets are bound before (bind()), so the eBPF redirect can be pointed at
+  /// them before the identity that depends on it exists.
+  void start(CallerIdentity& identity);
   /// Stop reading new queries (UDP and TCP); forwarded queries still in flight are answered.
   void stopReceiving();
   /// Queries handed to the forwarder and not yet answered.

@@ -14,8 +14,8 @@
 #include <optional>
 #include <string>
 
-#include "agent/ebpf/bpf_config.hpp"
 #include "agent/dns/caller_identity.hpp"
+#include "agent/ebpf/bpf_config.hpp"
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/result.hpp"
 
@@ -33,22 +33,6 @@ struct RedirectTarget {
 /// the first specific IPv4 and IPv6 address bound to that port (0.0.0.0 and :: cannot be a
 /// destination; the programs know one port, so list the addresses with the same port).
 RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>& bound);
-
-/// A CallerIdentity that can be pointed at the eBPF one once it has started, after the server
-/// (which needs an identity when constructed) has bound its sockets. Until then, and when BPF
-/// is unavailable, it knows no socket.
-class DeferredCallerIdentity final : public CallerIdentity {
- public:
-  /// `target` must outlive every later call; nullptr = know nothing.
-  void set(CallerIdentity* target) noexcept { target_.store(target, std::memory_order_release); }
-  std::string_view containerIdOf(const Peer& peer) noexcept override {
-    CallerIdentity* t = target_.load(std::memory_order_acquire);
-    return t ? t->containerIdOf(peer) : std::string_view{};
-  }
-
- private:
-  std::atomic<CallerIdentity*> target_{nullptr};
-};
 
 class CallerRegistry;
 

@@ -33,7 +33,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 grep -q "nothing built in build; copying the programs" "$out" ||
   fail "the demo did not take its 'nothing built yet' branch"
 # The answer printed after each question: v1 web → v1 api, v2 web → v2 api, then v2 for all.
-answer_after() { grep -A2 -F -- "$1" "$out" | grep -E 'api\.cloud66\.local\.\s' | head -n 1; }
+answer_after() { grep -A4 -F -- "$1" "$out" | grep -E 'api\.cloud66\.local\.\s' | head -n 1; }
 answer_after "it gets the v1 api ---" | grep -q '10\.77\.1\.20$' || fail "web-v1 did not get api v1"
 answer_after "it gets the v2 api ---" | grep -q '10\.77\.1\.21$' || fail "web-v2 did not get api v2"
 answer_after "the old web now gets v2 ---" | grep -q '10\.77\.1\.21$' ||
