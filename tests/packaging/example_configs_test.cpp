@@ -1,5 +1,5 @@
 // The configs the package installs (agent/agent.example.yml, central/central.example.yml) and
-// every YAML example of README's operations section parse with the daemons' own parsers; the
+// every YAML example of agent/README.md's operations section parse with the daemons' own parsers; the
 // `docker:` section of the agent's config rejects bad input naming the key.
 #include <gtest/gtest.h>
 
@@ -25,7 +25,7 @@ std::string readFile(const std::string& path) {
 }
 
 std::vector<std::string> operationsExamples() {
-  return elasticdns::testing::readmeYamlBlocks(std::string(ELASTICDNS_SOURCE_DIR) + "/README.md",
+  return elasticdns::testing::readmeYamlBlocks("agent/README.md",
                                                "<!-- operations -->");
 }
 

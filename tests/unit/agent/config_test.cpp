@@ -1,4 +1,4 @@
-// The agent's YAML config: every example in README's agent section parses; bad input is
+// The agent's YAML config: every example in agent/README.md's configuration section parses; bad input is
 // rejected with the key and the reason.
 #include "agent/config.hpp"
 
@@ -10,13 +10,13 @@ namespace elasticdns::agent {
 namespace {
 
 std::vector<std::string> readmeExamples() {
-  return elasticdns::testing::readmeYamlBlocks(ELASTICDNS_README, "<!-- agent -->",
+  return elasticdns::testing::readmeYamlBlocks("agent/README.md", "<!-- agent -->",
                                                "<!-- ebpf -->");
 }
 
 TEST(AgentConfig, ReadmeExamplesParse) {
   auto examples = readmeExamples();
-  ASSERT_FALSE(examples.empty()) << "README's agent section has YAML examples";
+  ASSERT_FALSE(examples.empty()) << "agent/README.md's configuration section has YAML examples";
   for (const auto& e : examples) {
     auto c = parseConfig(e);
     EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message()) << "\n" << e;

@@ -1,13 +1,12 @@
 // service.yml intake, config parsing, durations, the watch registry.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "central/apply.hpp"
 #include "central/config.hpp"
 #include "central/watch.hpp"
+#include "support/readme_util.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::central;
@@ -80,29 +79,17 @@ TEST(Config, RejectsUnknownKeysAndBadValues) {
   EXPECT_EQ(parseConfig("listen: [1]\n").error().field, "listen");
 }
 
-// The example in README.md's central section is parsed here, so the docs cannot rot.
+// The examples in central/README.md are parsed here, so the docs cannot rot.
 TEST(Config, ReadmeExampleParses) {
-  std::ifstream in(std::string(ELASTICDNS_SOURCE_DIR) + "/README.md");
-  ASSERT_TRUE(in);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string readme = ss.str();
-  auto section = readme.find("<!-- central -->");
-  ASSERT_NE(section, std::string::npos);
-  auto start = readme.find("```yaml\n", section);
-  ASSERT_NE(start, std::string::npos);
-  start += 8;
-  auto end = readme.find("```", start);
-  auto c = parseConfig(readme.substr(start, end - start));
+  auto examples = elasticdns::testing::readmeYamlBlocks("central/README.md", "<!-- central -->");
+  ASSERT_EQ(examples.size(), 2u) << "central/README.md: the config and the service.yml examples";
+  auto c = parseConfig(examples[0]);
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->listen, "0.0.0.0:8080");
   EXPECT_EQ(c->durability, Durability::kFull);
   EXPECT_EQ(c->max_watchers, 10000u);
   // The service.yml example that follows it is a valid /v1/apply document.
-  auto yml = readme.find("```yaml\n", end);
-  ASSERT_NE(yml, std::string::npos);
-  yml += 8;
-  auto s = parseServiceYml(readme.substr(yml, readme.find("```", yml) - yml));
+  auto s = parseServiceYml(examples[1]);
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_FALSE(s->empty());
 }

@@ -250,9 +250,9 @@ TEST(CallerRegistry, SocketToContainerThroughTreeAndRescanOnUnknownId) {
 namespace elasticdns::agent {
 namespace {
 
-// Every YAML example in README's eBPF section parses as an agent config with a valid pattern.
+// Every YAML example in agent/README.md's eBPF section parses as an agent config with a valid pattern.
 TEST(ReadmeEbpfSection, ExamplesParse) {
-  auto examples = elasticdns::testing::readmeYamlBlocks(ELASTICDNS_README, "<!-- ebpf -->",
+  auto examples = elasticdns::testing::readmeYamlBlocks("agent/README.md", "<!-- ebpf -->",
                                                         "<!-- operations -->");
   int n = 0;
   for (const auto& example : examples) {
