@@ -1,4 +1,4 @@
-# How ElasticDNS is installed and packaged (README.md, "Operations"): install helpers used by
+# How ElasticDNS is installed and packaged (agent/README.md, "Operations"): install helpers used by
 # agent/ and central/, and the CPack configuration of the one Debian package, `elasticdns`, that
 # holds both daemons, elasticdnsctl, the units and the configs. The top-level CMakeLists.txt
 # includes this file before the parts and calls elasticdns_configure_cpack() after them.
@@ -47,6 +47,10 @@ endfunction()
 
 install(FILES ${CMAKE_SOURCE_DIR}/README.md
         DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/elasticdns)
+foreach(part agent central)
+  install(FILES ${CMAKE_SOURCE_DIR}/${part}/README.md
+          DESTINATION ${CMAKE_INSTALL_DATAROOTDIR}/doc/elasticdns/${part})
+endforeach()
 # The state directory; the units also create it (StateDirectory=), the .deb's postinst too.
 install(CODE "file(MAKE_DIRECTORY \"\$ENV{DESTDIR}/var/lib/elasticdns\")")
 

@@ -1,5 +1,5 @@
 #pragma once
-// The agent config's `bpf:` section (README "Agent configuration").
+// The agent config's `bpf:` section (agent/README.md, "Configuration").
 #include <string>
 #include <vector>
 

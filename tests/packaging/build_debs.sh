@@ -27,7 +27,8 @@ contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
 for f in ./usr/sbin/elasticdns-agent ./usr/bin/elasticdns-central ./usr/bin/elasticdnsctl \
   ./usr/lib/systemd/system/elasticdns-agent.service ./usr/lib/systemd/system/elasticdns-agent.socket \
   ./usr/lib/systemd/system/elasticdns-central.service ./etc/elasticdns/agent.yml \
-  ./etc/elasticdns/central.yml; do
+  ./etc/elasticdns/central.yml ./usr/share/doc/elasticdns/README.md \
+  ./usr/share/doc/elasticdns/agent/README.md ./usr/share/doc/elasticdns/central/README.md; do
   grep -qxF "$f" <<<"$contents" || fail "$f missing from the package"
 done
 ctrl=$(mktemp -d)
