@@ -255,25 +255,23 @@ class Http:
         response)."""
         if isinstance(body, (dict, list)):
             body = json.dumps(body)
-        if not self.keep_alive:
-            conn = self._connect()
+        for attempt in (1, 2):
+            conn = self.conn or self._connect()
             try:
                 conn.request(method, path, body=body, headers=headers or {})
                 resp = conn.getresponse()
-                return resp.status, resp.read(), resp
-            finally:
-                conn.close()
-        for attempt in (1, 2):
-            if self.conn is None:
-                self.conn = self._connect()
-            try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                resp = self.conn.getresponse()
-                return resp.status, resp.read(), resp
+                data = resp.read()
             except (http.client.HTTPException, OSError):
-                self.close()
-                if attempt == 2:
+                conn.close()
+                self.conn = None
+                if not self.keep_alive or attempt == 2:
                     raise
+                continue
+            if self.keep_alive:
+                self.conn = conn
+            else:
+                conn.close()
+            return resp.status, data, resp
 
     def metric(self, name):
         """The value of one sample of GET /metrics, or None."""
