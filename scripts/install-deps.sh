@@ -12,9 +12,10 @@ packages=(
   libboost-dev libboost-program-options-dev libldns-dev libspdlog-dev libfmt-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev googletest nlohmann-json3-dev libsqlite3-dev
   libsystemd-dev libssl-dev
-  # test and demo tools: real DNS clients, a real resolver, netns, musl
+  # test and demo tools: real DNS clients, a real resolver, netns, musl; the Python tests'
+  # DNS library
   dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
-  python3 util-linux
+  python3 python3-dnspython util-linux
   # packaging and operations tests: dpkg-shlibdeps, systemd-analyze, a Debian system
   # container (systemd-nspawn over debootstrap), a real dockerd and a busybox image for it
   dpkg-dev systemd systemd-container debootstrap docker.io busybox-static

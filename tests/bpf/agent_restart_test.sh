@@ -164,7 +164,7 @@ echo "generation 1 (PID $cur) on $addr:$port, 127.0.0.1:$lport, metrics :$mport"
 write_config "$tmp/same.yaml" "\"$addr:$port\", \"127.0.0.1:$lport\"" "$mport"
 
 # --- the stream, from the container: resolv.conf-style target = the blackholed $bh
-py=$(python3 -c 'import sys; print(sys.executable)') # the interpreter, not a launcher script
+py=/usr/bin/python3 # Debian's, with python3-dnspython; not a launcher script
 run_in "$ctr" "$ns" -- "$py" "$here/query_stream.py" "$bh" api.cloud66.local 10.77.1.1 \
   "$tmp/stop" 45 >"$tmp/stream.out" 2>&1 &
 stream=$!

@@ -9,12 +9,15 @@ Runs until STOPFILE exists or MAX_SECONDS passed. Prints `progress udp_ok=N tcp_
 0.2 s, each failure as `failed PROTO T REASON`, and at the end
 `udp sent=N ok=N failed=N tcp sent=N ok=N failed=N`. Exit 0 only when nothing failed."""
 import os
-import random
-import socket
-import struct
 import sys
 import threading
 import time
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
 
 TIMEOUT = 1.0  # seconds; the agent answers zone names in well under a millisecond
 UDP_GAP = 0.002  # between queries of one stream: a few hundred queries a second
@@ -22,28 +25,28 @@ TCP_GAP = 0.005
 
 server, name, expect, stopfile, max_seconds = sys.argv[1:6]
 deadline = time.monotonic() + float(max_seconds)
-want = socket.inet_aton(expect)
-qname = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
 lock = threading.Lock()
 stats = {p: {"sent": 0, "ok": 0, "failed": 0} for p in ("udp", "tcp")}
 t0 = time.monotonic()
 
 
-def query(qid):
-    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
-
-
-def check(qid, reply):
-    if len(reply) < 12:
-        return "short reply"
-    rid, flags = struct.unpack(">HH", reply[:4])
-    if rid != qid:
-        return "wrong id"
-    if flags & 0x000F:
-        return "rcode %d" % (flags & 0x0F)
-    if want not in reply[12 + len(qname) + 4:]:
+def check(reply):
+    """None when `reply` answers NOERROR with an A record of EXPECT, else the reason."""
+    if reply.rcode() != dns.rcode.NOERROR:
+        return "rcode %d" % reply.rcode()
+    if not any(rr.address == expect for rrset in reply.answer
+               if rrset.rdtype == dns.rdatatype.A for rr in rrset):
         return "answer without " + expect
     return None
+
+
+def ask(send):
+    """The outcome of one query sent by `send` (dns.query.udp or tcp): None or the reason."""
+    try:
+        return check(send(dns.message.make_query(name, dns.rdatatype.A), server,
+                          timeout=TIMEOUT, port=53))
+    except (OSError, dns.exception.DNSException) as e:
+        return "%s: %s" % (type(e).__name__, e)
 
 
 def record(proto, err):
@@ -61,50 +64,14 @@ def running():
     return time.monotonic() < deadline and not os.path.exists(stopfile)
 
 
-def udp_stream():
+def stream(proto, send, gap):
     while running():
-        qid = random.randrange(65536)
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.settimeout(TIMEOUT)
-        try:
-            s.sendto(query(qid), (server, 53))
-            reply, _ = s.recvfrom(4096)
-            err = check(qid, reply)
-        except OSError as e:
-            err = "%s: %s" % (type(e).__name__, e)
-        finally:
-            s.close()
-        record("udp", err)
-        time.sleep(UDP_GAP)
+        record(proto, ask(send))
+        time.sleep(gap)
 
 
-def recv_exact(s, n):
-    data = b""
-    while len(data) < n:
-        chunk = s.recv(n - len(data))
-        if not chunk:
-            raise OSError("connection closed after %d of %d bytes" % (len(data), n))
-        data += chunk
-    return data
-
-
-def tcp_stream():
-    while running():
-        qid = random.randrange(65536)
-        try:
-            with socket.create_connection((server, 53), timeout=TIMEOUT) as s:
-                s.settimeout(TIMEOUT)
-                q = query(qid)
-                s.sendall(struct.pack(">H", len(q)) + q)
-                (n,) = struct.unpack(">H", recv_exact(s, 2))
-                err = check(qid, recv_exact(s, n))
-        except OSError as e:
-            err = "%s: %s" % (type(e).__name__, e)
-        record("tcp", err)
-        time.sleep(TCP_GAP)
-
-
-threads = [threading.Thread(target=f) for f in (udp_stream, tcp_stream)]
+threads = [threading.Thread(target=stream, args=("udp", dns.query.udp, UDP_GAP)),
+           threading.Thread(target=stream, args=("tcp", dns.query.tcp, TCP_GAP))]
 for t in threads:
     t.start()
 while any(t.is_alive() for t in threads):

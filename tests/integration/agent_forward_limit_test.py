@@ -6,25 +6,23 @@ another caller keeps its own bucket, zone answers are never limited, and the cou
     agent_forward_limit_test.py BUILD_DIR
 """
 import os
-import signal
 import socket
-import struct
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import urllib.request
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+import harness  # noqa: E402  (this directory)
 
 DEADLINE = 20  # seconds: the machine may be loaded
 PER_SECOND, BURST = 2, 5
-
-
-def query(name, qid):
-    q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in name.split("."):
-        q += bytes([len(label)]) + label.encode()
-    return q + b"\x00" + struct.pack(">HH", 1, 1)
 
 
 def upstream(sock, stop):
@@ -35,65 +33,51 @@ def upstream(sock, stop):
             data, peer = sock.recvfrom(512)
         except socket.timeout:
             continue
-        if len(data) >= 12:
-            sock.sendto(data[:2] + b"\x81\x80" + data[4:6] + b"\x00\x00" * 3 + data[12:], peer)
+        try:
+            reply = dns.message.make_response(dns.message.from_wire(data))
+        except dns.exception.DNSException:
+            continue
+        reply.flags |= dns.flags.RA
+        sock.sendto(reply.to_wire(), peer)
 
 
-def ask(source, port, name, qid):
+def ask(source, port, name):
     """The rcode of the agent's answer to `name`, asked from `source`."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind((source, 0))
-    s.settimeout(5)
-    s.sendto(query(name, qid), ("127.0.0.1", port))
-    while True:
-        data, _ = s.recvfrom(4096)
-        if data[:2] == struct.pack(">H", qid):
-            s.close()
-            return data[3] & 0x0F
+    q = dns.message.make_query(name, dns.rdatatype.A)
+    return dns.query.udp(q, "127.0.0.1", timeout=5, port=port, source=source,
+                         ignore_unexpected=True).rcode()
 
 
 def main():
     build = sys.argv[1]
-    agent = os.path.join(build, "agent", "elasticdns-agent")
-    tmp = tempfile.mkdtemp(prefix="edns-limit-")
+    agent_bin = os.path.join(build, "agent", "elasticdns-agent")
+    ws = harness.Workspace(prefix="edns-limit-")
     up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     up.bind(("127.0.0.1", 0))
     stop = threading.Event()
     t = threading.Thread(target=upstream, args=(up, stop), daemon=True)
     t.start()
-    os.mkdir(os.path.join(tmp, "state"))
-    with open(os.path.join(tmp, "state", "topology.json"), "w") as f:
-        f.write("""{"index": 1, "servers": [{"name": "host1", "address": "127.0.0.1"}],
+    os.mkdir(ws.path("state"))
+    ws.write("state/topology.json", """{"index": 1, "servers": [{"name": "host1", "address": "127.0.0.1"}],
  "services": [{"name": "api"}], "versions": [{"name": "v1", "generation": 1}],
  "containers": [{"id": "api-1", "service": "api", "version": "v1", "server": "host1",
                  "address": "10.77.1.1"}]}""")
-    config = os.path.join(tmp, "agent.yaml")
-    with open(config, "w") as f:
-        f.write(f"""listen: [127.0.0.1:0]
-server_name: host1
-state_dir: {tmp}/state
-upstreams: ["127.0.0.1:{up.getsockname()[1]}"]
-metrics_listen: 127.0.0.1:0
-forward_limit: {{per_second: {PER_SECOND}, burst: {BURST}}}
-""")
-    log = open(os.path.join(tmp, "agent.log"), "wb")
-    p = subprocess.Popen([agent, "--config", config], stdout=subprocess.PIPE, stderr=log,
-                         stdin=subprocess.DEVNULL)
+    agent = harness.Agent(ws, agent_bin, {
+        "listen": ["127.0.0.1:0"],
+        "server_name": "host1",
+        "state_dir": ws.path("state"),
+        "upstreams": [f"127.0.0.1:{up.getsockname()[1]}"],
+        "metrics_listen": "127.0.0.1:0",
+        "forward_limit": {"per_second": PER_SECOND, "burst": BURST},
+    })
     try:
-        lines, end = [], time.monotonic() + DEADLINE
-        while len(lines) < 3:  # udp, tcp, metrics
-            line = p.stdout.readline().decode()
-            if not line or time.monotonic() > end:
-                raise AssertionError(f"agent did not start: {lines}")
-            if line.startswith("listening on"):
-                lines.append(line.split()[2:])
-        dns = next(int(a.rsplit(":", 1)[1]) for kind, a in lines if kind == "udp")
-        metrics = "http://" + next(a for kind, a in lines if kind == "metrics")
+        agent.start(DEADLINE)
+        dns_port = agent.port
 
         start = time.monotonic()
-        rcodes = [ask("127.0.0.1", dns, f"n{i}.example.test", 100 + i) for i in range(20)]
+        rcodes = [ask("127.0.0.1", dns_port, f"n{i}.example.test") for i in range(20)]
         elapsed = time.monotonic() - start
-        ok, refused = rcodes.count(0), rcodes.count(5)
+        ok, refused = rcodes.count(dns.rcode.NOERROR), rcodes.count(dns.rcode.REFUSED)
         # The burst, plus what the bucket refilled while the 20 queries ran.
         allowed_max = BURST + int(elapsed * PER_SECOND) + 1
         assert BURST <= ok <= allowed_max, f"{ok} forwarded of 20 in {elapsed:.2f}s: {rcodes}"
@@ -101,35 +85,26 @@ forward_limit: {{per_second: {PER_SECOND}, burst: {BURST}}}
         assert rcodes[:BURST] == [0] * BURST, f"the burst was not forwarded: {rcodes}"
         print(f"ok: caller 127.0.0.1: {ok} forwarded, {refused} REFUSED in {elapsed:.2f}s")
 
-        other = [ask("127.0.0.2", dns, f"m{i}.example.test", 200 + i) for i in range(3)]
+        other = [ask("127.0.0.2", dns_port, f"m{i}.example.test") for i in range(3)]
         assert other == [0, 0, 0], f"caller 127.0.0.2 was limited too: {other}"
         print("ok: caller 127.0.0.2 has its own bucket")
 
-        zone = ask("127.0.0.1", dns, "api.cloud66.local", 300)
+        zone = ask("127.0.0.1", dns_port, "api.cloud66.local")
         assert zone == 0, f"a zone answer for the limited caller: rcode {zone}"
         print(f"ok: the limited caller still gets zone answers (rcode {zone})")
 
-        with urllib.request.urlopen(f"{metrics}/metrics", timeout=5) as r:
-            text = r.read().decode()
-        got = [l for l in text.splitlines()
-               if l.startswith("elasticdns_agent_forward_limited_total")]
-        assert got and float(got[0].split()[-1]) == refused, f"metric: {got}, want {refused}"
-        print(f"ok: {got[0]}")
+        got = agent.metric("elasticdns_agent_forward_limited_total")
+        assert got == refused, f"metric: {got}, want {refused}"
+        print(f"ok: elasticdns_agent_forward_limited_total {got}")
     except Exception:
-        log.flush()
-        sys.stdout.write(open(os.path.join(tmp, "agent.log")).read()[-3000:])
+        for name, kind, text in ws.logs(tail=3000):
+            sys.stdout.write(f"--- {name} {kind}\n{text}\n")
         raise
     finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        ws.close()
         stop.set()
         t.join()
         up.close()
-        subprocess.run(["rm", "-rf", tmp], check=False)
 
 
 if __name__ == "__main__":

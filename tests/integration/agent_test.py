@@ -11,18 +11,17 @@ the agent restarted while central is down (answers from its persisted snapshot),
 
 usage: agent_test.py BUILD_DIR       (exit 77 = skipped: a tool is missing)
 """
-import json
 import os
 import re
-import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+import harness  # noqa: E402  (this directory)
 
 BUILD = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else "build"
 AGENT = os.path.join(BUILD, "agent", "elasticdns-agent")
@@ -30,7 +29,6 @@ CENTRAL = os.path.join(BUILD, "central", "elasticdns-central")
 DOMAIN = "cloud66.local"
 DEADLINE = 10.0  # seconds to wait for any condition
 
-PROCS = []
 FAILURES = []
 
 
@@ -41,51 +39,7 @@ def check(cond, what):
 
 
 def wait_for(fn, what, deadline=DEADLINE):
-    end = time.monotonic() + deadline
-    last = None
-    while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
-
-
-def start(cmd, log, stdout=subprocess.PIPE, env=None):
-    p = subprocess.Popen(cmd, stdout=stdout, stderr=open(log, "ab"), stdin=subprocess.DEVNULL,
-                         env=env)
-    PROCS.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-    return p.returncode
-
-
-def read_listening(p, want):
-    """The `listening on ...` lines of a daemon's stdout, until `want` of them."""
-    lines, buf = [], b""
-    end = time.monotonic() + DEADLINE
-    while len(lines) < want:
-        left = end - time.monotonic()
-        if left <= 0 or p.poll() is not None:
-            raise AssertionError(f"no 'listening on' lines from {p.args[0]}: {lines}")
-        r, _, _ = select.select([p.stdout], [], [], left)
-        if r:
-            chunk = os.read(p.stdout.fileno(), 4096)
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.startswith(b"listening on"):
-                    lines.append(line.decode())
-    return lines
+    return harness.poll(what, fn, deadline, interval=0.05)
 
 
 def free_port(addr):
@@ -106,18 +60,8 @@ def free_port(addr):
     raise RuntimeError("no free port")
 
 
-class Agent:
-    def __init__(self, tmp, config_text, name="agent", env=None):
-        self.tmp = tmp
-        self.config = os.path.join(tmp, name + ".yaml")
-        self.log = os.path.join(tmp, name + ".log")
-        with open(self.config, "w") as f:
-            f.write(config_text)
-        self.proc = start([AGENT, "--config", self.config], self.log, env=env)
-        lines = read_listening(self.proc, 3)
-        self.port = int(next(l for l in lines if " udp " in l).rsplit(":", 1)[1])
-        self.tcp_port = int(next(l for l in lines if " tcp " in l).rsplit(":", 1)[1])
-        self.metrics = next(l for l in lines if " metrics " in l).split()[-1]
+class Agent(harness.Agent):
+    """The agent on loopback, asked with dig."""
 
     def dig(self, name, qtype="A", src=None, *opts):
         cmd = ["dig", "@127.0.0.1", "-p", str(self.port), "+time=2", "+tries=1"]
@@ -130,10 +74,6 @@ class Agent:
         out = self.dig(name, qtype, src, "+noall", "+answer", *opts)
         return [l.split(None, 4)[4] for l in out.splitlines() if l and not l.startswith(";")]
 
-    def logtext(self):
-        with open(self.log, errors="replace") as f:
-            return f.read()
-
 
 def status(out):
     m = re.search(r"status: (\w+)", out)
@@ -145,44 +85,16 @@ def flags(out):
     return set(m.group(1).split()) if m else set()
 
 
-class Central:
-    def __init__(self, tmp):
-        self.admin = "admin-" + os.urandom(8).hex()
-        self.agent = "agent-" + os.urandom(8).hex()
-        self.admin_file = os.path.join(tmp, "admin.token")
-        self.agent_file = os.path.join(tmp, "agent.token")
-        for path, tok in ((self.admin_file, self.admin), (self.agent_file, self.agent)):
-            with open(path, "w") as f:
-                f.write(tok + "\n")
-        self.data = os.path.join(tmp, "central-data")
-        self.tmp = tmp
-        self.proc = None
-
-    def start(self):
-        self.proc = start([CENTRAL, "--listen", "127.0.0.1:0", "--data-dir", self.data,
-                           "--admin-token-file", self.admin_file, "--agent-token-file",
-                           self.agent_file], os.path.join(self.tmp, "central.log"))
-        self.url = "http://" + read_listening(self.proc, 1)[0].split()[-1]
-
-    def put(self, path, body):
-        req = urllib.request.Request(self.url + "/v1/" + path, data=json.dumps(body).encode(),
-                                     method="PUT", headers={
-                                         "Authorization": "Bearer " + self.admin,
-                                         "Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=5) as r:
-            assert r.status in (200, 201, 204), r.status
-
-
 def container(central, cid, service, version, server, address, state="running"):
-    central.put("containers/" + cid, {"service": service, "version": version, "server": server,
-                                      "address": address, "state": state})
+    central.put("containers", cid, {"service": service, "version": version, "server": server,
+                                    "address": address, "state": state})
 
 
-def scenario(tmp):
+def scenario(ws):
     # --- unbound: the "internet", a local zone on its own loopback address ---
     ub_addr = f"127.77.{os.getpid() % 200}.1"
     ub_port = free_port(ub_addr)
-    ub_dir = os.path.join(tmp, "unbound")
+    ub_dir = ws.path("unbound")
     os.mkdir(ub_dir)
     with open(os.path.join(ub_dir, "unbound.conf"), "w") as f:
         f.write(f"""server:
@@ -205,21 +117,19 @@ def scenario(tmp):
 remote-control:
   control-enable: no
 """)
-    unbound = start(["unbound", "-d", "-c", os.path.join(ub_dir, "unbound.conf")],
-                    os.path.join(tmp, "unbound.log"), stdout=subprocess.DEVNULL)
+    unbound = ws.spawn("unbound", ["unbound", "-d", "-c", os.path.join(ub_dir, "unbound.conf")])
     wait_for(lambda: "192.0.2.1" in subprocess.run(
         ["dig", "@" + ub_addr, "-p", str(ub_port), "+short", "+time=1", "+tries=1",
          "www.example.test"], capture_output=True, text=True).stdout, "unbound")
 
     # --- central with a topology ---
-    central = Central(tmp)
-    central.start()
+    central = harness.Central(ws, CENTRAL).start()
     for name in ("host1", "host2"):
-        central.put("servers/" + name, {"address": "192.0.2.10"})
-    central.put("services/api", {"ports": ["3000:80:443"]})
-    central.put("services/flat", {"dns_behaviour": "non-versioned"})
-    central.put("services/stick", {"load_balancing": "sticky"})
-    central.put("services/near", {"load_balancing": "closest"})
+        central.put("servers", name, {"address": "192.0.2.10"})
+    central.put("services", "api", {"ports": ["3000:80:443"]})
+    central.put("services", "flat", {"dns_behaviour": "non-versioned"})
+    central.put("services", "stick", {"load_balancing": "sticky"})
+    central.put("services", "near", {"load_balancing": "closest"})
     # v1 first: central orders versions by first sight.
     container(central, "web-1", "web", "v1", "host1", "127.0.1.1")
     container(central, "api-1a", "api", "v1", "host1", "10.0.1.1")
@@ -238,23 +148,21 @@ remote-control:
     container(central, "near-3", "near", "v1", "host2", "10.7.0.3")
     for i in range(40):
         container(central, f"big-{i}", "big", "v1", "host1", f"10.8.0.{i + 1}")
-    central.put("datasources/mysql/main", {"primary": True, "addresses": ["10.9.0.1"]})
-    central.put("datasources/mysql/spare", {"addresses": ["10.9.0.2"]})
+    central.put("datasources", "mysql/main", {"primary": True, "addresses": ["10.9.0.1"]})
+    central.put("datasources", "mysql/spare", {"addresses": ["10.9.0.2"]})
 
-    state = os.path.join(tmp, "state")
-    agent_config = f"""listen: ["127.0.0.1:0"]
-server_name: host1
-central:
-  urls: ["{central.url}"]
-  token_file: {central.agent_file}
-upstreams: ["{ub_addr}:{ub_port}"]
-stale_after: 2s
-sticky_window: 60s
-state_dir: {state}
-allow_networks: [127.0.0.0/16]
-metrics_listen: 127.0.0.1:0
-"""
-    agent = Agent(tmp, agent_config)
+    agent_config = {
+        "listen": ["127.0.0.1:0"],
+        "server_name": "host1",
+        "central": {"urls": [central.url], "token_file": central.agent_token_file},
+        "upstreams": [f"{ub_addr}:{ub_port}"],
+        "stale_after": "2s",
+        "sticky_window": "60s",
+        "state_dir": ws.path("state"),
+        "allow_networks": ["127.0.0.0/16"],
+        "metrics_listen": "127.0.0.1:0",
+    }
+    agent = Agent(ws, AGENT, agent_config).start()
     wait_for(lambda: agent.answers("api." + DOMAIN, "A", "127.0.1.1"), "the first snapshot")
 
     s = lambda xs: sorted(xs)
@@ -313,14 +221,13 @@ metrics_listen: 127.0.0.1:0
              "a new container to appear")
     check(True, "live update: a new container appears")
 
-    metrics = urllib.request.urlopen(f"http://{agent.metrics}/metrics", timeout=5).read().decode()
+    metrics = agent.metrics_text()
     m = re.search(r'elasticdns_agent_queries_total\{type="A",rcode="NOERROR"\} (\d+)', metrics)
     check(m is not None and int(m.group(1)) > 10, "metrics: queries by type and rcode")
     check('elasticdns_agent_callers_total{caller="identified"}' in metrics, "metrics: callers")
 
     # Central killed mid-test: answers go on, then carry EDE 3 (Stale Answer).
-    central.proc.kill()
-    central.proc.wait()
+    central.kill()
     check(s(agent.answers("api." + DOMAIN, "A", "127.0.1.1")) == ["10.0.1.1", "10.0.1.2"],
           "central down: still answering")
     wait_for(lambda: "EDE: 3" in agent.dig("api." + DOMAIN), "EDE 3 (Stale Answer)")
@@ -328,36 +235,36 @@ metrics_listen: 127.0.0.1:0
     check("EDE: 3" in stale and status(stale) == "NOERROR", "stale answers carry EDE 3")
 
     # The agent restarted while central is down: it answers from its persisted snapshot.
-    check(stop(agent.proc) == 0, "SIGTERM: the agent exits 0")
-    agent2 = Agent(tmp, agent_config, "agent2")
+    check(agent.stop() == 0, "SIGTERM: the agent exits 0")
+    agent2 = Agent(ws, AGENT, agent_config, "agent2").start()
     check(s(agent2.answers("api." + DOMAIN, "A", "127.0.1.1")) == ["10.0.1.1", "10.0.1.2"],
           "restarted with central down: answers from disk")
     check("10.0.2.4" in agent2.answers("api." + DOMAIN, "A", "127.0.1.2"),
           "restarted: the snapshot is the latest one")
 
     # SIGHUP with a bad config: rejected, the old one keeps serving; a good one applies.
-    with open(agent2.config, "w") as f:
-        f.write(agent_config + "ttl: forever\n")
-    agent2.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "reload rejected" in agent2.logtext(), "the reload to be rejected")
-    check("ttl" in agent2.logtext().split("reload rejected", 1)[1].splitlines()[0],
+    agent2.config["ttl"] = "forever"
+    agent2.write_config()
+    agent2.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload rejected" in agent2.log(), "the reload to be rejected")
+    check("ttl" in agent2.log().split("reload rejected", 1)[1].splitlines()[0],
           "SIGHUP bad config: the log names the key")
     check(agent2.answers("api." + DOMAIN, "A", "127.0.1.1") != [], "old config keeps serving")
-    with open(agent2.config, "w") as f:
-        f.write(agent_config + "ttl: 7s\n")
-    agent2.proc.send_signal(signal.SIGHUP)
+    agent2.config["ttl"] = "7s"
+    agent2.write_config()
+    agent2.send_signal(signal.SIGHUP)
     wait_for(lambda: agent2.dig("flat." + DOMAIN, "A", None, "+noall", "+answer").split()[1:2]
              == ["7"], "the new TTL")
     check(True, "SIGHUP good config: applied")
-    check(stop(agent2.proc) == 0, "SIGTERM again: exit 0")
-    stop(unbound)
+    check(agent2.stop() == 0, "SIGTERM again: exit 0")
+    unbound.stop()
 
     # systemd notifications, to a real notify socket: READY, WATCHDOG, STOPPING.
-    notify_path = os.path.join(tmp, "notify.sock")
+    notify_path = ws.path("notify.sock")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
-    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="200000")
-    agent3 = Agent(tmp, agent_config, "agent3", env=env)
+    env = {"NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "200000"}
+    agent3 = Agent(ws, AGENT, agent_config, "agent3", env=env).start()
     got = []
     end = time.monotonic() + DEADLINE
     notify.settimeout(0.5)
@@ -368,22 +275,20 @@ metrics_listen: 127.0.0.1:0
             pass
     check(b"READY=1" in got, "sd_notify READY=1")
     check(got.count(b"WATCHDOG=1") >= 2, "sd_notify WATCHDOG=1, repeatedly")
-    agent3.proc.send_signal(signal.SIGTERM)
+    agent3.send_signal(signal.SIGTERM)
     try:
         got += notify.recv(4096).split(b"\n")
     except socket.timeout:
         pass
     check(b"STOPPING=1" in got, "sd_notify STOPPING=1 on SIGTERM")
-    check(stop(agent3.proc) == 0, "exit 0")
+    check(agent3.stop() == 0, "exit 0")
     notify.close()
 
 
-def bad_config_at_start(tmp):
-    path = os.path.join(tmp, "bad.yaml")
+def bad_config_at_start(ws):
     for text, key in (("listen: [\"127.0.0.1\"]\n", "listen/0"), ("ttl: soon\n", "ttl"),
                       ("colour: blue\n", "colour")):
-        with open(path, "w") as f:
-            f.write(text)
+        path = ws.write("bad.yaml", text)
         r = subprocess.run([AGENT, "--config", path], capture_output=True, text=True, timeout=10)
         check(r.returncode != 0 and key in r.stderr and "bad config" in r.stderr,
               f"bad config at start ({key}): exit {r.returncode}, {r.stderr.strip()}")
@@ -398,24 +303,18 @@ def main():
         if not os.access(binary, os.X_OK):
             print(f"FAIL: {binary} not built")
             return 1
-    tmp = tempfile.mkdtemp(prefix="elasticdns-agent-it-")
+    ws = harness.Workspace(prefix="elasticdns-agent-it-")
     try:
-        bad_config_at_start(tmp)
-        scenario(tmp)
+        bad_config_at_start(ws)
+        scenario(ws)
     except Exception as e:  # a timeout or a broken step: report it, clean up
         FAILURES.append(repr(e))
         print("FAIL", repr(e))
-        for name in sorted(os.listdir(tmp)):
-            if name.endswith(".log"):
-                print(f"--- {name} (tail)")
-                with open(os.path.join(tmp, name), errors="replace") as f:
-                    print("".join(f.readlines()[-15:]))
+        for name, kind, text in ws.logs():
+            print(f"--- {name} {kind} (tail)")
+            print("\n".join(text.splitlines()[-15:]))
     finally:
-        for p in PROCS:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+        ws.close()
     print(f"{len(FAILURES)} failure(s)")
     return 1 if FAILURES else 0
 

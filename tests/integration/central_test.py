@@ -8,131 +8,46 @@ import argparse
 import http.client
 import json
 import os
-import select
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import unittest
+
+sys.dont_write_bytecode = True  # keep the source tree clean
+import harness  # noqa: E402  (this directory)
 
 CENTRAL = None
 CTL = None
 ADMIN = "admin-token-0123456789"
 AGENT = "agent-token-9876543210"
-START_DEADLINE_S = 10
 
 
 def wait_for(predicate, deadline_s=5.0, what="condition"):
-    end = time.monotonic() + deadline_s
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError("timed out waiting for " + what)
+    harness.poll(what, predicate, deadline_s, interval=0.01)
 
 
-class Central:
-    """One elasticdns-central process, killed by PID when the test ends."""
-
-    def __init__(self, tmp, config=None, extra_args=()):
-        self.tmp = tmp
-        self.data_dir = os.path.join(tmp, "data")
-        with open(os.path.join(tmp, "admin.token"), "w") as f:
-            f.write(ADMIN + "\n")
-        with open(os.path.join(tmp, "agent.token"), "w") as f:
-            f.write(AGENT + "\n")
-        self.config = config
-        self.extra_args = list(extra_args)
-        self.proc = None
-        self.port = None
-        self.stderr = open(os.path.join(tmp, "central.log"), "ab")
-
-    def start(self):
-        args = [CENTRAL, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
-                "--admin-token-file", os.path.join(self.tmp, "admin.token"),
-                "--agent-token-file", os.path.join(self.tmp, "agent.token")]
-        if self.config is not None:
-            path = os.path.join(self.tmp, "central.yaml")
-            with open(path, "w") as f:
-                f.write(self.config)
-            args += ["--config", path]
-        self.proc = subprocess.Popen(args + self.extra_args, stdout=subprocess.PIPE,
-                                     stderr=self.stderr)
-        ready, _, _ = select.select([self.proc.stdout], [], [], START_DEADLINE_S)
-        if not ready:
-            self.kill()
-            raise AssertionError("central did not print its listening line")
-        line = self.proc.stdout.readline().decode()
-        if not line.startswith("listening on 127.0.0.1:"):
-            self.kill()
-            raise AssertionError("unexpected first line: %r" % line)
-        self.port = int(line.strip().rsplit(":", 1)[1])
-        return self
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            self.proc.wait(timeout=10)
-        if self.proc:
-            self.proc.stdout.close()
-
-    def stop(self):
-        self.kill(signal.SIGTERM)
-
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def request(self, method, path, body=None, token=ADMIN, headers=None, timeout=10):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        h = dict(headers or {})
-        if token is not None:
-            h["Authorization"] = "Bearer " + token
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-        try:
-            conn.request(method, path, body=body, headers=h)
-            resp = conn.getresponse()
-            data = resp.read()
-            return resp.status, data, resp
-        finally:
-            conn.close()
-
-    def json(self, method, path, body=None, token=ADMIN):
-        status, data, _ = self.request(method, path, body, token)
-        return status, (json.loads(data) if data else None)
-
-    def topology(self):
-        status, body = self.json("GET", "/v1/topology", token=AGENT)
-        assert status == 200, status
-        return body
-
-    def metric(self, name):
-        _, data, _ = self.request("GET", "/metrics", token=None)
-        for line in data.decode().splitlines():
-            if line.startswith(name + " "):
-                return float(line.split()[1])
-        return None
+def start_central(ws, config=None):
+    """A central on 127.0.0.1 (a port the kernel picks) with this suite's tokens."""
+    return harness.Central(ws, CENTRAL, admin_token=ADMIN, agent_token=AGENT,
+                           config_text=config).start()
 
 
 class CentralTestCase(unittest.TestCase):
     config = None
 
     def setUp(self):
-        self.tmpdir = tempfile.TemporaryDirectory(prefix="central-test-")
-        self.central = Central(self.tmpdir.name, config=self.config).start()
+        self.ws = harness.Workspace(prefix="central-test-")
+        self.addCleanup(self.ws.close)
+        self.central = start_central(self.ws, self.config)
 
     def tearDown(self):
-        self.central.kill()
-        self.central.stderr.close()
-        with open(os.path.join(self.tmpdir.name, "central.log"), "rb") as f:
-            log = f.read()
+        self.ws.stop_all()
         # Tokens are never logged.
-        self.assertNotIn(ADMIN.encode(), log)
-        self.assertNotIn(AGENT.encode(), log)
-        self.tmpdir.cleanup()
+        for name, kind, text in self.ws.logs(tail=None):
+            self.assertNotIn(ADMIN, text, f"{name} {kind}")
+            self.assertNotIn(AGENT, text, f"{name} {kind}")
 
     def container(self, cid, service="api", version="v1", server="host1", address="10.0.0.1",
                   **extra):
@@ -526,7 +441,7 @@ class DurabilityTest(CentralTestCase):
         for t in threads:
             t.start()
         wait_for(lambda: len(acked) >= 300, deadline_s=30, what="300 acknowledged writes")
-        self.central.kill(signal.SIGKILL)  # in the middle of the stream
+        self.central.kill()  # in the middle of the stream
         stop.set()
         for t in threads:
             t.join(10)
@@ -552,7 +467,7 @@ class DurabilityTest(CentralTestCase):
             self.assertGreater(body["index"], last)
             last = body["index"]
             if round_ % 2:
-                self.central.kill(signal.SIGKILL)
+                self.central.kill()
             else:
                 self.central.stop()
             self.central.start()
@@ -572,7 +487,7 @@ class DurabilityTest(CentralTestCase):
 class CtlTest(CentralTestCase):
     def ctl(self, *args, token=ADMIN, url=None, env_token=None, stdin=None):
         env = dict(os.environ)
-        env["ELASTICDNS_URL"] = url or self.central.url()
+        env["ELASTICDNS_URL"] = url or self.central.url
         env.pop("ELASTICDNS_TOKEN", None)
         if env_token:
             env["ELASTICDNS_TOKEN"] = env_token
@@ -581,7 +496,7 @@ class CtlTest(CentralTestCase):
         return p.returncode, p.stdout, p.stderr
 
     def test_ctl_end_to_end(self):
-        yml = os.path.join(self.tmpdir.name, "service.yml")
+        yml = os.path.join(self.ws.dir, "service.yml")
         with open(yml, "w") as f:
             f.write("services:\n  api:\n    load_balancing: sticky\n    ports: [\"3000:80\"]\n")
         self.assertEqual(self.ctl("apply", yml)[0], 0)
@@ -594,7 +509,7 @@ class CtlTest(CentralTestCase):
         self.assertEqual(self.ctl("datasource", "put", "mysql", "main", "--address",
                                   "10.0.1.1", "--address", "10.0.1.2", "--primary")[0], 0)
         # The token may come from a file or the environment.
-        token_file = os.path.join(self.tmpdir.name, "admin.token")
+        token_file = os.path.join(self.ws.dir, "admin.token")
         rc, out, err = self.ctl("topology", token=None, env_token=AGENT)
         self.assertEqual(rc, 0, err)
         topo = json.loads(out)["topology"]
@@ -606,7 +521,7 @@ class CtlTest(CentralTestCase):
         self.assertEqual(topo["containers"][0]["id"], "c1")
         index = json.loads(out)["index"]
         # watch: the first line is the snapshot, the second the delta of the next write.
-        p = subprocess.Popen([CTL, "--url", self.central.url(), "--token-file", token_file,
+        p = subprocess.Popen([CTL, "--url", self.central.url, "--token-file", token_file,
                               "watch", "--count", "2", "--wait", "20s"],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -651,7 +566,7 @@ class CtlTest(CentralTestCase):
         self.assertIn("--address", err)
         rc, _, err = self.ctl("server", "put", "h", "--address", "192.0.2.1", "--bogus", "1")
         self.assertEqual(rc, 2)
-        yml = os.path.join(self.tmpdir.name, "bad.yml")
+        yml = os.path.join(self.ws.dir, "bad.yml")
         with open(yml, "w") as f:
             f.write("services:\n  api:\n    image: ubuntu\n")
         rc, _, err = self.ctl("apply", yml)
@@ -670,21 +585,18 @@ class CtlTest(CentralTestCase):
 
 class ConfigFileTest(unittest.TestCase):
     def test_config_file_and_bad_config(self):
-        with tempfile.TemporaryDirectory(prefix="central-test-") as tmp:
-            c = Central(tmp, config="durability: normal\nlog_level: warn\n").start()
+        with harness.Workspace(prefix="central-test-") as ws:
+            c = start_central(ws, config="durability: normal\nlog_level: warn\n")
             try:
                 self.assertEqual(c.request("GET", "/healthz", token=None)[0], 200)
             finally:
                 c.kill()
-            path = os.path.join(tmp, "bad.yaml")
-            with open(path, "w") as f:
-                f.write("listen: 127.0.0.1:0\nunknown_key: 1\n")
-            p = subprocess.run([CENTRAL, "--config", path, "--data-dir", tmp,
-                                "--admin-token-file", os.path.join(tmp, "admin.token")],
+            path = ws.write("bad.yaml", "listen: 127.0.0.1:0\nunknown_key: 1\n")
+            p = subprocess.run([CENTRAL, "--config", path, "--data-dir", ws.dir,
+                                "--admin-token-file", c.admin_token_file],
                                capture_output=True, text=True, timeout=10)
             self.assertNotEqual(p.returncode, 0)
             self.assertIn("unknown_key", p.stderr)
-            c.stderr.close()
 
 
 if __name__ == "__main__":

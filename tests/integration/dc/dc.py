@@ -10,22 +10,31 @@ reaches an agent only through the eBPF redirect.
 Everything created is recorded and removed by World.teardown(), which also checks that nothing
 is left. Names include the PID, so two harnesses can run side by side.
 
-Python 3 standard library only (Debian's /usr/bin/python3).
+The daemons (central, agents, unbound) are started and stopped by the shared harness
+(tests/integration/harness.py); this module adds the namespaces and cgroups around them.
+Python 3 with Debian's python3-dnspython (/usr/bin/python3).
 """
 
 import contextlib
 import ctypes
 import os
-import random
 import re
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import harness  # noqa: E402  (tests/integration)
 
 # --- addresses (RFC 1918 space, only ever on interfaces this harness creates) -------------
 WORLD_NET = "10.77.0.0/24"
@@ -46,7 +55,8 @@ HOSTS = {
 }
 
 TAG_PREFIX = "ednsdc"  # every name this harness creates starts with it, then the PID
-DEFAULT_DEADLINE = 10.0  # seconds: bound for every "poll until" in the harness
+DEFAULT_DEADLINE = harness.DEFAULT_DEADLINE  # seconds: bound for every "poll until"
+poll = harness.poll
 
 CLONE_NEWNET = 0x40000000  # <sched.h>
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -78,22 +88,6 @@ def run(args, check=True, timeout=30, **kw):
     return r
 
 
-def poll(what, fn, deadline=DEFAULT_DEADLINE, interval=0.02):
-    """Calls fn until it returns a truthy value; raises after `deadline` seconds."""
-    end = time.monotonic() + deadline
-    last = None
-    while True:
-        try:
-            last = fn()
-            if last:
-                return last
-        except Exception as e:  # noqa: BLE001 - keep polling; report the last error
-            last = e
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {deadline}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
-
-
 @contextlib.contextmanager
 def in_netns(name):
     """Runs the body with this thread in netns `name`; sockets made there stay there."""
@@ -115,73 +109,40 @@ def netns_socket(ns, family=socket.AF_INET, kind=socket.SOCK_DGRAM):
         return socket.socket(family, kind)
 
 
-# --- a minimal DNS client (the tests' own poller; the scenarios use dig/getent/musl) -------
-TYPE_A, TYPE_TXT, TYPE_SRV = 1, 16, 33
-RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
-
-
-def dns_query_bytes(name, qtype=TYPE_A, qid=None):
-    qid = random.getrandbits(16) if qid is None else qid
-    out = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    for label in name.rstrip(".").split("."):
-        out += bytes([len(label)]) + label.encode()
-    return qid, out + b"\x00" + struct.pack("!HH", qtype, 1)
-
-
-def _skip_name(msg, off):
-    while True:
-        n = msg[off]
-        if n == 0:
-            return off + 1
-        if n & 0xC0 == 0xC0:
-            return off + 2
-        off += 1 + n
-
-
-def dns_parse(msg):
-    """Returns (id, rcode, [(type, ttl, rdata bytes)]) of the answer section."""
-    qid, flags, qd, an, _, _ = struct.unpack("!HHHHHH", msg[:12])
-    off = 12
-    for _ in range(qd):
-        off = _skip_name(msg, off) + 4
-    answers = []
-    for _ in range(an):
-        off = _skip_name(msg, off)
-        rtype, _, ttl, rdlen = struct.unpack("!HHIH", msg[off : off + 10])
-        off += 10
-        answers.append((rtype, ttl, msg[off : off + rdlen]))
-        off += rdlen
-    return qid, flags & 0xF, answers
-
-
+# --- a DNS client (the tests' own poller; the scenarios use dig/getent/musl) ----------------
 class DnsClient:
-    """A UDP socket in one namespace that asks one server, with a per-query timeout."""
+    """A UDP socket in one namespace that asks one server, with a per-query timeout. A late
+    reply to an earlier query (another ID) is skipped."""
 
     def __init__(self, ns, server, port=53):
         self.sock = netns_socket(ns)
+        self.sock.setblocking(False)  # dnspython waits with its own deadline
         self.server = (server, port)
 
     def close(self):
         self.sock.close()
 
-    def ask(self, name, qtype=TYPE_A, timeout=0.5):
-        qid, q = dns_query_bytes(name, qtype)
-        self.sock.settimeout(timeout)
-        self.sock.sendto(q, self.server)
-        end = time.monotonic() + timeout
-        while True:
-            self.sock.settimeout(max(0.001, end - time.monotonic()))
-            data, _ = self.sock.recvfrom(4096)
-            rid, rcode, answers = dns_parse(data)
-            if rid == qid:
-                return RCODES.get(rcode, str(rcode)), answers
+    def ask(self, name, qtype=dns.rdatatype.A, timeout=0.5):
+        """(rcode name, the answer section's rrsets); TimeoutError when no reply in time."""
+        q = dns.message.make_query(name, qtype)
+        expiration = time.time() + timeout
+        try:
+            dns.query.send_udp(self.sock, q, self.server, expiration)
+            while True:
+                r, _ = dns.query.receive_udp(self.sock, self.server, expiration,
+                                             ignore_unexpected=True)
+                if q.is_response(r):
+                    return dns.rcode.to_text(r.rcode()), r.answer
+        except dns.exception.Timeout as e:
+            raise TimeoutError(f"no answer from {self.server[0]} for {name}") from e
 
     def addresses(self, name, timeout=0.5):
         """Sorted A addresses of `name`, or None on an error rcode."""
-        rcode, answers = self.ask(name, TYPE_A, timeout)
+        rcode, answer = self.ask(name, dns.rdatatype.A, timeout)
         if rcode != "NOERROR":
             return None
-        return sorted(socket.inet_ntoa(r) for t, _, r in answers if t == TYPE_A)
+        return sorted(rr.address for rrset in answer if rrset.rdtype == dns.rdatatype.A
+                      for rr in rrset)
 
 
 # --- the world ------------------------------------------------------------------------------
@@ -209,64 +170,19 @@ class Container:
         return run(self.command(args), check=check, timeout=timeout, env=e)
 
 
-class Process:
-    def __init__(self, name, popen, out_path, err_path):
-        self.name = name
-        self.popen = popen
-        self.out_path = out_path
-        self.err_path = err_path
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def stdout(self):
-        with open(self.out_path, errors="replace") as f:
-            return f.read()
-
-    def stderr(self):
-        with open(self.err_path, errors="replace") as f:
-            return f.read()
-
-    def wait_line(self, prefix, deadline=DEFAULT_DEADLINE):
-        """Waits for a stdout line starting with `prefix`; returns its remainder."""
-
-        def find():
-            if self.popen.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited ({self.popen.returncode}): {self.stderr()[-2000:]}"
-                )
-            for line in self.stdout().splitlines():
-                if line.startswith(prefix):
-                    return (line[len(prefix) :].strip(),)
-            return None
-
-        return poll(f"{self.name}: '{prefix}'", find, deadline)[0]
-
-    def stop(self, sig=signal.SIGTERM, grace=5.0):
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        return self.popen.returncode
-
-
 class World:
     def __init__(self, keep_logs_on_failure=True, resolv_agent=False):
         # resolv_agent: containers' resolv.conf names their host's agent instead of the
         # blackholed address (a debugging aid for runs without the eBPF redirect).
         self.resolv_agent = resolv_agent
         self.tag = f"{TAG_PREFIX}{os.getpid()}"
-        self.tmp = tempfile.mkdtemp(prefix=f"{self.tag}-")
+        self.ws = harness.Workspace(prefix=f"{self.tag}-")  # tmp dir and processes
+        self.tmp = self.ws.dir
         self.cg_mount = cgroup2_mount()
         self.cg_root = os.path.join(self.cg_mount, self.tag)
         self.netns = []  # created order; removed in reverse
         self.cgroups = []  # created order; removed in reverse (children first)
         self.etc_netns = []
-        self.procs = []
         self.pins = []
         self.bpffs = None
         self.containers = {}
@@ -359,28 +275,26 @@ class World:
         self.containers[cid] = c
         return c
 
-    def spawn(self, name, args, ns=None, cgroup=None, env=None):
-        """Starts a long-running process (in netns `ns`), stdout/stderr to files in tmp."""
-        out = os.path.join(self.tmp, f"{name}.out")
-        err = os.path.join(self.tmp, f"{name}.err")
-        # Line-buffered stdout, so a daemon's "listening on" line reaches the file at once even
-        # when it does not flush (stdio buffers fully when stdout is not a terminal).
-        argv = ["stdbuf", "-oL"] + list(args)
+    @property
+    def procs(self):
+        return self.ws.procs
+
+    @staticmethod
+    def prefix(ns=None, cgroup=None):
+        """The command prefix that runs a process in netns `ns` and in `cgroup`."""
+        argv = []
+        if cgroup:
+            procs = os.path.join(cgroup, "cgroup.procs")
+            argv = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"]
         if ns:
             # nsenter, not `ip netns exec`: the latter remounts /sys, which would hide the
             # cgroup2 mount (under /sys/fs/cgroup) from an agent that attaches eBPF there.
-            argv = ["nsenter", f"--net=/run/netns/{ns}"] + argv
-        if cgroup:
-            procs = os.path.join(cgroup, "cgroup.procs")
-            argv = ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + argv
-        e = dict(os.environ)
-        if env:
-            e.update(env)
-        with open(out, "w") as fo, open(err, "w") as fe:
-            p = subprocess.Popen(argv, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL, env=e)
-        proc = Process(name, p, out, err)
-        self.procs.append(proc)
-        return proc
+            argv += ["nsenter", f"--net=/run/netns/{ns}"]
+        return argv
+
+    def spawn(self, name, args, ns=None, cgroup=None, env=None):
+        """Starts a long-running process (in netns `ns`), stdout/stderr to files in tmp."""
+        return self.ws.spawn(name, args, self.prefix(ns, cgroup), env)
 
     def add_pin(self, name):
         """A pin directory for one agent, on a bpffs instance private to this world (mounted
@@ -464,12 +378,7 @@ class World:
         poll(f"{path} empty", empty, 5)
 
     def teardown(self, failed=False):
-        errors = []
-        for p in reversed(self.procs):
-            try:
-                p.stop()
-            except Exception as e:  # noqa: BLE001
-                errors.append(f"stop {p.name}: {e}")
+        errors = self.ws.stop_all()
         if failed and self.keep_logs_on_failure:
             self.dump_logs()
         for path in reversed(self.cgroups):
@@ -514,23 +423,15 @@ class World:
         if self.bpffs and _is_mounted(self.bpffs):
             left.append(f"bpffs {self.bpffs}")
         for p in self.procs:
-            if p.popen.poll() is None:
+            if p.running():
                 left.append(f"process {p.name} pid {p.pid}")
         if os.path.exists(self.tmp):
             left.append(f"dir {self.tmp}")
         return left
 
     def dump_logs(self):
-        for p in self.procs:
-            for kind, path in (("stdout", p.out_path), ("stderr", p.err_path)):
-                try:
-                    with open(path, errors="replace") as f:
-                        text = f.read()
-                except OSError:
-                    continue
-                if text.strip():
-                    tail = text[-4000:]
-                    print(f"----- {p.name} {kind} (last 4000 chars) -----\n{tail}", file=sys.stderr)
+        for name, kind, tail in self.ws.logs(tail=4000):
+            print(f"----- {name} {kind} (last 4000 chars) -----\n{tail}", file=sys.stderr)
 
 
 def _stale_pid(name):

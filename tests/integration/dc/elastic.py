@@ -3,15 +3,13 @@ real elasticdns-agent per host (with its eBPF on the host's container cgroup), t
 the tests write the topology with, and the DNS clients they ask from inside containers.
 """
 
-import http.client
-import json
 import os
 import re
 import shutil
-import signal
 import socket
 
 import dc
+import harness
 
 DOMAIN = "cloud66.local"
 ADMIN_TOKEN = "dc-admin-token-0123456789abcdef"
@@ -20,160 +18,62 @@ AGENT_HOSTS = ("host1", "host2")
 IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
-class Central:
+class Central(harness.Central):
+    """Central on the `central` host, written to over one kept-alive connection from inside
+    that host's netns. A restart listens on the port the first start got."""
+
     def __init__(self, world, binary):
-        self.world = world
-        self.binary = binary
         self.ns = world.host_ns["central"]
         self.address = world.host_address("central")
-        self.data_dir = os.path.join(world.tmp, "central-data")
-        os.makedirs(self.data_dir, exist_ok=True)
-        self.admin_token_file = os.path.join(world.tmp, "admin.token")
-        self.agent_token_file = os.path.join(world.tmp, "agent.token")
-        for path, token in ((self.admin_token_file, ADMIN_TOKEN), (self.agent_token_file, AGENT_TOKEN)):
-            with open(path, "w") as f:
-                f.write(token + "\n")
-            os.chmod(path, 0o600)
-        self.port = 0
-        self.proc = None
-        self.starts = 0
-        self.conn = None
+        super().__init__(world.ws, binary, host=self.address, admin_token=ADMIN_TOKEN,
+                         agent_token=AGENT_TOKEN, prefix=world.prefix(self.ns),
+                         new_socket=lambda: dc.netns_socket(self.ns, socket.AF_INET,
+                                                            socket.SOCK_STREAM),
+                         keep_alive=True, keep_port=True)
 
-    def start(self):
-        """Starts central; the first time on a port the kernel picks, later on the same one."""
-        self.starts += 1
-        self.proc = self.world.spawn(
-            f"central-{self.starts}",
-            [
-                self.binary,
-                "--listen",
-                f"{self.address}:{self.port}",
-                "--data-dir",
-                self.data_dir,
-                "--admin-token-file",
-                self.admin_token_file,
-                "--agent-token-file",
-                self.agent_token_file,
-            ],
-            ns=self.ns,
-        )
-        listening = self.proc.wait_line("listening on ")
-        self.port = int(listening.rsplit(":", 1)[1])
-        self.url = f"http://{self.address}:{self.port}"
-        self.conn = None
+    def start(self, deadline=dc.DEFAULT_DEADLINE):
+        super().start(deadline)
         dc.log(f"central pid {self.proc.pid} on {self.url}")
         return self
 
-    def stop(self, sig=signal.SIGTERM):
-        if self.conn:
-            self.conn.close()
-            self.conn = None
-        return self.proc.stop(sig)
 
-    def _connection(self):
-        if self.conn is None:
-            sock = dc.netns_socket(self.ns, socket.AF_INET, socket.SOCK_STREAM)
-            sock.settimeout(10)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.connect((self.address, self.port))
-            conn = http.client.HTTPConnection(self.address, self.port, timeout=10)
-            conn.sock = sock
-            self.conn = conn
-        return self.conn
+class Agent(harness.Agent):
+    """The agent of one host, in the host's netns, with its eBPF on the host's container
+    cgroup; listening on the container bridge (where the redirect sends the containers' DNS)
+    and on the host's own address."""
 
-    def request(self, method, path, body=None):
-        """One HTTP request on a kept-alive connection; returns (status, parsed JSON or text)."""
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        for attempt in (1, 2):
-            conn = self._connection()
-            try:
-                conn.request(method, path, body=data, headers=headers)
-                resp = conn.getresponse()
-                raw = resp.read()
-                break
-            except (http.client.HTTPException, OSError):
-                conn.close()
-                self.conn = None
-                if attempt == 2:
-                    raise
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode(errors="replace")
-        return resp.status, parsed
-
-    def put(self, kind, key, value):
-        status, body = self.request("PUT", f"/v1/{kind}/{key}", value)
-        if not 200 <= status < 300:
-            raise RuntimeError(f"PUT /v1/{kind}/{key} -> {status} {body}")
-        return body
-
-    def delete(self, kind, key):
-        status, body = self.request("DELETE", f"/v1/{kind}/{key}")
-        if not 200 <= status < 300:
-            raise RuntimeError(f"DELETE /v1/{kind}/{key} -> {status} {body}")
-        return body
-
-
-class Agent:
     def __init__(self, world, binary, host, central, sticky_window=None, bpf=True):
         self.world = world
-        self.binary = binary
         self.host = host
-        self.ns = world.host_ns[host]
         self.bridge_address = world.gateway(host)
         self.host_address = world.host_address(host)
-        self.state_dir = os.path.join(world.tmp, f"agent-{host}-state")
-        os.makedirs(self.state_dir, exist_ok=True)
-        self.pin_path = world.add_pin(f"agent-{host}")
-        self.config_path = os.path.join(world.tmp, f"agent-{host}.yaml")
-        self.starts = 0
-        self.proc = None
-        self.write_config(central, sticky_window, bpf)
-
-    def write_config(self, central, sticky_window, bpf):
-        lines = [
-            f"domain: {DOMAIN}",
+        self.ns = world.host_ns[host]
+        config = {
+            "domain": DOMAIN,
             # The first address is where the eBPF redirect sends the containers' DNS.
-            f'listen: ["{self.bridge_address}:53", "{self.host_address}:53"]',
-            f"server_name: {self.host}",
-            "central:",
-            f'  urls: ["{central.url}"]',
-            f"  token_file: {central.agent_token_file}",
-            f'upstreams: ["{self.world.host_address("upstream")}:53"]',
-            "ttl: 5",
-            "negative_ttl: 5",
-            f"state_dir: {self.state_dir}",
-            f'allow_networks: ["{dc.NETWORK}", "127.0.0.0/8"]',
-        ]
+            "listen": [f"{self.bridge_address}:53", f"{self.host_address}:53"],
+            "server_name": host,
+            "central": {"urls": [central.url], "token_file": central.agent_token_file},
+            "upstreams": [f'{world.host_address("upstream")}:53'],
+            "ttl": 5,
+            "negative_ttl": 5,
+            "state_dir": os.path.join(world.tmp, f"agent-{host}-state"),
+            "allow_networks": [dc.NETWORK, "127.0.0.0/8"],
+        }
         if sticky_window is not None:
-            lines.append(f"sticky_window: {sticky_window}")
-        lines += [
-            "bpf:",
-            f"  enabled: {'true' if bpf else 'false'}",
-            f"  cgroup: {self.world.host_cgroups[self.host]}",
-            "  redirect: true",
-            f"  pin_path: {self.pin_path}",
-        ]
-        with open(self.config_path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            config["sticky_window"] = sticky_window
+        config["bpf"] = {
+            "enabled": bpf,
+            "cgroup": world.host_cgroups[host],
+            "redirect": True,
+            "pin_path": world.add_pin(f"agent-{host}"),
+        }
+        super().__init__(world.ws, binary, config, name=f"agent-{host}", prefix=world.prefix(self.ns))
 
     def start(self, deadline=dc.DEFAULT_DEADLINE):
-        self.starts += 1
-        self.proc = self.world.spawn(
-            f"agent-{self.host}-{self.starts}", [self.binary, "--config", self.config_path], ns=self.ns
-        )
-        for proto in ("udp", "tcp"):
-            for addr in (self.bridge_address, self.host_address):
-                self.proc.wait_line(f"listening on {proto} {addr}:53", deadline)
+        super().start(deadline)
         dc.log(f"agent {self.host} pid {self.proc.pid} on {self.bridge_address}:53 {self.host_address}:53")
         return self
-
-    def stop(self, sig=signal.SIGTERM):
-        return self.proc.stop(sig)
 
     def client(self):
         """A DNS client in the host's netns (a host process, not a container) asking this agent."""
