@@ -165,6 +165,7 @@ write_config "$tmp/same.yaml" "\"$addr:$port\", \"127.0.0.1:$lport\"" "$mport"
 
 # --- the stream, from the container: resolv.conf-style target = the blackholed $bh
 py=/usr/bin/python3 # Debian's, with python3-dnspython; not a launcher script
+: >"$tmp/stream.out" # ok_counts may read it before the stream's shell opens it
 run_in "$ctr" "$ns" -- "$py" "$here/query_stream.py" "$bh" api.cloud66.local 10.77.1.1 \
   "$tmp/stop" 45 >"$tmp/stream.out" 2>&1 &
 stream=$!
