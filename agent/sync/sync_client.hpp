@@ -71,10 +71,4 @@ struct SyncStep {
 SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& current,
                                std::string_view body);
 
-constexpr const char* kSnapshotFileName = "topology.json";
-/// Writes `t` to dir/topology.json atomically: temp file in `dir`, fsync, rename, fsync of `dir`.
-std::optional<Error> saveSnapshot(const std::filesystem::path& dir, const model::Topology& t);
-/// Reads and validates dir/topology.json (bounded size). An error names what is wrong.
-Result<model::Topology> loadSnapshot(const std::filesystem::path& dir);
-
 }  // namespace elasticdns::agent
