@@ -65,10 +65,11 @@ class Session final : public HttpBodyStream, public std::enable_shared_from_this
     if (!parser_.get().body().empty() || parser_.is_done())
       return asio::post(stream_.get_executor(),
                         [self, cb = std::move(callback)] { cb(self->takeChunk()); });
+    // A read may bring no body bytes (a chunk header alone): read on.
     http::async_read_some(stream_, buffer_, parser_,
-                          [self, cb = std::move(callback)](beast::error_code ec, size_t) {
+                          [self, cb = std::move(callback)](beast::error_code ec, size_t) mutable {
                             if (ec) return cb(Error{"read", ec.message()});
-                            cb(self->takeChunk());
+                            self->read(std::move(cb));
                           });
   }
 
