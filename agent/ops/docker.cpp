@@ -506,8 +506,4 @@ void DockerDiscovery::stop() {
   asio::post(impl_->io_, [impl = impl_] { impl->closeAll(); });
 }
 
-uint64_t DockerDiscovery::reconciles() const {
-  return impl_->reconciles_.load();
-}
-
 }  // namespace elasticdns::agent

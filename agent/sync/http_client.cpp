@@ -166,10 +166,19 @@ class Session final : public HttpBodyStream, public std::enable_shared_from_this
   bool cancelled_ = false;
 };
 
-template <class Stream>
-std::shared_ptr<Session<Stream>> makeSession(const asio::any_io_executor& executor,
-                                             const HttpDestination& to, HttpRequest request) {
-  return std::make_shared<Session<Stream>>(executor, to, std::move(request));
+// A session on the stream `to` needs, started by `start`.
+template <class Start>
+std::shared_ptr<HttpBodyStream> startSession(const asio::any_io_executor& executor,
+                                             const HttpDestination& to, HttpRequest request,
+                                             Start start) {
+  if (std::holds_alternative<HttpUrl>(to)) {
+    auto s = std::make_shared<Session<beast::tcp_stream>>(executor, to, std::move(request));
+    start(*s);
+    return s;
+  }
+  auto s = std::make_shared<Session<UnixStream>>(executor, to, std::move(request));
+  start(*s);
+  return s;
 }
 
 }  // namespace
@@ -225,27 +234,15 @@ Result<HttpUrl> parseHttpUrl(std::string_view url) {
 std::shared_ptr<HttpExchange> httpRequest(const asio::any_io_executor& executor,
                                           const HttpDestination& to, HttpRequest request,
                                           HttpCallback callback) {
-  if (std::holds_alternative<HttpUrl>(to)) {
-    auto s = makeSession<beast::tcp_stream>(executor, to, std::move(request));
-    s->exchange(std::move(callback));
-    return s;
-  }
-  auto s = makeSession<UnixStream>(executor, to, std::move(request));
-  s->exchange(std::move(callback));
-  return s;
+  return startSession(executor, to, std::move(request),
+                      [&](auto& session) { session.exchange(std::move(callback)); });
 }
 
 std::shared_ptr<HttpBodyStream> httpOpenBodyStream(const asio::any_io_executor& executor,
                                                    const HttpDestination& to, HttpRequest request,
                                                    HttpHeadCallback on_head) {
-  if (std::holds_alternative<HttpUrl>(to)) {
-    auto s = makeSession<beast::tcp_stream>(executor, to, std::move(request));
-    s->openBodyStream(std::move(on_head));
-    return s;
-  }
-  auto s = makeSession<UnixStream>(executor, to, std::move(request));
-  s->openBodyStream(std::move(on_head));
-  return s;
+  return startSession(executor, to, std::move(request),
+                      [&](auto& session) { session.openBodyStream(std::move(on_head)); });
 }
 
 }  // namespace elasticdns::agent

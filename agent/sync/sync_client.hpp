@@ -1,7 +1,6 @@
 #pragma once
 // Keeps the agent's topology in sync with central: long-poll, validate, then publish; the
 // snapshot is persisted in state_dir so the agent can start while central is down.
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -13,7 +12,6 @@
 
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/model.hpp"
-#include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {
 

@@ -58,6 +58,21 @@ class AgentTest : public ::testing::Test {
     return c.ok() ? c.value() : AgentConfig{};
   }
 
+  /// Starts `agent` and serves it on another thread; the future holds serve()'s exit code.
+  static std::future<int> startServing(Agent& agent) {
+    if (agent.start() != std::nullopt) {
+      ADD_FAILURE() << "the agent did not start";
+      return std::async(std::launch::deferred, [] { return -1; });
+    }
+    return std::async(std::launch::async, [&agent] { return agent.serve(); });
+  }
+  /// Stops `agent` and waits (bounded) for serve() to return 0.
+  static void stopAndWait(Agent& agent, std::future<int>& served) {
+    agent.stop();
+    ASSERT_EQ(served.wait_for(10s), std::future_status::ready) << "the drain did not end";
+    EXPECT_EQ(served.get(), 0);
+  }
+
   elasticdns::testing::TempDir dir_;
   std::string config_path_;
 };
@@ -76,8 +91,7 @@ Pkt ask(const boost::asio::ip::udp::endpoint& to, const std::vector<uint8_t>& qu
 
 TEST_F(AgentTest, AnswersFromThePersistedSnapshotThenDrainsOnStop) {
   Agent agent(config(), config_path_);
-  ASSERT_EQ(agent.start(), std::nullopt);
-  auto served = std::async(std::launch::async, [&] { return agent.serve(); });
+  auto served = startServing(agent);
   auto endpoints = agent.udpEndpoints();
   ASSERT_EQ(endpoints.size(), 1u);
   EXPECT_NE(endpoints[0].port(), 0);
@@ -90,15 +104,12 @@ TEST_F(AgentTest, AnswersFromThePersistedSnapshotThenDrainsOnStop) {
   ASSERT_TRUE(unknown);
   EXPECT_EQ(ldns_pkt_get_rcode(unknown.get()), LDNS_RCODE_NXDOMAIN);
 
-  agent.stop();
-  ASSERT_EQ(served.wait_for(10s), std::future_status::ready) << "the drain did not end";
-  EXPECT_EQ(served.get(), 0);
+  stopAndWait(agent, served);
 }
 
 TEST_F(AgentTest, RefusesCallersOutsideAllowNetworks) {
   Agent agent(config("allow_networks: [\"192.0.2.0/24\"]\n"), config_path_);
-  ASSERT_EQ(agent.start(), std::nullopt);
-  auto served = std::async(std::launch::async, [&] { return agent.serve(); });
+  auto served = startServing(agent);
   auto endpoints = agent.udpEndpoints();
   ASSERT_EQ(endpoints.size(), 1u);
 
@@ -106,9 +117,7 @@ TEST_F(AgentTest, RefusesCallersOutsideAllowNetworks) {
   ASSERT_TRUE(refused);
   EXPECT_EQ(ldns_pkt_get_rcode(refused.get()), LDNS_RCODE_REFUSED);
 
-  agent.stop();
-  ASSERT_EQ(served.wait_for(10s), std::future_status::ready) << "the drain did not end";
-  EXPECT_EQ(served.get(), 0);
+  stopAndWait(agent, served);
 }
 
 TEST_F(AgentTest, AnUnreadableTokenFileIsABadConfig) {

@@ -8,6 +8,7 @@
 
 #include "elasticdns/protocol.hpp"
 #include "support/temp_dir.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -16,20 +17,7 @@ namespace fs = std::filesystem;
 using testing::TempDir;
 
 model::Topology topology(uint64_t index, int containers) {
-  model::Topology t;
-  t.index = index;
-  t.versions["v1"] = 1;
-  for (int i = 1; i <= containers; ++i) {
-    model::Container c;
-    c.id = "c" + std::to_string(i);
-    c.service = "api";
-    c.version = "v1";
-    c.server = "host1";
-    c.address = "10.0.0." + std::to_string(i);
-    t.containers[c.id] = c;
-  }
-  t.recomputeDerived();
-  return t;
+  return testing::sampleTopology(index, containers);
 }
 
 TEST(SnapshotFile, RoundTripLeavesNoTemporaryFile) {

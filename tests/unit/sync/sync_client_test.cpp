@@ -17,6 +17,7 @@
 #include "elasticdns/protocol.hpp"
 #include "support/metrics_util.hpp"
 #include "support/temp_dir.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -32,22 +33,11 @@ using testing::metric;
 using testing::TempDir;
 
 model::Container container(int i) {
-  model::Container c;
-  c.id = "c" + std::to_string(i);
-  c.service = "api";
-  c.version = "v1";
-  c.server = "host1";
-  c.address = "10.0.0." + std::to_string(i);
-  return c;
+  return testing::sampleContainer(i);
 }
 
 model::Topology topology(uint64_t index, int containers) {
-  model::Topology t;
-  t.index = index;
-  t.versions["v1"] = 1;
-  for (int i = 1; i <= containers; ++i) t.containers[container(i).id] = container(i);
-  t.recomputeDerived();
-  return t;
+  return testing::sampleTopology(index, containers);
 }
 
 std::string fullBody(const model::Topology& t) {
