@@ -9,29 +9,23 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/basic_stream.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/sync/http_client.hpp"
 #include "elasticdns/protocol.hpp"
 #include "elasticdns/validate.hpp"
 
 namespace elasticdns::agent {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace http = boost::beast::http;
 using boost::system::error_code;
 using json = nlohmann::json;
-using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
 
 namespace {
 
@@ -87,69 +81,15 @@ std::string labelFilter(bool events) {
   return percentEncode(f.dump());
 }
 
-/// Puts a stream into one of the slots that stop() closes (so that a pending read ends at once),
-/// for as long as this lives.
-template <typename Stream>
-class StreamSlot {
- public:
-  StreamSlot(Stream*& slot, Stream& stream) : slot_(slot) { slot_ = &stream; }
-  ~StreamSlot() { slot_ = nullptr; }
-  StreamSlot(const StreamSlot&) = delete;
-  StreamSlot& operator=(const StreamSlot&) = delete;
-
- private:
-  Stream*& slot_;
-};
-
-struct HttpReply {
-  unsigned status = 0;
-  std::string body;
-};
-
-// "http://host:port" (host may be [v6]); a path after it is ignored.
-struct CentralUrl {
-  std::string host;
-  std::string port;
-};
-
-Result<CentralUrl> parseCentralUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, kScheme.size()) != kScheme)
-    return Error{"docker", "central URL must start with http:// (got " + std::string(url) + ")"};
-  std::string_view rest = url.substr(kScheme.size());
-  rest = rest.substr(0, rest.find('/'));
-  CentralUrl out;
-  std::string_view port = "80";
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string_view::npos)
-      return Error{"docker", "bad central URL " + std::string(url)};
-    out.host = std::string(rest.substr(1, close - 1));
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
-  } else {
-    auto colon = rest.rfind(':');
-    out.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) port = rest.substr(colon + 1);
-  }
-  if (out.host.empty() || port.empty())
-    return Error{"docker", "bad central URL " + std::string(url)};
-  out.port = std::string(port);
-  return out;
-}
-
-template <class Stream>
-asio::awaitable<Result<HttpReply>> exchange(Stream& stream, http::request<http::string_body>& req,
-                                            size_t body_limit) {
-  error_code ec;
-  req.prepare_payload();
-  co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error{"http", "write: " + ec.message()};
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(body_limit);
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return Error{"http", "read: " + ec.message()};
-  co_return HttpReply{parser.get().result_int(), std::move(parser.get().body())};
+// Awaits one callback of the HTTP client: `start` is called with the callback to pass it.
+template <class T, class Start>
+asio::awaitable<T> awaitCallback(Start start) {
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(T)>(
+      [start = std::move(start)](auto handler) mutable {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        start([shared](T value) { (*shared)(std::move(value)); });
+      },
+      asio::use_awaitable);
 }
 
 }  // namespace
@@ -300,74 +240,58 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
   // What this agent registered at central, by id (initialised from central at each
   // reconciliation). Touched only on the io_context.
   std::map<std::string, model::Container> registered_;
-  // Streams in use, closed by stop() so that a pending read ends at once. io_context only.
-  UnixStream* events_stream_ = nullptr;
-  UnixStream* docker_stream_ = nullptr;
-  beast::tcp_stream* central_stream_ = nullptr;
+  // The exchanges in flight (the events stream, one request), cancelled by stop() so that a
+  // pending read ends at once. io_context only.
+  std::shared_ptr<HttpBodyStream> events_;
+  std::shared_ptr<HttpExchange> request_;
 
   void closeAll() {
     timer_.cancel();
-    error_code ignored;
-    if (events_stream_) events_stream_->socket().close(ignored);
-    if (docker_stream_) docker_stream_->socket().close(ignored);
-    if (central_stream_) central_stream_->socket().close(ignored);
+    if (events_) events_->cancel();
+    if (request_) request_->cancel();
   }
 
-  // Connects `stream` to Docker's socket (bounded by request_timeout).
-  asio::awaitable<std::optional<Error>> connectDocker(UnixStream& stream) {
-    error_code ec;
-    stream.expires_after(options_.request_timeout);
-    co_await stream.async_connect(asio::local::stream_protocol::endpoint(options_.docker.socket),
-                                  asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return Error{"docker", options_.docker.socket + ": " + ec.message()};
-    co_return std::nullopt;
-  }
-
-  asio::awaitable<Result<HttpReply>> docker(std::string target) {
+  asio::awaitable<Result<HttpResponse>> send(HttpDestination to, HttpRequest request) {
     auto self = shared_from_this();
-    UnixStream stream(io_);
-    StreamSlot slot(docker_stream_, stream);
-    auto failed = co_await connectDocker(stream);
-    if (failed) co_return *failed;
-    http::request<http::string_body> req{http::verb::get, target, 11};
-    req.set(http::field::host, "localhost");
-    auto reply = co_await exchange(stream, req, kMaxDockerBody);
-    if (!reply) co_return Error{"docker", target + ": " + reply.error().reason};
+    auto reply = co_await awaitCallback<Result<HttpResponse>>([&](HttpCallback done) {
+      request_ = httpRequest(io_.get_executor(), to, std::move(request), std::move(done));
+    });
+    request_.reset();
+    co_return reply;
+  }
+
+  asio::awaitable<Result<HttpResponse>> docker(std::string target) {
+    HttpRequest request;
+    request.target = target;
+    request.timeout = options_.request_timeout;
+    request.body_limit = kMaxDockerBody;
+    HttpDestination to = UnixSocketPath{options_.docker.socket};
+    auto reply = co_await send(to, request);
+    if (!reply)
+      co_return Error{"docker",
+                      options_.docker.socket + " " + target + ": " + reply.error().message()};
     co_return reply;
   }
 
   // One request to the first central URL that answers.
-  asio::awaitable<Result<HttpReply>> central(http::verb method, std::string target,
-                                             std::string body) {
+  asio::awaitable<Result<HttpResponse>> central(http::verb method, std::string target,
+                                                std::string body) {
     auto self = shared_from_this();
     Error last{"docker", "no central URL configured"};
-    for (const auto& url : options_.central_urls) {
-      auto where = parseCentralUrl(url);
-      if (!where) co_return where.error();
-      error_code ec;
-      asio::ip::tcp::resolver resolver(io_);
-      auto endpoints = co_await resolver.async_resolve(
-          where->host, where->port, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        last = Error{"docker", url + ": " + ec.message()};
-        continue;
-      }
-      beast::tcp_stream stream(io_);
-      StreamSlot slot(central_stream_, stream);
-      stream.expires_after(options_.request_timeout);
-      co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) {
-        last = Error{"docker", url + ": " + ec.message()};
-        continue;
-      }
-      http::request<http::string_body> req{method, target, 11};
-      req.set(http::field::host, where->host);
-      req.set(http::field::authorization, "Bearer " + options_.token);
-      if (!body.empty()) req.set(http::field::content_type, "application/json");
-      req.body() = body;
-      auto reply = co_await exchange(stream, req, kMaxCentralBody);
+    for (const auto& text : options_.central_urls) {
+      auto url = parseHttpUrl(text);
+      if (!url) co_return Error{"docker", url.error().message()};
+      HttpRequest request;
+      request.method = method;
+      request.target = target;
+      request.token = options_.token;
+      request.body = body;
+      request.timeout = options_.request_timeout;
+      request.body_limit = kMaxCentralBody;
+      HttpDestination to = url.value();
+      auto reply = co_await send(to, request);
       if (reply) co_return reply;
-      last = Error{"docker", url + ": " + reply.error().reason};
+      last = Error{"docker", text + ": " + reply.error().message()};
       if (stopping_) break;
     }
     co_return last;
@@ -502,27 +426,17 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
   // One connection to Docker: open the events stream, reconcile, then follow the events
   // until an error. Returns why it ended.
   asio::awaitable<Error> session() {
-    UnixStream stream(io_);
-    StreamSlot slot(events_stream_, stream);
-    auto failed = co_await connectDocker(stream);
-    if (failed) co_return *failed;
-    error_code ec;
-    http::request<http::empty_body> req{
-        http::verb::get,
-        "/" + std::string(kDockerApiVersion) + "/events?filters=" + labelFilter(true), 11};
-    req.set(http::field::host, "localhost");
-    co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return Error{"docker", "events: " + ec.message()};
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(boost::none);
-    co_await http::async_read_header(stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return Error{"docker", "events: " + ec.message()};
-    if (parser.get().result_int() != 200)
-      co_return Error{"docker", "events: status " + std::to_string(parser.get().result_int())};
-    stream.expires_never();  // the stream is idle while nothing happens
-
+    HttpRequest request;
+    request.target = "/" + std::string(kDockerApiVersion) + "/events?filters=" + labelFilter(true);
+    request.timeout = options_.request_timeout;
+    auto status = co_await awaitCallback<Result<unsigned>>([&](HttpHeadCallback on_head) {
+      events_ = httpOpenBodyStream(io_.get_executor(), UnixSocketPath{options_.docker.socket},
+                                   std::move(request), std::move(on_head));
+    });
+    if (!status) co_return Error{"docker", "events: " + status.error().message()};
+    if (status.value() != 200)
+      co_return Error{"docker", "events: status " + std::to_string(status.value())};
+    // Events that happen during the reconciliation wait in the stream, and are read after it.
     if (auto e = co_await reconcile()) co_return *e;
     reconciles_total_.inc();
     reconciles_.fetch_add(1);
@@ -530,9 +444,10 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
 
     std::string pending;
     for (;;) {
-      // Lines already received first: events that happened during the reconciliation.
-      pending += parser.get().body();
-      parser.get().body().clear();
+      auto more = co_await awaitCallback<Result<std::string>>(
+          [&](HttpBodyStream::ChunkCallback got) { events_->read(std::move(got)); });
+      if (!more) co_return Error{"docker", "events: " + more.error().message()};
+      pending += more.value();
       size_t start = 0;
       for (size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
         std::string_view line(pending.data() + start, nl - start);
@@ -548,10 +463,6 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
       }
       pending.erase(0, start);
       if (pending.size() > kMaxDockerEventLine) co_return Error{"docker", "events: line too long"};
-      if (parser.is_done()) co_return Error{"docker", "events stream ended"};
-      co_await http::async_read_some(stream, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return Error{"docker", "events: " + ec.message()};
     }
   }
 
@@ -561,6 +472,7 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
     while (!stopping_) {
       uint64_t before = reconciles_.load();
       Error why = co_await session();
+      events_.reset();
       connected_.set(0);
       if (stopping_) break;
       errors_total_.inc();
@@ -592,10 +504,6 @@ void DockerDiscovery::start() {
 void DockerDiscovery::stop() {
   if (impl_->stopping_.exchange(true)) return;
   asio::post(impl_->io_, [impl = impl_] { impl->closeAll(); });
-}
-
-uint64_t DockerDiscovery::reconciles() const {
-  return impl_->reconciles_.load();
 }
 
 }  // namespace elasticdns::agent

@@ -103,8 +103,6 @@ class DockerDiscovery {
   void start();
   /// Stops watching; safe from any thread. No write is started after it returns.
   void stop();
-  /// How many reconciliations completed (tests wait on it). Safe from any thread.
-  uint64_t reconciles() const;
 
  private:
   struct Impl;

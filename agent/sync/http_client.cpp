@@ -1,8 +1,11 @@
 #include "agent/sync/http_client.hpp"
 
 #include <charconv>
+#include <optional>
+#include <type_traits>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -13,78 +16,170 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using asio::ip::tcp;
+using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
 
-class HttpGetSession final : public HttpGet, public std::enable_shared_from_this<HttpGetSession> {
+http::request<http::string_body> makeRequest(const HttpDestination& to, HttpRequest& r) {
+  http::request<http::string_body> req{r.method, r.target, 11};
+  if (const auto* url = std::get_if<HttpUrl>(&to)) {
+    req.target(url->base + r.target);
+    req.set(http::field::host, url->host + ":" + url->port);
+  } else {
+    req.set(http::field::host, "localhost");
+  }
+  req.set(http::field::user_agent, "elasticdns-agent");
+  req.set(http::field::connection, "close");
+  if (!r.token.empty()) req.set(http::field::authorization, "Bearer " + r.token);
+  if (!r.body.empty()) req.set(http::field::content_type, "application/json");
+  req.body() = std::move(r.body);
+  req.prepare_payload();
+  return req;
+}
+
+// One connection, one request, over a TCP or a unix stream. Either reads the whole response
+// (`done_`) or, as a body stream, the header (`on_head_`) and then the body as it arrives.
+template <class Stream>
+class Session final : public HttpBodyStream, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  HttpGetSession(const asio::any_io_executor& ex, HttpUrl url, std::string target,
-                 const std::string& token, std::chrono::milliseconds timeout, size_t body_limit,
-                 HttpCallback cb)
-      : resolver_(ex), stream_(ex), url_(std::move(url)), timeout_(timeout), cb_(std::move(cb)) {
-    req_.method(http::verb::get);
-    req_.target(url_.base + target);
-    req_.version(11);
-    req_.set(http::field::host, url_.host + ":" + url_.port);
-    req_.set(http::field::user_agent, "elasticdns-agent");
-    req_.set(http::field::connection, "close");
-    if (!token.empty()) req_.set(http::field::authorization, "Bearer " + token);
-    parser_.body_limit(body_limit);
+  Session(const asio::any_io_executor& ex, HttpDestination to, HttpRequest request)
+      : stream_(ex),
+        to_(std::move(to)),
+        timeout_(request.timeout),
+        req_(makeRequest(to_, request)) {
+    parser_.body_limit(request.body_limit);
+    if constexpr (kTcp) resolver_.emplace(ex);
   }
 
-  void start() {
-    deadline_ = std::chrono::steady_clock::now() + timeout_;
-    resolver_.async_resolve(
-        url_.host, url_.port,
-        [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
-          if (ec)
-            return self->finish(
-                Error{"connect", "resolve " + self->url_.host + ": " + ec.message()});
-          self->stream_.expires_at(self->deadline_);
-          self->stream_.async_connect(results, [self](beast::error_code ec, const auto&) {
-            if (ec) return self->finish(Error{"connect", ec.message()});
-            http::async_write(self->stream_, self->req_, [self](beast::error_code ec, size_t) {
-              if (ec) return self->finish(Error{"write", ec.message()});
-              http::async_read(
-                  self->stream_, self->buffer_, self->parser_,
-                  [self](beast::error_code ec, size_t) {
-                    if (ec) return self->finish(Error{"read", ec.message()});
-                    auto res = self->parser_.release();
-                    self->finish(HttpResponse{res.result_int(), std::move(res.body())});
-                  });
-            });
-          });
-        });
+  void exchange(HttpCallback done) {
+    done_ = std::move(done);
+    connectThen([](const std::shared_ptr<Session>& self) { self->readResponse(); });
+  }
+
+  void openBodyStream(HttpHeadCallback on_head) {
+    on_head_ = std::move(on_head);
+    parser_.body_limit(boost::none);
+    connectThen([](const std::shared_ptr<Session>& self) { self->readHead(); });
+  }
+
+  void read(ChunkCallback callback) override {
+    auto self = this->shared_from_this();
+    if (!parser_.get().body().empty() || parser_.is_done())
+      return asio::post(stream_.get_executor(),
+                        [self, cb = std::move(callback)] { cb(self->takeChunk()); });
+    // A read may bring no body bytes (a chunk header alone): read on.
+    http::async_read_some(stream_, buffer_, parser_,
+                          [self, cb = std::move(callback)](beast::error_code ec, size_t) mutable {
+                            if (ec) return cb(Error{"read", ec.message()});
+                            self->read(std::move(cb));
+                          });
   }
 
   void cancel() override {
     cancelled_ = true;
-    resolver_.cancel();
+    if (resolver_) resolver_->cancel();
     beast::error_code ec;
     stream_.socket().close(ec);
   }
 
  private:
+  static constexpr bool kTcp = std::is_same_v<Stream, beast::tcp_stream>;
+  using Then = void (*)(const std::shared_ptr<Session>&);
+
+  void connectThen(Then then) {
+    stream_.expires_after(timeout_);
+    auto self = this->shared_from_this();
+    auto connected = [self, then](beast::error_code ec, auto&&...) {
+      if (ec) return self->fail(Error{"connect", ec.message()});
+      http::async_write(self->stream_, self->req_, [self, then](beast::error_code ec, size_t) {
+        if (ec) return self->fail(Error{"write", ec.message()});
+        then(self);
+      });
+    };
+    if constexpr (kTcp) {
+      const auto& url = std::get<HttpUrl>(to_);
+      resolver_->async_resolve(
+          url.host, url.port,
+          [self, connected](beast::error_code ec, tcp::resolver::results_type results) {
+            if (ec)
+              return self->fail(Error{
+                  "connect", "resolve " + std::get<HttpUrl>(self->to_).host + ": " + ec.message()});
+            self->stream_.async_connect(results, connected);
+          });
+    } else {
+      stream_.async_connect(
+          asio::local::stream_protocol::endpoint(std::get<UnixSocketPath>(to_).path), connected);
+    }
+  }
+
+  void readResponse() {
+    http::async_read(stream_, buffer_, parser_,
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       if (ec) return self->fail(Error{"read", ec.message()});
+                       auto res = self->parser_.release();
+                       self->finish(HttpResponse{res.result_int(), std::move(res.body())});
+                     });
+  }
+
+  void readHead() {
+    http::async_read_header(stream_, buffer_, parser_,
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                              if (ec) return self->fail(Error{"read", ec.message()});
+                              self->stream_.expires_never();
+                              auto cb = std::exchange(self->on_head_, nullptr);
+                              cb(self->parser_.get().result_int());
+                            });
+  }
+
+  Result<std::string> takeChunk() {
+    std::string chunk = std::exchange(parser_.get().body(), std::string());
+    if (chunk.empty()) return Error{"read", "the response ended"};
+    return chunk;
+  }
+
+  void fail(Error e) {
+    if (on_head_) {
+      auto cb = std::exchange(on_head_, nullptr);
+      cb(cancelled_ ? Error{"", "cancelled"} : std::move(e));
+      return;
+    }
+    finish(std::move(e));
+  }
+
   void finish(Result<HttpResponse> r) {
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+    stream_.socket().shutdown(Stream::socket_type::shutdown_both, ec);
     stream_.socket().close(ec);
-    if (!cb_) return;
-    auto cb = std::move(cb_);
-    cb_ = nullptr;
+    if (!done_) return;
+    auto cb = std::exchange(done_, nullptr);
     if (cancelled_) r = Error{"", "cancelled"};
     cb(std::move(r));
   }
 
-  tcp::resolver resolver_;
-  beast::tcp_stream stream_;
-  HttpUrl url_;
+  std::optional<tcp::resolver> resolver_;  // TCP only
+  Stream stream_;
+  HttpDestination to_;
   std::chrono::milliseconds timeout_;
-  std::chrono::steady_clock::time_point deadline_;
-  HttpCallback cb_;
-  http::request<http::empty_body> req_;
+  http::request<http::string_body> req_;
   http::response_parser<http::string_body> parser_;
   beast::flat_buffer buffer_;
+  HttpCallback done_;
+  HttpHeadCallback on_head_;
   bool cancelled_ = false;
 };
+
+// A session on the stream `to` needs, started by `start`.
+template <class Start>
+std::shared_ptr<HttpBodyStream> startSession(const asio::any_io_executor& executor,
+                                             const HttpDestination& to, HttpRequest request,
+                                             Start start) {
+  if (std::holds_alternative<HttpUrl>(to)) {
+    auto s = std::make_shared<Session<beast::tcp_stream>>(executor, to, std::move(request));
+    start(*s);
+    return s;
+  }
+  auto s = std::make_shared<Session<UnixStream>>(executor, to, std::move(request));
+  start(*s);
+  return s;
+}
 
 }  // namespace
 
@@ -136,14 +231,18 @@ Result<HttpUrl> parseHttpUrl(std::string_view url) {
   return out;
 }
 
-std::shared_ptr<HttpGet> httpGet(const asio::any_io_executor& executor, const HttpUrl& url,
-                                 std::string target, const std::string& token,
-                                 std::chrono::milliseconds timeout, size_t body_limit,
-                                 HttpCallback callback) {
-  auto s = std::make_shared<HttpGetSession>(executor, url, std::move(target), token, timeout,
-                                            body_limit, std::move(callback));
-  s->start();
-  return s;
+std::shared_ptr<HttpExchange> httpRequest(const asio::any_io_executor& executor,
+                                          const HttpDestination& to, HttpRequest request,
+                                          HttpCallback callback) {
+  return startSession(executor, to, std::move(request),
+                      [&](auto& session) { session.exchange(std::move(callback)); });
+}
+
+std::shared_ptr<HttpBodyStream> httpOpenBodyStream(const asio::any_io_executor& executor,
+                                                   const HttpDestination& to, HttpRequest request,
+                                                   HttpHeadCallback on_head) {
+  return startSession(executor, to, std::move(request),
+                      [&](auto& session) { session.openBodyStream(std::move(on_head)); });
 }
 
 }  // namespace elasticdns::agent

@@ -1,14 +1,17 @@
 #pragma once
-// A minimal HTTP/1.1 GET client for sync (Boost.Beast): one request per connection, a deadline
-// on the whole exchange, a bound on the body. Plain http:// only (TLS is not implemented).
+// The agent's one HTTP/1.1 client (Boost.Beast): to central over TCP (sync, Docker discovery's
+// registrations) and to the Docker engine over its unix socket. One request per connection, a
+// deadline on the exchange, a bound on the body. Plain http:// only (TLS is not implemented).
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/http/verb.hpp>
 
 #include "elasticdns/result.hpp"
 
@@ -23,29 +26,59 @@ struct HttpUrl {
 };
 Result<HttpUrl> parseHttpUrl(std::string_view url);
 
+/// A server on a unix stream socket (the Docker engine's API); requests carry Host: localhost.
+struct UnixSocketPath {
+  std::string path;
+};
+using HttpDestination = std::variant<HttpUrl, UnixSocketPath>;
+
+struct HttpRequest {
+  boost::beast::http::verb method = boost::beast::http::verb::get;
+  std::string target;  // path and query; after the URL's base
+  std::string token;   // sent as `Authorization: Bearer <token>` when not empty (never logged)
+  std::string body;    // sent as application/json when not empty
+  /// The whole exchange (for a body stream: up to the end of the response header).
+  std::chrono::milliseconds timeout{10'000};
+  size_t body_limit = 1u << 20;  // a larger response body is an error
+};
+
 struct HttpResponse {
   unsigned status = 0;
   std::string body;
 };
 
-class HttpGet;
-/// Runs exactly once, on `executor`, unless the request was cancelled (then it may still run,
-/// with an error).
+/// Runs exactly once, on the executor given, unless the exchange was cancelled (then it may
+/// still run, with an error).
 using HttpCallback = std::function<void(Result<HttpResponse>)>;
 
-/// Starts GET `target` (path and query) on `url` with `Authorization: Bearer <token>` (when the
-/// token is not empty). The whole exchange must finish within `timeout`; a body larger than
-/// `body_limit` bytes is an error. Returns a handle whose cancel() aborts the exchange.
-std::shared_ptr<HttpGet> httpGet(const boost::asio::any_io_executor& executor, const HttpUrl& url,
-                                 std::string target, const std::string& token,
-                                 std::chrono::milliseconds timeout, size_t body_limit,
-                                 HttpCallback callback);
-
-class HttpGet {
+class HttpExchange {
  public:
-  virtual ~HttpGet() = default;
-  /// Aborts the exchange; call on the executor given to httpGet().
+  virtual ~HttpExchange() = default;
+  /// Aborts the exchange; call on the executor it runs on.
   virtual void cancel() = 0;
 };
+
+/// Starts `request` to `to`. Returns a handle whose cancel() aborts the exchange.
+std::shared_ptr<HttpExchange> httpRequest(const boost::asio::any_io_executor& executor,
+                                          const HttpDestination& to, HttpRequest request,
+                                          HttpCallback callback);
+
+/// A response whose body is read as it arrives, with no bound and no deadline once the header
+/// is in (a stream that is idle while nothing happens: Docker's /events).
+class HttpBodyStream : public HttpExchange {
+ public:
+  /// The body bytes received since the last call, at least one; an error when the connection
+  /// failed or the response ended. Runs on the stream's executor.
+  using ChunkCallback = std::function<void(Result<std::string>)>;
+  /// One read at a time.
+  virtual void read(ChunkCallback callback) = 0;
+};
+/// Status of the response once its header is in; the stream then reads its body.
+using HttpHeadCallback = std::function<void(Result<unsigned>)>;
+
+/// Starts `request` to `to`; `on_head` runs once the response header arrived, or on an error.
+std::shared_ptr<HttpBodyStream> httpOpenBodyStream(const boost::asio::any_io_executor& executor,
+                                                   const HttpDestination& to, HttpRequest request,
+                                                   HttpHeadCallback on_head);
 
 }  // namespace elasticdns::agent

@@ -1,12 +1,5 @@
 #include "agent/sync/sync_client.hpp"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <mutex>
 #include <random>
 
@@ -17,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/sync/http_client.hpp"
+#include "agent/sync/snapshot_file.hpp"
 #include "agent/util/log_limit.hpp"
 #include "elasticdns/protocol.hpp"
 
@@ -27,29 +21,8 @@ namespace asio = boost::asio;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kMaxSnapshotBytes = 64u << 20;  // 64 MiB: ~300k containers at ~200 B each
 // A long-poll may take `wait` plus central's reply time; past this margin it is dead.
 constexpr auto kPollMargin = std::chrono::seconds(15);
-
-// One owner per file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
-
-Error sysError(const std::string& what, const fs::path& p) {
-  return Error{p.string(), what + ": " + std::strerror(errno)};
-}
 
 std::string targetFor(const std::shared_ptr<const model::Topology>& current, bool want_full,
                       std::chrono::seconds wait) {
@@ -181,19 +154,21 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
 
   void poll() {
     if (stopped()) return;
-    const HttpUrl& url = urls_[url_index_ % urls_.size()];
-    std::string target = targetFor(current_, want_full_, config_.wait);
-    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait) +
-                   std::chrono::duration_cast<std::chrono::milliseconds>(kPollMargin);
+    HttpRequest request;
+    request.target = targetFor(current_, want_full_, config_.wait);
+    request.token = config_.token;
+    request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait) +
+                      std::chrono::duration_cast<std::chrono::milliseconds>(kPollMargin);
+    request.body_limit = kMaxSnapshotBytes;
     m_.polls.inc();
-    inflight_ = httpGet(strand_, url, std::move(target), config_.token, timeout, kMaxSnapshotBytes,
-                        // weak: the core owns the request, which owns this callback
-                        [weak = weak_from_this()](Result<HttpResponse> r) {
-                          auto self = weak.lock();
-                          if (!self) return;
-                          self->inflight_.reset();
-                          self->onResponse(std::move(r));
-                        });
+    inflight_ = httpRequest(strand_, urls_[url_index_ % urls_.size()], std::move(request),
+                            // weak: the core owns the request, which owns this callback
+                            [weak = weak_from_this()](Result<HttpResponse> r) {
+                              auto self = weak.lock();
+                              if (!self) return;
+                              self->inflight_.reset();
+                              self->onResponse(std::move(r));
+                            });
   }
 
   void onResponse(Result<HttpResponse> r) {
@@ -272,7 +247,7 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
   int failures_ = 0;  // consecutive
   bool want_full_ = false;
   std::shared_ptr<const model::Topology> current_;
-  std::shared_ptr<HttpGet> inflight_;
+  std::shared_ptr<HttpExchange> inflight_;
   std::mt19937_64 rng_;  // backoff jitter only: need not be unpredictable
   LogLimit log_;
   std::mutex publish_mu_;  // orders on_snapshot calls against stop()
@@ -302,61 +277,6 @@ SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& cur
   if (auto e = protocol::applyChanges(next, r->changes, r->index))
     return {SyncOutcome::kRejected, nullptr, e->message()};
   return {SyncOutcome::kPublished, std::make_shared<const model::Topology>(std::move(next)), {}};
-}
-
-std::optional<Error> saveSnapshot(const fs::path& dir, const model::Topology& t) {
-  std::string text = protocol::toJson(t).dump();
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Error{dir.string(), "cannot create: " + ec.message()};
-  fs::path final_path = dir / kSnapshotFileName;
-  fs::path tmp = dir / (std::string(kSnapshotFileName) + ".tmp." + std::to_string(getpid()));
-  {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (fd.get() < 0) return sysError("open", tmp);
-    size_t off = 0;
-    while (off < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        auto e = sysError("write", tmp);
-        fs::remove(tmp, ec);
-        return e;
-      }
-      off += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
-      auto e = sysError("fsync", tmp);
-      fs::remove(tmp, ec);
-      return e;
-    }
-  }
-  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    auto e = sysError("rename", final_path);
-    fs::remove(tmp, ec);
-    return e;
-  }
-  // The rename itself is durable only once the directory is.
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return sysError("fsync", dir);
-  return std::nullopt;
-}
-
-Result<model::Topology> loadSnapshot(const fs::path& dir) {
-  fs::path file = dir / kSnapshotFileName;
-  std::error_code ec;
-  auto size = fs::file_size(file, ec);
-  if (ec) return Error{file.string(), ec.message()};
-  if (size > kMaxSnapshotBytes) return Error{file.string(), "larger than 64 MiB"};
-  std::ifstream in(file, std::ios::binary);
-  std::string text(size, '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size)))
-    return Error{file.string(), "cannot read"};
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Error{file.string(), "not valid JSON"};
-  auto t = protocol::parseTopology(j);
-  if (!t) return Error{file.string() + ": " + t.error().field, t.error().reason};
-  return t;
 }
 
 struct SyncClient::Impl {

@@ -1,7 +1,6 @@
 #pragma once
 // Keeps the agent's topology in sync with central: long-poll, validate, then publish; the
 // snapshot is persisted in state_dir so the agent can start while central is down.
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -13,7 +12,6 @@
 
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/model.hpp"
-#include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {
 
@@ -70,11 +68,5 @@ struct SyncStep {
 /// none). Validates everything before building the new snapshot; `current` is never modified.
 SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& current,
                                std::string_view body);
-
-constexpr const char* kSnapshotFileName = "topology.json";
-/// Writes `t` to dir/topology.json atomically: temp file in `dir`, fsync, rename, fsync of `dir`.
-std::optional<Error> saveSnapshot(const std::filesystem::path& dir, const model::Topology& t);
-/// Reads and validates dir/topology.json (bounded size). An error names what is wrong.
-Result<model::Topology> loadSnapshot(const std::filesystem::path& dir);
 
 }  // namespace elasticdns::agent

@@ -12,9 +12,12 @@
 #include <boost/beast/http.hpp>
 
 #include "agent/sync/http_client.hpp"
+#include "agent/sync/snapshot_file.hpp"
 #include "agent/sync/sync_client.hpp"
 #include "elasticdns/protocol.hpp"
 #include "support/metrics_util.hpp"
+#include "support/temp_dir.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -27,24 +30,14 @@ using asio::ip::tcp;
 using namespace std::chrono_literals;
 
 using testing::metric;
+using testing::TempDir;
 
 model::Container container(int i) {
-  model::Container c;
-  c.id = "c" + std::to_string(i);
-  c.service = "api";
-  c.version = "v1";
-  c.server = "host1";
-  c.address = "10.0.0." + std::to_string(i);
-  return c;
+  return testing::sampleContainer(i);
 }
 
 model::Topology topology(uint64_t index, int containers) {
-  model::Topology t;
-  t.index = index;
-  t.versions["v1"] = 1;
-  for (int i = 1; i <= containers; ++i) t.containers[container(i).id] = container(i);
-  t.recomputeDerived();
-  return t;
+  return testing::sampleTopology(index, containers);
 }
 
 std::string fullBody(const model::Topology& t) {
@@ -114,50 +107,6 @@ TEST(SyncStep, InvalidInputIsRejected) {
   j["changes"][0]["value"]["version"] = "unknown-version";
   EXPECT_EQ(applyTopologyResponse(current, j.dump()).outcome, SyncOutcome::kRejected);
   EXPECT_EQ(current->index, 5u);
-}
-
-// ---- persistence ---------------------------------------------------------------------------
-
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/elasticdns-sync-XXXXXX";
-    if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
-    path_ = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-TEST(SyncPersistence, RoundTripLeavesNoTemporaryFile) {
-  TempDir dir;
-  auto t = topology(42, 3);
-  ASSERT_FALSE(saveSnapshot(dir.path(), t));
-  ASSERT_FALSE(saveSnapshot(dir.path(), t));  // replacing works too
-  auto loaded = loadSnapshot(dir.path());
-  ASSERT_TRUE(loaded) << loaded.error().message();
-  EXPECT_EQ(loaded.value(), t);
-  int files = 0;
-  for (auto& e : fs::directory_iterator(dir.path())) {
-    ++files;
-    EXPECT_EQ(e.path().filename(), kSnapshotFileName);
-  }
-  EXPECT_EQ(files, 1);
-}
-
-TEST(SyncPersistence, CorruptOrMissingFileIsAnError) {
-  TempDir dir;
-  EXPECT_FALSE(loadSnapshot(dir.path()));
-  std::ofstream(dir.path() / kSnapshotFileName) << "{\"index\": 3, \"containers\": [";
-  auto r = loadSnapshot(dir.path());
-  ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message().find("JSON"), std::string::npos);
-  std::ofstream(dir.path() / kSnapshotFileName)
-      << protocol::toJson(topology(1, 1)).dump().replace(0, 1, "[");
-  EXPECT_FALSE(loadSnapshot(dir.path()));
 }
 
 TEST(HttpUrl, ParsesHostPortAndBase) {

@@ -1,0 +1,429 @@
+#include "agent/agent.hpp"
+
+#include <malloc.h>
+#include <sched.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+#include "agent/ops/systemd.hpp"
+
+namespace elasticdns::agent {
+namespace {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM, handover: longest wait for forwarded
+                                                // queries and open TCP connections
+constexpr std::chrono::milliseconds kDrainPollPeriod{10};
+constexpr std::chrono::seconds kStaleCheckPeriod{1};
+constexpr const char* kResolvConf = "/etc/resolv.conf";
+constexpr int kExitBadConfig = 2;
+
+ZoneConfig zoneConfigOf(const AgentConfig& c) {
+  ZoneConfig z;
+  z.domain = c.domain;
+  z.server_name = c.server_name;
+  z.ttl = c.ttl;
+  z.negative_ttl = c.negative_ttl;
+  z.sticky_window = c.sticky_window;
+  return z;
+}
+
+std::vector<Cidr> allowOf(const AgentConfig& c) {
+  return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
+}
+
+/// ADDR:PORT, [V6]:PORT: the form the config's `listen` takes.
+std::string hostPort(const asio::ip::address& a, uint16_t port) {
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port);
+}
+
+/// The token on the first line of `path`, whitespace trimmed.
+Result<std::string> readToken(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token)) return Error{"central/token_file", "cannot read " + path};
+  auto b = token.find_first_not_of(" \t\r");
+  auto e = token.find_last_not_of(" \t\r");
+  token = b == std::string::npos ? "" : token.substr(b, e - b + 1);
+  if (token.empty()) return Error{"central/token_file", path + " holds no token"};
+  return token;
+}
+
+/// The configured upstreams, else resolv.conf's nameservers minus the agent's own addresses.
+std::vector<asio::ip::udp::endpoint> upstreamsOf(const AgentConfig& c) {
+  if (!c.upstreams.empty()) return c.upstreams;
+  std::vector<asio::ip::address> own;
+  for (const auto& l : c.listen) own.push_back(l.address());
+  return readResolvConf(kResolvConf, own);
+}
+
+/// Settings that only a restart applies: a reload that changes one is rejected.
+bool needsRestart(const AgentConfig& next, const AgentConfig& now) {
+  return next.listen != now.listen || next.metrics_listen != now.metrics_listen ||
+         next.central_urls != now.central_urls ||
+         next.central_token_file != now.central_token_file || next.state_dir != now.state_dir ||
+         next.docker != now.docker ||
+         next.forward_limit.per_second != now.forward_limit.per_second ||
+         next.forward_limit.burst != now.forward_limit.burst;
+}
+
+/// One worker per core this process may run on (its affinity, not the machine's count).
+size_t workerThreads() {
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  return sched_getaffinity(0, sizeof cpus, &cpus) == 0
+             ? static_cast<size_t>(std::max(1, CPU_COUNT(&cpus)))
+             : std::max(1u, std::thread::hardware_concurrency());
+}
+
+int badConfig(const std::string& message) {
+  std::cerr << "elasticdns-agent: bad config: " << message << "\n";
+  return kExitBadConfig;
+}
+
+}  // namespace
+
+Agent::Agent(AgentConfig config, std::string config_path)
+    : config_(std::move(config)),
+      config_path_(std::move(config_path)),
+      stale_timer_(control_),
+      hangup_(control_),
+      watchdog_(control_),
+      termination_(control_),
+      drain_timer_(control_) {}
+
+Agent::~Agent() = default;
+
+int Agent::run() {
+  if (auto failed = start()) return *failed;
+  return serve();
+}
+
+std::optional<int> Agent::start() {
+  if (auto failed = readTokenFile()) return failed;
+  makeForwarder();
+  takeInheritedSockets();
+  // The metrics listener first: its address is never a DNS listen address.
+  std::optional<int> metrics_fd;
+  if (config_.metrics_listen)
+    metrics_fd = inherited_.take(true, config_.metrics_listen->address().to_string(),
+                                 config_.metrics_listen->port());
+  if (auto failed = bindServer()) return failed;
+  // Before eBPF: a start that fails must not have moved the redirect.
+  if (auto failed = startMetrics(metrics_fd)) return failed;
+  startBpf();
+  startSync();
+  startDocker();
+  server_->start(bpf_ ? static_cast<CallerIdentity&>(bpf_->identity()) : no_identity_);
+  announce();
+  started_ = Clock::now();
+  checkStale();
+  hangup_.add(SIGHUP);
+  waitForHangup();
+  uint64_t watchdog_usec = 0;
+  if (sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0)
+    startWatchdog(std::chrono::microseconds(watchdog_usec / 2));
+  waitForTermination();
+  finishTakeover();
+  listenForHandover();
+  return std::nullopt;
+}
+
+int Agent::serve() {
+  control_.run();
+  server_->join();
+  if (handed_to_ != 0)
+    spdlog::info("agent: handed over to PID {} after answering {} queries; stopped", handed_to_,
+                 server_->answeredQueries());
+  else
+    spdlog::info("agent: stopped after answering {} queries", server_->answeredQueries());
+  return 0;
+}
+
+void Agent::stop() {
+  asio::post(control_, [this] { drain(); });
+}
+
+std::vector<asio::ip::udp::endpoint> Agent::udpEndpoints() const {
+  return server_ ? server_->udpEndpoints() : std::vector<asio::ip::udp::endpoint>{};
+}
+
+std::optional<int> Agent::readTokenFile() {
+  if (config_.central_token_file.empty()) return std::nullopt;
+  auto t = readToken(config_.central_token_file);
+  if (!t) return badConfig(t.error().message());
+  token_ = t.value();
+  return std::nullopt;
+}
+
+// Names outside the zone go to the upstreams; with none, they get REFUSED.
+void Agent::makeForwarder() {
+  UpstreamConfig upstreams;
+  upstreams.servers = upstreamsOf(config_);
+  if (upstreams.servers.empty())
+    spdlog::warn("upstream: no upstream resolvers; names outside {} get REFUSED", config_.domain);
+  have_upstreams_ = !upstreams.servers.empty();
+  forwarder_ = std::make_unique<Forwarder>(control_, upstreams, registry_);
+}
+
+void Agent::takeInheritedSockets() {
+  // Socket activation: the sockets elasticdns-agent.socket holds are adopted, not bound, so a
+  // restart drops no query.
+  inherited_ = takeSystemdSockets();
+  socket_activated_ = !inherited_.sockets.empty() || !inherited_.ignored.empty();
+  // Hot handover (handover.hpp), everywhere else: take the running agent's sockets before
+  // binding anything; it serves them until this one says it is ready.
+  handover_path_ = handover::socketPath(config_.state_dir);
+  if (!socket_activated_ && !handover_path_.empty()) {
+    using Status = handover::TakeResult::Status;
+    takeover_ = handover::takeSockets(handover_path_, handover::kTakeTimeout);
+    if (takeover_.status == Status::kTaken) {
+      spdlog::info("handover: took {} sockets from PID {}", takeover_.sockets.sockets.size(),
+                   takeover_.old_pid);
+      inherited_ = std::move(takeover_.sockets);
+    } else if (takeover_.status == Status::kFailed) {
+      spdlog::warn("handover: {}; binding afresh (SO_REUSEPORT: beside an agent still running)",
+                   takeover_.detail);
+    } else if (!takeover_.detail.empty()) {
+      spdlog::info("handover: {}; binding afresh", takeover_.detail);
+    }
+  }
+  for (const auto& why : inherited_.ignored) spdlog::warn("server: socket ignored: {}", why);
+}
+
+std::optional<int> Agent::bindServer() {
+  ServerOptions options;
+  options.inherited = &inherited_;
+  options.listen = config_.listen;
+  options.allow_networks = allowOf(config_);
+  options.forward_per_second = config_.forward_limit.per_second;
+  options.forward_burst = config_.forward_limit.burst;
+  options.threads = workerThreads();
+  ForwardFn forward = [this](std::span<const uint8_t> query, Forwarder::Done done) {
+    if (!have_upstreams_.load()) return done({});
+    forwarder_->forward(query, std::move(done));
+  };
+  size_t inherited_count = inherited_.sockets.size();
+  server_ = std::make_unique<DnsServer>(options, store_, forward, registry_);
+  if (auto e = server_->bind()) return badConfig(e->message());
+  const char* origin = socket_activated_ ? "systemd" : "the previous agent";
+  for (const auto& left : inherited_.sockets) {
+    spdlog::warn("server: {} passed {} {}:{}, which is not a listen address: closed", origin,
+                 left.stream ? "tcp" : "udp", left.address, left.port);
+    ::close(left.fd);
+  }
+  if (inherited_count > inherited_.sockets.size())
+    spdlog::info("server: adopted {} socket(s) from {}",
+                 inherited_count - inherited_.sockets.size(), origin);
+  inherited_.sockets.clear();
+  return std::nullopt;
+}
+
+std::optional<int> Agent::startMetrics(std::optional<int> inherited_fd) {
+  if (!config_.metrics_listen) return std::nullopt;
+  metrics_http_ = std::make_unique<MetricsHttp>(control_, registry_);
+  auto e = inherited_fd ? metrics_http_->adopt(*inherited_fd, *config_.metrics_listen)
+                        : metrics_http_->listen(*config_.metrics_listen);
+  if (e) return badConfig(e->message());
+  return std::nullopt;
+}
+
+void Agent::startBpf() {
+  if (!config_.bpf.enabled) return;
+  auto started =
+      BpfRuntime::start(config_.bpf, redirectTargetOf(server_->udpEndpoints()), registry_);
+  if (started) {
+    bpf_ = std::move(started.value());
+    return;
+  }
+  spdlog::error(
+      "ebpf: disabled: {}. Degraded: callers are identified by source address only, and "
+      "containers' DNS is not redirected (only those whose resolv.conf names the agent reach "
+      "it)",
+      started.error().message());
+}
+
+void Agent::startSync() {
+  auto publish = [this](std::shared_ptr<const model::Topology> t) {
+    auto r = store_.publish(std::move(t), zoneConfigOf(config_));
+    if (!r)
+      spdlog::error("zone: snapshot not published: {}", r.error().message());
+    else
+      spdlog::info("zone: serving snapshot index {}", r.value());
+    // Parsing a snapshot (a JSON DOM) and building its zone leave freed heap behind; hand it
+    // back to the kernel (with 10,000 containers: ~24 MB RSS without this, see README).
+    malloc_trim(0);
+  };
+  SyncConfig sync;
+  sync.urls = config_.central_urls;
+  sync.token = token_;
+  sync.state_dir = config_.state_dir;
+  // Central only answers a long-poll when something changed or the wait ran out, so the last
+  // contact is at most `wait` old while central is up: keep it under stale_after.
+  sync.wait =
+      std::clamp(config_.stale_after / 2, std::chrono::seconds(1), std::chrono::seconds(30));
+  sync_ = std::make_unique<SyncClient>(control_, sync, registry_, publish);
+  sync_->start();  // publishes the persisted snapshot, if any, before returning
+}
+
+// Docker discovery: register this host's labelled containers with central.
+void Agent::startDocker() {
+  if (!config_.docker.enabled) return;
+  DockerDiscoveryOptions options;
+  options.docker = config_.docker;
+  options.server = config_.server_name;
+  options.central_urls = config_.central_urls;
+  options.token = token_;
+  docker_ = std::make_unique<DockerDiscovery>(control_, options, registry_);
+  docker_->start();
+}
+
+void Agent::announce() {
+  for (const auto& ep : server_->udpEndpoints())
+    std::cout << "listening on udp " << hostPort(ep.address(), ep.port()) << "\n";
+  for (const auto& ep : server_->tcpEndpoints())
+    std::cout << "listening on tcp " << hostPort(ep.address(), ep.port()) << "\n";
+  if (metrics_http_) {
+    auto ep = metrics_http_->endpoint();
+    std::cout << "listening on metrics " << hostPort(ep.address(), ep.port()) << "\n";
+  }
+  std::cout.flush();
+  sd_notify(0, "READY=1");
+}
+
+// Serve-stale (RFC 8767): past stale_after without central, zone answers carry EDE 3. The age
+// counts from the last contact, or from the start when central was never reached.
+void Agent::checkStale() {
+  if (!config_.central_urls.empty()) {
+    auto since = std::max(sync_->lastContact(), started_);
+    server_->setStale(Clock::now() - since > config_.stale_after);
+  }
+  stale_timer_.expires_after(kStaleCheckPeriod);
+  stale_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) checkStale();
+  });
+}
+
+// SIGHUP: reload; a bad config is rejected and the old one keeps serving.
+void Agent::waitForHangup() {
+  hangup_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    reload();
+    waitForHangup();
+  });
+}
+
+void Agent::reload() {
+  auto next = loadConfig(config_path_);
+  if (!next) {
+    spdlog::error("config: reload rejected, keeping the old config: {}", next.error().message());
+  } else if (needsRestart(next.value(), config_)) {
+    spdlog::error(
+        "config: reload rejected: listen, metrics_listen, central, state_dir, docker and "
+        "forward_limit need a restart");
+  } else if (auto r = store_.reconfigure(zoneConfigOf(next.value())); !r) {
+    spdlog::error("config: reload rejected: {}", r.error().message());
+  } else {
+    config_ = std::move(next.value());
+    server_->setAllowNetworks(allowOf(config_));
+    auto servers = upstreamsOf(config_);
+    have_upstreams_ = !servers.empty();
+    forwarder_->setServers(std::move(servers));
+    spdlog::info("config: reloaded {}", config_path_);
+  }
+}
+
+// WATCHDOG=1 at half the interval systemd asks for.
+void Agent::startWatchdog(std::chrono::microseconds interval) {
+  sd_notify(0, "WATCHDOG=1");
+  watchdog_.expires_after(interval);
+  watchdog_.async_wait([this, interval](const boost::system::error_code& ec) {
+    if (!ec) startWatchdog(interval);
+  });
+}
+
+void Agent::waitForTermination() {
+  termination_.add(SIGTERM);
+  termination_.add(SIGINT);
+  termination_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("agent: signal {}, draining", sig);
+    drain();
+  });
+}
+
+// Hot handover: the old agent stops serving only now that this one serves.
+void Agent::finishTakeover() {
+  if (!takeover_.connection) return;
+  if (auto e = handover::sendReady(takeover_.connection.get()))
+    spdlog::warn(
+        "handover: PID {} did not hear that this agent is ready ({}); it keeps serving the "
+        "same sockets until it is stopped",
+        takeover_.old_pid, e->reason);
+  takeover_.connection = handover::UniqueFd();
+}
+
+// Then this one owns the control socket (the old one never removes it).
+void Agent::listenForHandover() {
+  if (socket_activated_ || handover_path_.empty()) return;
+  handover_listener_ = std::make_unique<handover::Listener>(
+      control_, handover_path_,
+      [this] {
+        std::vector<int> fds = server_->listeningSockets();
+        if (metrics_http_ && metrics_http_->nativeHandle() >= 0)
+          fds.push_back(metrics_http_->nativeHandle());
+        return fds;
+      },
+      [this](uint32_t pid) {
+        handed_to_ = pid;
+        spdlog::info("agent: PID {} serves the sockets now; draining", pid);
+        drain();
+      });
+  if (auto e = handover_listener_->listen())
+    spdlog::warn("handover: {}: a restart outside systemd will drop queries", e->message());
+}
+
+// Stop reading, stop every part, then wait (bounded) for forwarded queries and open TCP
+// connections before the control loop ends.
+void Agent::drain() {
+  if (draining_) return;
+  draining_ = true;
+  sd_notify(0, "STOPPING=1");
+  server_->stopReceiving();
+  sync_->stop();
+  if (docker_) docker_->stop();
+  stale_timer_.cancel();
+  hangup_.cancel();
+  watchdog_.cancel();
+  if (metrics_http_) metrics_http_->stop();
+  if (handover_listener_) handover_listener_->stop();
+  drain_deadline_ = Clock::now() + kDrainBound;
+  waitForDrain();
+}
+
+void Agent::waitForDrain() {
+  bool idle = server_->inFlight() == 0 && server_->tcpConnections() == 0;
+  if (idle || Clock::now() >= drain_deadline_) {
+    if (server_->inFlight() != 0)
+      spdlog::warn("server: {} forwarded queries unanswered at exit", server_->inFlight());
+    if (server_->tcpConnections() != 0)
+      spdlog::warn("server: {} TCP connections still open at exit", server_->tcpConnections());
+    control_.stop();
+    return;
+  }
+  drain_timer_.expires_after(kDrainPollPeriod);
+  drain_timer_.async_wait([this](const boost::system::error_code&) { waitForDrain(); });
+}
+
+}  // namespace elasticdns::agent
