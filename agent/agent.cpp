@@ -262,7 +262,7 @@ void Agent::startSync() {
     else
       spdlog::info("zone: serving snapshot index {}", r.value());
     // Parsing a snapshot (a JSON DOM) and building its zone leave freed heap behind; hand it
-    // back to the kernel (with 10,000 containers: ~24 MB RSS without this, see README).
+    // back to the kernel.
     malloc_trim(0);
   };
   SyncConfig sync;

@@ -1,5 +1,5 @@
 #pragma once
-// The `docker:` section of the agent's configuration (README "Operations", Docker discovery).
+// The `docker:` section of the agent's configuration (agent/README.md, "Docker discovery").
 #include <string>
 #include <vector>
 
