@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "central/apply.hpp"
+#include "elasticdns/text.hpp"
 #include "elasticdns/validate.hpp"
 
 namespace elasticdns::central {
@@ -359,11 +360,12 @@ std::optional<uint64_t> Router::getTopology(const std::string& query, Responder&
         return std::nullopt;
       }
     } else if (name == "wait" && !wait) {
-      wait = parseDuration(value);
-      if (!wait) {
+      auto parsed = text::parseDuration(value);
+      if (!parsed) {
         reply(done, 400, errorBody({"wait", "must be a duration like 500ms, 30s or 5m"}));
         return std::nullopt;
       }
+      wait = parsed.value();
     } else {
       reply(done, 400,
             errorBody({"query", "unknown or repeated parameter '" + std::string(name) + "'"}));

@@ -18,6 +18,7 @@
 #include "central/state.hpp"
 #include "central/store.hpp"
 #include "central/watch.hpp"
+#include "elasticdns/text.hpp"
 
 namespace po = boost::program_options;
 using namespace elasticdns;
@@ -38,16 +39,10 @@ std::string readFile(const std::string& path, const char* what) {
   return ss.str();
 }
 
-// A token file holds the token on its first line; surrounding whitespace is ignored.
 std::string readToken(const std::string& path, const char* what) {
-  std::string s = readFile(path, what);
-  auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) fatal(std::string(what) + ": " + path + " is empty");
-  auto last = s.find_last_not_of(" \t\r\n");
-  s = s.substr(first, last - first + 1);
-  if (s.find_first_of(" \t\r\n") != std::string::npos)
-    fatal(std::string(what) + ": " + path + " must hold one token without whitespace");
-  return s;
+  auto token = text::readTokenFile(path);
+  if (!token) fatal(std::string(what) + ": " + token.error().reason);
+  return token.value();
 }
 
 constexpr size_t kReservedDescriptors = 64;  // SQLite, logs, the listener, accept headroom
@@ -149,17 +144,16 @@ int main(int argc, char** argv) {
   Router router(*state.value(), watchers, tokens, registry,
                 [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
   HttpServer server(io, router, ServerLimits{config.max_connections, config.idle_timeout});
-  auto listen = parseListen(config.listen);
-  if (!listen) fatal("listen: bad address " + config.listen);
-  auto bound = server.listen(listen->first, listen->second);
+  auto listen = text::parseHostPort(config.listen);
+  if (!listen) fatal("listen: " + listen.error().reason);
+  auto bound = server.listen(listen->host, listen->port);
   if (!bound) fatal(bound.error().message());
   server.start();
-  std::string host = bound->address().to_string();
-  if (bound->address().is_v6()) host = "[" + host + "]";
-  std::printf("listening on %s:%u\n", host.c_str(), unsigned(bound->port()));
+  std::string address = text::formatHostPort(bound->address().to_string(), bound->port());
+  std::printf("listening on %s\n", address.c_str());
   std::fflush(stdout);
-  spdlog::info("central: listening on {}:{}, data in {}, index {}, durability {}", host,
-               bound->port(), config.data_dir, state.value()->index(),
+  spdlog::info("central: listening on {}, data in {}, index {}, durability {}", address,
+               config.data_dir, state.value()->index(),
                config.durability == Durability::kFull ? "full" : "normal");
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
