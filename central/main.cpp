@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "central/config.hpp"
-#include "central/http.hpp"
+#include "central/http_server.hpp"
 #include "central/state.hpp"
 #include "central/store.hpp"
 #include "central/watch.hpp"

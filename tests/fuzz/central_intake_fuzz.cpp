@@ -13,7 +13,7 @@
 
 #include "central/apply.hpp"
 #include "central/config.hpp"
-#include "central/http.hpp"
+#include "central/router.hpp"
 #include "elasticdns/protocol.hpp"
 #include "elasticdns/validate.hpp"
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "central/http.hpp"
+#include "central/router.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::central;
