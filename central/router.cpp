@@ -244,95 +244,42 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
     return std::nullopt;
   }
 
-  RecordKind kind;
-  size_t key_parts = 1;
-  if (resource == "servers")
-    kind = RecordKind::kServer;
-  else if (resource == "services")
-    kind = RecordKind::kService;
-  else if (resource == "containers")
-    kind = RecordKind::kContainer;
-  else if (resource == "datasources")
-    kind = RecordKind::kDatasource, key_parts = 2;
-  else
-    return notFound(), std::nullopt;
+  auto kind = protocol::kindOfCollection(resource);
+  if (!kind || *kind == RecordKind::kVersion) return notFound(), std::nullopt;
+  size_t key_parts = *kind == RecordKind::kDatasource ? 2 : 1;  // type/group
   if (parts.size() != 2 + key_parts) return notFound(), std::nullopt;
   if (req.method != "PUT" && req.method != "DELETE") return badMethod("PUT, DELETE"), std::nullopt;
-
   std::string key(parts[2]);
-  std::string group = key_parts == 2 ? std::string(parts[3]) : "";
-  // The key from the URL must be valid on its own (DELETE has no body to validate).
-  std::optional<Error> bad_key;
-  switch (kind) {
-    case RecordKind::kServer:
-      if (!validate::isDnsName(key)) bad_key = Error{"name", "must be a lowercase DNS name"};
-      break;
-    case RecordKind::kService:
-      if (!validate::isDnsLabel(key)) bad_key = Error{"name", "must be a lowercase DNS label"};
-      break;
-    case RecordKind::kContainer:
-      if (!validate::isContainerId(key)) bad_key = Error{"id", "must be 1-128 of [A-Za-z0-9_.-]"};
-      break;
-    case RecordKind::kDatasource:
-      if (!validate::isDnsLabel(key))
-        bad_key = Error{"type", "must be a lowercase DNS label"};
-      else if (!validate::isDnsLabel(group))
-        bad_key = Error{"group", "must be a lowercase DNS label"};
-      break;
-    case RecordKind::kVersion:
-      break;
-  }
-  if (bad_key) {
-    reply(done, 400, errorBody(*bad_key));
-    return std::nullopt;
-  }
-  WriteItem item{req.method == "PUT" ? ChangeOp::kPut : ChangeOp::kDelete, kind,
-                 kind == RecordKind::kDatasource ? key + "/" + group : key, std::monostate{}};
-  if (item.op == ChangeOp::kPut) {
-    auto body = parseBody(req.body);
-    if (!body) {
-      reply(done, 400, errorBody(body.error()));
-      return std::nullopt;
-    }
-    std::optional<Error> e;
-    auto take = [&](auto r) {
-      if (r)
-        item.record = std::move(r).value();
-      else
-        e = r.error();
-    };
-    switch (kind) {
-      case RecordKind::kServer:
-        take(validate::parseServer(body.value(), key));
-        break;
-      case RecordKind::kService:
-        take(validate::parseService(body.value(), key));
-        break;
-      case RecordKind::kContainer:
-        take(validate::parseContainer(body.value(), key));
-        break;
-      case RecordKind::kDatasource:
-        take(validate::parseDatasource(body.value(), key, group));
-        break;
-      case RecordKind::kVersion:
-        break;
-    }
-    if (e) {
-      reply(done, 400, errorBody(*e));
-      return std::nullopt;
-    }
-  } else if (!req.body.empty()) {
-    reply(done, 400, errorBody({"body", "DELETE takes no body"}));
+  if (key_parts == 2) key += "/" + std::string(parts[3]);
+  auto item = recordWrite(req, *kind, key);
+  if (!item) {
+    reply(done, 400, errorBody(item.error()));
     return std::nullopt;
   }
   if (scope) {
-    if (auto e = checkServerScope(item, state_.topology(), *scope)) {
+    if (auto e = checkServerScope(item.value(), state_.topology(), *scope)) {
       reply(done, 403, errorBody(*e));
       return std::nullopt;
     }
   }
-  enqueue({std::move(item)}, std::move(done));
+  enqueue({std::move(item).value()}, std::move(done));
   return std::nullopt;
+}
+
+Result<WriteItem> Router::recordWrite(const Request& req, RecordKind kind, const std::string& key) {
+  // The key from the URL must be valid on its own (a DELETE has no body to validate).
+  if (auto e = protocol::checkKey(kind, key)) return *e;
+  WriteItem item{req.method == "PUT" ? ChangeOp::kPut : ChangeOp::kDelete, kind, key, std::nullopt};
+  if (item.op == ChangeOp::kDelete) {
+    if (!req.body.empty()) return Error{"body", "DELETE takes no body"};
+    return item;
+  }
+  auto body = parseBody(req.body);
+  if (!body) return body.error();
+  auto record = protocol::parseRecord(kind, body.value(), key);
+  if (!record) return record.error();
+  item.record = std::move(record).value();
+  return item;
 }
 
 std::optional<uint64_t> Router::getTopology(const std::string& query, Responder& done) {

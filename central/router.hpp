@@ -76,6 +76,9 @@ class Router {
 
   Access authorize(const Request& req) const;
   std::optional<uint64_t> getTopology(const std::string& query, Responder& done);
+  // PUT or DELETE of the record `key` of `kind`: the write, or why it is a bad request.
+  static Result<WriteItem> recordWrite(const Request& req, protocol::RecordKind kind,
+                                       const std::string& key);
   void enqueue(std::vector<WriteItem> items, Responder done);
   void flush();
   std::shared_ptr<const std::string> bodySince(uint64_t since);
