@@ -7,7 +7,6 @@
 
 #include "central/apply.hpp"
 #include "elasticdns/text.hpp"
-#include "elasticdns/validate.hpp"
 
 namespace elasticdns::central {
 namespace {
