@@ -55,21 +55,17 @@ decltype(auto) withRecords(Topology& t, RecordKind k, F&& f) {
   return f(t.versions);
 }
 
-template <typename Topology>
-auto& recordsOf(Topology& t, const model::Server&) {
-  return t.servers;
-}
-template <typename Topology>
-auto& recordsOf(Topology& t, const model::Service&) {
-  return t.services;
-}
-template <typename Topology>
-auto& recordsOf(Topology& t, const model::Container&) {
-  return t.containers;
-}
-template <typename Topology>
-auto& recordsOf(Topology& t, const model::Datasource&) {
-  return t.datasources;
+// The topology's map that holds records of type T.
+template <typename T, typename Topology>
+auto& recordsOf(Topology& t) {
+  if constexpr (std::is_same_v<T, model::Server>)
+    return t.servers;
+  else if constexpr (std::is_same_v<T, model::Service>)
+    return t.services;
+  else if constexpr (std::is_same_v<T, model::Container>)
+    return t.containers;
+  else
+    return t.datasources;
 }
 
 // "type/group" → {type, group}; a key without '/' has an empty group.
@@ -213,7 +209,7 @@ bool contains(const model::Topology& t, RecordKind k, const std::string& key) {
 bool holds(const model::Topology& t, const Record& r) {
   return std::visit(
       [&](const auto& x) {
-        const auto& m = recordsOf(t, x);
+        const auto& m = recordsOf<std::decay_t<decltype(x)>>(t);
         auto it = m.find(keyOf(r));
         return it != m.end() && it->second == x;
       },
@@ -226,7 +222,8 @@ size_t countOf(const model::Topology& t, RecordKind k) {
 
 void put(model::Topology& t, Record r) {
   std::string key = keyOf(r);
-  std::visit([&](auto&& x) { recordsOf(t, x)[key] = std::move(x); }, std::move(r));
+  std::visit([&](auto&& x) { recordsOf<std::decay_t<decltype(x)>>(t)[key] = std::move(x); },
+             std::move(r));
 }
 
 void erase(model::Topology& t, RecordKind k, const std::string& key) {
