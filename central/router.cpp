@@ -150,6 +150,24 @@ void Router::reply(Responder& done, unsigned status, std::string body) {
   done(std::move(r));
 }
 
+void Router::replyBadMethod(Responder& done, const char* allow) {
+  Response r;
+  r.status = 405;
+  r.body =
+      std::make_shared<const std::string>(errorBody({"method", "allowed: " + std::string(allow)}));
+  r.headers.emplace_back("Allow", allow);
+  responses_4xx_->inc();
+  done(std::move(r));
+}
+
+void Router::replyMetrics(Responder& done) {
+  Response r;
+  r.body = std::make_shared<const std::string>(registry_.render());
+  r.content_type = "text/plain; version=0.0.4";
+  responses_2xx_->inc();
+  done(std::move(r));
+}
+
 Router::Access Router::authorize(const Request& req) const {
   std::string_view h = req.authorization;
   constexpr std::string_view kBearer = "Bearer ";
@@ -166,28 +184,14 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   std::string_view path = target.substr(0, q);
   std::string query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
   auto notFound = [&] { reply(done, 404, errorBody({"path", "no such resource"})); };
-  auto badMethod = [&](const char* allow) {
-    Response r;
-    r.status = 405;
-    r.body = std::make_shared<const std::string>(
-        errorBody({"method", "allowed: " + std::string(allow)}));
-    r.headers.emplace_back("Allow", allow);
-    responses_4xx_->inc();
-    done(std::move(r));
-  };
+  auto badMethod = [&](const char* allow) { replyBadMethod(done, allow); };
 
-  if (path == "/healthz") {
+  if (path == "/healthz" || path == "/metrics") {
     if (req.method != "GET") return badMethod("GET"), std::nullopt;
-    reply(done, 200, json{{"status", "ok"}, {"index", state_.index()}}.dump());
-    return std::nullopt;
-  }
-  if (path == "/metrics") {
-    if (req.method != "GET") return badMethod("GET"), std::nullopt;
-    Response r;
-    r.body = std::make_shared<const std::string>(registry_.render());
-    r.content_type = "text/plain; version=0.0.4";
-    responses_2xx_->inc();
-    done(std::move(r));
+    if (path == "/healthz")
+      reply(done, 200, json{{"status", "ok"}, {"index", state_.index()}}.dump());
+    else
+      replyMetrics(done);
     return std::nullopt;
   }
   if (path.substr(0, 4) != "/v1/") return notFound(), std::nullopt;
@@ -225,21 +229,12 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   }
   if (resource == "apply" && parts.size() == 2) {
     if (req.method != "POST") return badMethod("POST"), std::nullopt;
-    if (req.body.empty()) {
-      reply(done, 400, errorBody({"body", "a service.yml document is required"}));
+    auto items = serviceYmlWrites(req);
+    if (!items) {
+      reply(done, 400, errorBody(items.error()));
       return std::nullopt;
     }
-    auto services = parseServiceYml(req.body);
-    if (!services) {
-      reply(done, 400, errorBody(services.error()));
-      return std::nullopt;
-    }
-    std::vector<WriteItem> items;
-    for (auto& s : services.value()) {
-      std::string key = s.name;
-      items.push_back({ChangeOp::kPut, RecordKind::kService, key, std::move(s)});
-    }
-    enqueue(std::move(items), std::move(done));
+    enqueue(std::move(items).value(), std::move(done));
     return std::nullopt;
   }
 
@@ -263,6 +258,18 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   }
   enqueue({std::move(item).value()}, std::move(done));
   return std::nullopt;
+}
+
+Result<std::vector<WriteItem>> Router::serviceYmlWrites(const Request& req) {
+  if (req.body.empty()) return Error{"body", "a service.yml document is required"};
+  auto services = parseServiceYml(req.body);
+  if (!services) return services.error();
+  std::vector<WriteItem> items;
+  for (auto& s : services.value()) {
+    std::string key = s.name;
+    items.push_back({ChangeOp::kPut, RecordKind::kService, key, std::move(s)});
+  }
+  return items;
 }
 
 Result<WriteItem> Router::recordWrite(const Request& req, RecordKind kind, const std::string& key) {

@@ -76,6 +76,8 @@ class Router {
 
   Access authorize(const Request& req) const;
   std::optional<uint64_t> getTopology(const std::string& query, Responder& done);
+  // POST /v1/apply: a put of every service of the service.yml in the body.
+  static Result<std::vector<WriteItem>> serviceYmlWrites(const Request& req);
   // PUT or DELETE of the record `key` of `kind`: the write, or why it is a bad request.
   static Result<WriteItem> recordWrite(const Request& req, protocol::RecordKind kind,
                                        const std::string& key);
@@ -83,6 +85,8 @@ class Router {
   void flush();
   std::shared_ptr<const std::string> bodySince(uint64_t since);
   void reply(Responder& done, unsigned status, std::string body);
+  void replyBadMethod(Responder& done, const char* allow);  // 405 with Allow
+  void replyMetrics(Responder& done);
 
   TopologyState& state_;
   WatchRegistry& watchers_;
