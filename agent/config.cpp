@@ -10,6 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "elasticdns/text.hpp"
 #include "elasticdns/validate.hpp"
 
 namespace elasticdns::agent {
@@ -50,54 +51,24 @@ Result<std::vector<std::string>> stringList(const YAML::Node& n, const std::stri
   return out;
 }
 
-/// "5s", "500ms" (rounded up to whole seconds), "2m", "1h", or a bare number of seconds.
+/// A duration (text::parseDuration), rounded up to whole seconds, at most `max`.
 Result<std::chrono::seconds> duration(const YAML::Node& n, const std::string& key,
                                       std::chrono::seconds max) {
   auto s = scalar(n, key);
   if (!s) return s.error();
-  static const std::regex re(R"(^([0-9]{1,9})(ms|s|m|h)?$)");
-  std::smatch m;
-  if (!std::regex_match(s.value(), m, re))
-    return err(key, "not a duration (e.g. 5s, 500ms, 2m): '" + s.value() + "'");
-  int64_t v = std::stoll(m[1]);
-  std::string unit = m[2];
-  int64_t secs = unit == "ms"  ? (v + 999) / 1000
-                 : unit == "m" ? v * 60
-                 : unit == "h" ? v * 3600
-                               : v;
-  if (secs > max.count()) return err(key, "more than " + std::to_string(max.count()) + "s");
-  return std::chrono::seconds(secs);
+  auto d = text::parseDuration(s.value());
+  if (!d) return err(key, d.error().reason);
+  auto secs = std::chrono::ceil<std::chrono::seconds>(d.value());
+  if (secs > max) return err(key, "more than " + std::to_string(max.count()) + "s");
+  return secs;
 }
 
-/// ADDR:PORT, [V6]:PORT; ADDR alone when `default_port` is set.
-Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& text, const std::string& key,
+/// text::parseHostPort as an address and port; the address alone when `default_port` is set.
+Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& value, const std::string& key,
                                                   std::optional<uint16_t> default_port) {
-  std::string host = text, port;
-  if (!text.empty() && text[0] == '[') {
-    auto close = text.find(']');
-    if (close == std::string::npos) return err(key, "missing ']' in '" + text + "'");
-    host = text.substr(1, close - 1);
-    if (close + 1 < text.size()) {
-      if (text[close + 1] != ':') return err(key, "expected ':' after ']' in '" + text + "'");
-      port = text.substr(close + 2);
-    }
-  } else if (std::count(text.begin(), text.end(), ':') == 1) {
-    auto colon = text.find(':');
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-  }
-  boost::system::error_code ec;
-  ip::address a = ip::make_address(host, ec);
-  if (ec) return err(key, "not an IP address: '" + host + "'");
-  if (port.empty()) {
-    if (!default_port) return err(key, "missing ':PORT' in '" + text + "'");
-    return std::pair{a, *default_port};
-  }
-  if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
-    return err(key, "not a port: '" + port + "'");
-  unsigned long p = std::stoul(port);
-  if (p > 65535) return err(key, "port out of range: " + port);
-  return std::pair{a, static_cast<uint16_t>(p)};
+  auto hp = text::parseHostPort(value, default_port);
+  if (!hp) return err(key, hp.error().reason);
+  return std::pair{ip::make_address(hp->host), hp->port};
 }
 
 const std::set<std::string> kTopKeys = {"domain",       "listen",         "server_name",
@@ -267,10 +238,8 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
       auto v = stringList(n["urls"], "central/urls");
       if (!v) return v.error();
       for (size_t i = 0; i < v->size(); ++i) {
-        const auto& u = v.value()[i];
-        if (!(u.starts_with("http://") || u.starts_with("https://")) || u.size() < 9)
-          return err("central/urls/" + std::to_string(i),
-                     "must be an http:// or https:// URL: '" + u + "'");
+        auto url = text::parseHttpUrl(v.value()[i]);
+        if (!url) return err("central/urls/" + std::to_string(i), url.error().reason);
       }
       c.central_urls = v.value();
     }

@@ -62,7 +62,8 @@ std::optional<Error> checkServerScope(const WriteItem& item, const model::Topolo
                                       const std::string& server) {
   if (item.kind != protocol::RecordKind::kContainer)
     return Error{"token", "an agent token of server " + server + " writes only containers"};
-  if (auto* c = std::get_if<model::Container>(&item.record); c && c->server != server)
+  const auto* c = item.record ? std::get_if<model::Container>(&*item.record) : nullptr;
+  if (c && c->server != server)
     return Error{"server",
                  "an agent token of server " + server + " writes only its own containers"};
   if (auto it = current.containers.find(item.key);

@@ -21,7 +21,7 @@ constexpr std::chrono::seconds kDefaultIdleTimeout{60};  // to receive a whole r
 constexpr std::chrono::seconds kMaxWait{300};            // cap on a long-poll's wait=
 
 struct Config {
-  std::string listen = "127.0.0.1:8080";
+  std::string listen = "127.0.0.1:8080";  // text::parseHostPort
   std::string data_dir;
   std::string admin_token_file;
   std::string agent_token_file;
@@ -34,14 +34,8 @@ struct Config {
   std::string log_level = "info";
 };
 
-/// Parses "500ms", "30s", "5m", "1h" (a non-negative integer and a unit).
-std::optional<std::chrono::milliseconds> parseDuration(std::string_view s);
-
 /// Parses the YAML config; unknown keys and bad values are errors naming the key. Keys not
 /// given keep the values already in `base`.
 Result<Config> parseConfig(std::string_view yaml, Config base = {});
-
-/// "ADDR:PORT" or "[V6ADDR]:PORT" → address and port.
-std::optional<std::pair<std::string, uint16_t>> parseListen(std::string_view s);
 
 }  // namespace elasticdns::central

@@ -3,21 +3,26 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/program_options.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <set>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "elasticdns/text.hpp"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace po = boost::program_options;
 using tcp = asio::ip::tcp;
 using nlohmann::json;
+using namespace elasticdns;
 
 namespace {
 
@@ -27,6 +32,7 @@ constexpr int kExitRefused = 1;  // central answered with an error
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
 constexpr uint64_t kMaxResponseBytes = 1ull << 32;  // a full snapshot of 1M containers fits
+constexpr const char* kDefaultUrl = "http://127.0.0.1:8080";
 
 const char* kUsage = R"(usage: elasticdnsctl [--url URL] [--token TOKEN | --token-file FILE] COMMAND
 
@@ -56,131 +62,103 @@ struct Unreachable {
   std::string what;
 };
 
-struct Args {
-  std::vector<std::string> positional;
-  std::map<std::string, std::vector<std::string>> flags;
+// The command line: the command and its positional words, and the options given.
+struct Invocation {
+  std::vector<std::string> words;
+  po::variables_map options;
 
-  bool has(const std::string& f) const { return flags.count(f) > 0; }
-  std::string one(const std::string& f, const std::string& fallback = {}) const {
-    auto it = flags.find(f);
-    if (it == flags.end()) return fallback;
-    if (it->second.size() > 1) throw UsageError{"--" + f + " given more than once"};
-    return it->second.front();
+  bool has(const std::string& name) const {
+    auto it = options.find(name);
+    return it != options.end() && !it->second.defaulted();
   }
-  std::vector<std::string> many(const std::string& f) const {
-    auto it = flags.find(f);
-    return it == flags.end() ? std::vector<std::string>{} : it->second;
+  std::string one(const std::string& name, const std::string& fallback = {}) const {
+    return has(name) ? options[name].as<std::string>() : fallback;
+  }
+  std::vector<std::string> many(const std::string& name) const {
+    return has(name) ? options[name].as<std::vector<std::string>>() : std::vector<std::string>{};
   }
 };
 
-const std::set<std::string> kBooleanFlags = {"primary", "help"};
-
-Args parseArgs(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string s = argv[i];
-    if (s.size() > 2 && s.rfind("--", 0) == 0) {
-      std::string name = s.substr(2), value;
-      auto eq = name.find('=');
-      if (eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      } else if (kBooleanFlags.count(name)) {
-        value = "true";
-      } else {
-        if (i + 1 >= argc) throw UsageError{"--" + name + " needs a value"};
-        value = argv[++i];
-      }
-      a.flags[name].push_back(value);
-    } else if (s == "-h") {
-      a.flags["help"].push_back("true");
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
+// Every option of every command; each command then allows only its own (allowOnly).
+po::options_description optionsDescription() {
+  po::options_description opts;
+  auto single = [] { return po::value<std::string>(); };
+  auto repeated = [] { return po::value<std::vector<std::string>>()->composing(); };
+  opts.add_options()("help,h", "")("url", single())("token", single())("token-file", single());
+  opts.add_options()("index", single())("wait", single())("count", po::value<uint64_t>());
+  opts.add_options()("address", repeated())("label", repeated())("address6", single());
+  opts.add_options()("dns-behaviour", single())("load-balancing", single())("port", repeated())(
+      "traffic-match", repeated());
+  opts.add_options()("service", single())("version", single())("server", single())(
+      "state", single())("primary", po::bool_switch());
+  opts.add_options()("words", po::value<std::vector<std::string>>());
+  return opts;
 }
 
-void allowOnly(const Args& a, std::initializer_list<const char*> allowed) {
-  for (const auto& [name, values] : a.flags) {
+Invocation parseArgs(int argc, char** argv) {
+  po::positional_options_description positional;
+  positional.add("words", -1);
+  // No abbreviations: a misspelt flag is an error, not a guess.
+  const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+  Invocation call;
+  try {
+    po::store(po::command_line_parser(argc, argv)
+                  .options(optionsDescription())
+                  .positional(positional)
+                  .style(style)
+                  .run(),
+              call.options);
+    po::notify(call.options);
+  } catch (const po::error& e) {
+    throw UsageError{e.what()};
+  }
+  call.words = call.many("words");
+  return call;
+}
+
+void allowOnly(const Invocation& call, std::initializer_list<const char*> allowed) {
+  for (const auto& [name, value] : call.options) {
+    if (value.defaulted() || name == "words") continue;
     bool ok = name == "url" || name == "token" || name == "token-file";
-    for (const char* x : allowed) ok = ok || name == x;
+    for (const char* a : allowed) ok = ok || name == a;
     if (!ok) throw UsageError{"unknown option --" + name + " for this command"};
   }
 }
 
-struct Target {
-  std::string host;
-  std::string port;
-};
-
-Target parseUrl(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0)
-    throw UsageError{"--url must start with http:// (got " + url + ")"};
-  std::string rest = url.substr(scheme.size());
-  if (auto slash = rest.find('/'); slash != std::string::npos) {
-    if (rest.substr(slash) != "/") throw UsageError{"--url takes no path"};
-    rest = rest.substr(0, slash);
-  }
-  Target t;
-  if (!rest.empty() && rest.front() == '[') {
-    auto close = rest.find(']');
-    if (close == std::string::npos) throw UsageError{"--url: bad IPv6 address"};
-    t.host = rest.substr(1, close - 1);
-    t.port = close + 1 < rest.size() && rest[close + 1] == ':' ? rest.substr(close + 2) : "80";
-  } else {
-    auto colon = rest.find(':');
-    t.host = rest.substr(0, colon);
-    t.port = colon == std::string::npos ? "80" : rest.substr(colon + 1);
-  }
-  if (t.host.empty() || t.port.empty()) throw UsageError{"--url: missing host or port"};
-  return t;
+void needWords(const Invocation& call, size_t min, size_t max, const char* usage) {
+  if (call.words.size() < min || call.words.size() > max) throw UsageError{usage};
 }
 
 std::string readFile(const std::string& path) {
+  std::stringstream ss;
   if (path == "-") {
-    std::stringstream ss;
     ss << std::cin.rdbuf();
     return ss.str();
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError{"cannot read " + path};
-  std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
 }
 
-std::string trim(std::string s) {
-  auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return {};
-  return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
-}
+struct Response {
+  unsigned status = 0;
+  std::string body;
+};
 
 class Client {
  public:
-  Client(Target target, std::string token) : target_(std::move(target)), token_(std::move(token)) {}
+  Client(text::HttpUrl url, std::string token) : url_(std::move(url)), token_(std::move(token)) {}
 
-  // Returns status and body. Throws Unreachable when central cannot be reached.
-  std::pair<unsigned, std::string> call(http::verb method, const std::string& path,
-                                        const std::string& body = {},
-                                        const std::string& content_type = "application/json") {
+  // Throws Unreachable when central cannot be reached.
+  Response call(http::verb method, const std::string& path, const std::string& body = {},
+                const std::string& content_type = "application/json") {
     try {
       asio::io_context io;
       tcp::resolver resolver(io);
       beast::tcp_stream stream(io);
-      stream.connect(resolver.resolve(target_.host, target_.port));
-      http::request<http::string_body> req(method, path, 11);
-      req.set(http::field::host, target_.host);
-      req.set(http::field::user_agent, "elasticdnsctl");
-      if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
-      if (!body.empty() || method == http::verb::put || method == http::verb::post) {
-        req.set(http::field::content_type, content_type);
-        req.body() = body;
-      }
-      req.keep_alive(false);
-      req.prepare_payload();
-      http::write(stream, req);
+      stream.connect(resolver.resolve(url_.host, url_.port));
+      http::write(stream, request(method, path, body, content_type));
       beast::flat_buffer buffer;
       http::response_parser<http::string_body> parser;
       parser.body_limit(kMaxResponseBytes);
@@ -189,148 +167,212 @@ class Client {
       stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
       return {parser.get().result_int(), std::move(parser.get().body())};
     } catch (const boost::system::system_error& e) {
-      throw Unreachable{"http://" + target_.host + ":" + target_.port + ": " + e.what()};
+      throw Unreachable{url_.text() + ": " + e.what()};
     }
   }
 
  private:
-  Target target_;
+  http::request<http::string_body> request(http::verb method, const std::string& path,
+                                           const std::string& body,
+                                           const std::string& content_type) const {
+    http::request<http::string_body> req(method, path, 11);
+    req.set(http::field::host, url_.host);
+    req.set(http::field::user_agent, "elasticdnsctl");
+    if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
+    if (!body.empty() || method == http::verb::put || method == http::verb::post) {
+      req.set(http::field::content_type, content_type);
+      req.body() = body;
+    }
+    req.keep_alive(false);
+    req.prepare_payload();
+    return req;
+  }
+
+  text::HttpUrl url_;
   std::string token_;
 };
 
+// --url, else $ELASTICDNS_URL, else the default; --token, --token-file, else $ELASTICDNS_TOKEN.
+Client clientFor(const Invocation& call) {
+  const char* env_url = std::getenv("ELASTICDNS_URL");
+  auto url = text::parseHttpUrl(call.one("url", env_url ? env_url : kDefaultUrl));
+  if (!url) throw UsageError{"--url " + url.error().reason};
+  if (!url->base.empty()) throw UsageError{"--url takes no path"};
+  if (call.has("token") && call.has("token-file"))
+    throw UsageError{"give --token or --token-file, not both"};
+  std::string token;
+  if (call.has("token")) {
+    token = call.one("token");
+  } else if (call.has("token-file")) {
+    auto t = text::readTokenFile(call.one("token-file"));
+    if (!t) throw UsageError{"--token-file: " + t.error().reason};
+    token = t.value();
+  } else if (const char* env_token = std::getenv("ELASTICDNS_TOKEN")) {
+    // An empty variable means no token, as if it were unset.
+    if (auto t = text::parseToken(env_token)) token = t.value();
+  }
+  return Client(std::move(url).value(), token);
+}
+
 // Prints central's error and returns the exit code for it.
-int refused(unsigned status, const std::string& body) {
+int refused(const Response& r) {
   std::string detail;
-  json j = json::parse(body, nullptr, false);
+  json j = json::parse(r.body, nullptr, false);
   if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
     std::string field = j["error"].value("field", "");
     std::string reason = j["error"].value("reason", "");
     detail = field.empty() ? reason : field + ": " + reason;
   }
-  if (status == 401) detail = "unauthorized: wrong or missing token (--token, ELASTICDNS_TOKEN)";
-  std::cerr << "elasticdnsctl: central refused (HTTP " << status << ")"
+  if (r.status == 401) detail = "unauthorized: wrong or missing token (--token, ELASTICDNS_TOKEN)";
+  std::cerr << "elasticdnsctl: central refused (HTTP " << r.status << ")"
             << (detail.empty() ? "" : ": " + detail) << "\n";
   return kExitRefused;
 }
 
-int report(const std::pair<unsigned, std::string>& r) {
-  if (r.first >= 300) return refused(r.first, r.second);
-  std::cout << r.second << "\n";
+int report(const Response& r) {
+  if (r.status >= 300) return refused(r);
+  std::cout << r.body << "\n";
   return kExitOk;
 }
 
-void needPositional(const Args& a, size_t min, size_t max, const char* what) {
-  if (a.positional.size() < min || a.positional.size() > max) throw UsageError{what};
+int runApply(const Invocation& call) {
+  allowOnly(call, {});
+  needWords(call, 2, 2, "usage: apply FILE|-");
+  return report(clientFor(call).call(http::verb::post, "/v1/apply", readFile(call.words[1]),
+                                     "application/yaml"));
 }
 
-int run(const Args& a) {
-  if (a.has("help") || a.positional.empty()) {
-    std::cout << kUsage;
-    return a.positional.empty() && !a.has("help") ? kExitUsage : kExitOk;
-  }
-  const char* env_url = std::getenv("ELASTICDNS_URL");
-  std::string url = a.one("url", env_url ? env_url : "http://127.0.0.1:8080");
-  std::string token;
-  if (a.has("token") && a.has("token-file"))
-    throw UsageError{"give --token or --token-file, not both"};
-  if (a.has("token"))
-    token = a.one("token");
-  else if (a.has("token-file"))
-    token = trim(readFile(a.one("token-file")));
-  else if (const char* t = std::getenv("ELASTICDNS_TOKEN"))
-    token = trim(t);
-  Client client(parseUrl(url), token);
+int runTopology(const Invocation& call) {
+  allowOnly(call, {"index"});
+  needWords(call, 1, 1, "usage: topology [--index N]");
+  std::string path = "/v1/topology";
+  if (call.has("index")) path += "?index=" + call.one("index");
+  auto r = clientFor(call).call(http::verb::get, path);
+  if (r.status >= 300) return refused(r);
+  json j = json::parse(r.body, nullptr, false);
+  std::cout << (j.is_discarded() ? r.body : j.dump(2)) << "\n";
+  return kExitOk;
+}
 
-  const std::string& cmd = a.positional[0];
-  std::string verb = a.positional.size() > 1 ? a.positional[1] : "";
-
-  if (cmd == "apply") {
-    allowOnly(a, {});
-    needPositional(a, 2, 2, "usage: apply FILE|-");
-    return report(
-        client.call(http::verb::post, "/v1/apply", readFile(a.positional[1]), "application/yaml"));
-  }
-  if (cmd == "topology") {
-    allowOnly(a, {"index"});
-    needPositional(a, 1, 1, "usage: topology [--index N]");
+// Long-polls central from --index on, printing each answer as it comes, --count times (or
+// until interrupted).
+int runWatch(const Invocation& call) {
+  allowOnly(call, {"index", "wait", "count"});
+  needWords(call, 1, 1, "usage: watch [--index N] [--wait 30s] [--count N]");
+  Client client = clientFor(call);
+  std::string wait = call.one("wait", "30s");
+  std::optional<uint64_t> count;
+  if (call.has("count")) count = call.options["count"].as<uint64_t>();
+  std::string index = call.one("index");
+  for (uint64_t n = 0; !count || n < *count; ++n) {
     std::string path = "/v1/topology";
-    if (a.has("index")) path += "?index=" + a.one("index");
+    if (!index.empty()) path += "?index=" + index + "&wait=" + wait;
     auto r = client.call(http::verb::get, path);
-    if (r.first >= 300) return refused(r.first, r.second);
-    json j = json::parse(r.second, nullptr, false);
-    std::cout << (j.is_discarded() ? r.second : j.dump(2)) << "\n";
-    return kExitOk;
-  }
-  if (cmd == "watch") {
-    allowOnly(a, {"index", "wait", "count"});
-    needPositional(a, 1, 1, "usage: watch [--index N] [--wait 30s] [--count N]");
-    std::string wait = a.one("wait", "30s");
-    long count = a.has("count") ? std::strtol(a.one("count").c_str(), nullptr, 10) : -1;
-    std::string index = a.one("index", "");
-    for (long n = 0; count < 0 || n < count; ++n) {
-      std::string path = "/v1/topology";
-      if (!index.empty()) path += "?index=" + index + "&wait=" + wait;
-      auto r = client.call(http::verb::get, path);
-      if (r.first >= 300) return refused(r.first, r.second);
-      json j = json::parse(r.second, nullptr, false);
-      if (j.is_discarded() || !j.contains("index")) {
-        std::cerr << "elasticdnsctl: central sent a response that is not a topology\n";
-        return kExitRefused;
-      }
-      std::cout << r.second << std::endl;
-      index = std::to_string(j["index"].get<uint64_t>());
+    if (r.status >= 300) return refused(r);
+    json j = json::parse(r.body, nullptr, false);
+    if (j.is_discarded() || !j.contains("index")) {
+      std::cerr << "elasticdnsctl: central sent a response that is not a topology\n";
+      return kExitRefused;
     }
-    return kExitOk;
+    std::cout << r.body << std::endl;
+    index = std::to_string(j["index"].get<uint64_t>());
   }
+  return kExitOk;
+}
 
-  static const std::map<std::string, std::string> kCollections = {{"server", "servers"},
-                                                                  {"service", "services"},
-                                                                  {"container", "containers"},
-                                                                  {"datasource", "datasources"}};
-  auto coll = kCollections.find(cmd);
-  if (coll == kCollections.end()) throw UsageError{"unknown command '" + cmd + "'"};
-  if (verb != "put" && verb != "delete") throw UsageError{cmd + ": expected put or delete"};
-  bool is_ds = cmd == "datasource";
-  needPositional(
-      a, 3, is_ds ? 4 : 3,
-      is_ds ? "usage: datasource put|delete TYPE [GROUP]" : "usage: COMMAND put|delete NAME");
-  std::string path = "/v1/" + coll->second + "/" + a.positional[2];
-  if (is_ds) path += "/" + (a.positional.size() > 3 ? a.positional[3] : std::string("default"));
-  if (verb == "delete") {
-    allowOnly(a, {});
-    return report(client.call(http::verb::delete_, path));
+// --address repeats for datasources only; servers and containers have one.
+std::optional<std::string> singleAddress(const Invocation& call) {
+  auto address = call.many("address");
+  if (address.size() > 1) throw UsageError{"--address given more than once"};
+  if (address.empty()) return std::nullopt;
+  return address.front();
+}
+
+json serverBody(const Invocation& call) {
+  allowOnly(call, {"address", "label"});
+  auto address = singleAddress(call);
+  if (!address) throw UsageError{"server put needs --address"};
+  json body = {{"address", *address}};
+  for (const auto& label : call.many("label")) {
+    auto eq = label.find('=');
+    if (eq == std::string::npos) throw UsageError{"--label takes KEY=VALUE"};
+    body["labels"][label.substr(0, eq)] = label.substr(eq + 1);
   }
+  return body;
+}
+
+json serviceBody(const Invocation& call) {
+  allowOnly(call, {"dns-behaviour", "load-balancing", "port", "traffic-match"});
   json body = json::object();
-  if (cmd == "server") {
-    allowOnly(a, {"address", "label"});
-    if (!a.has("address")) throw UsageError{"server put needs --address"};
-    body["address"] = a.one("address");
-    for (const auto& l : a.many("label")) {
-      auto eq = l.find('=');
-      if (eq == std::string::npos) throw UsageError{"--label takes KEY=VALUE"};
-      body["labels"][l.substr(0, eq)] = l.substr(eq + 1);
-    }
-  } else if (cmd == "service") {
-    allowOnly(a, {"dns-behaviour", "load-balancing", "port", "traffic-match"});
-    if (a.has("dns-behaviour")) body["dns_behaviour"] = a.one("dns-behaviour");
-    if (a.has("load-balancing")) body["load_balancing"] = a.one("load-balancing");
-    if (a.has("port")) body["ports"] = a.many("port");
-    if (a.has("traffic-match")) body["traffic_matches"] = a.many("traffic-match");
-  } else if (cmd == "container") {
-    allowOnly(a, {"service", "version", "server", "address", "address6", "state"});
-    for (const char* f : {"service", "version", "server"}) {
-      if (!a.has(f)) throw UsageError{std::string("container put needs --") + f};
-      body[f] = a.one(f);
-    }
-    for (const char* f : {"address", "address6", "state"})
-      if (a.has(f)) body[f] = a.one(f);
-  } else {
-    allowOnly(a, {"address", "primary"});
-    if (!a.has("address")) throw UsageError{"datasource put needs --address (one or more)"};
-    body["addresses"] = a.many("address");
-    if (a.has("primary")) body["primary"] = true;
+  if (call.has("dns-behaviour")) body["dns_behaviour"] = call.one("dns-behaviour");
+  if (call.has("load-balancing")) body["load_balancing"] = call.one("load-balancing");
+  if (call.has("port")) body["ports"] = call.many("port");
+  if (call.has("traffic-match")) body["traffic_matches"] = call.many("traffic-match");
+  return body;
+}
+
+json containerBody(const Invocation& call) {
+  allowOnly(call, {"service", "version", "server", "address", "address6", "state"});
+  json body = json::object();
+  for (const char* f : {"service", "version", "server"}) {
+    if (!call.has(f)) throw UsageError{std::string("container put needs --") + f};
+    body[f] = call.one(f);
   }
-  return report(client.call(http::verb::put, path, body.dump()));
+  if (auto address = singleAddress(call)) body["address"] = *address;
+  for (const char* f : {"address6", "state"})
+    if (call.has(f)) body[f] = call.one(f);
+  return body;
+}
+
+json datasourceBody(const Invocation& call) {
+  allowOnly(call, {"address", "primary"});
+  if (!call.has("address")) throw UsageError{"datasource put needs --address (one or more)"};
+  json body = {{"addresses", call.many("address")}};
+  if (call.options["primary"].as<bool>()) body["primary"] = true;
+  return body;
+}
+
+// server|service|container|datasource put|delete KEY...: one record.
+int runRecord(const Invocation& call) {
+  using BodyFn = json (*)(const Invocation&);
+  struct Kind {
+    const char* collection;
+    BodyFn body;
+  };
+  static const std::map<std::string, Kind> kKinds = {
+      {"server", {"servers", serverBody}},
+      {"service", {"services", serviceBody}},
+      {"container", {"containers", containerBody}},
+      {"datasource", {"datasources", datasourceBody}}};
+  const std::string& cmd = call.words[0];
+  auto kind = kKinds.find(cmd);
+  if (kind == kKinds.end()) throw UsageError{"unknown command '" + cmd + "'"};
+  std::string verb = call.words.size() > 1 ? call.words[1] : "";
+  if (verb != "put" && verb != "delete") throw UsageError{cmd + ": expected put or delete"};
+  bool is_datasource = cmd == "datasource";
+  needWords(call, 3, is_datasource ? 4 : 3,
+            is_datasource ? "usage: datasource put|delete TYPE [GROUP]"
+                          : "usage: COMMAND put|delete NAME");
+  std::string path = "/v1/" + std::string(kind->second.collection) + "/" + call.words[2];
+  if (is_datasource) path += "/" + (call.words.size() > 3 ? call.words[3] : std::string("default"));
+  if (verb == "delete") {
+    allowOnly(call, {});
+    return report(clientFor(call).call(http::verb::delete_, path));
+  }
+  json body = kind->second.body(call);
+  return report(clientFor(call).call(http::verb::put, path, body.dump()));
+}
+
+int run(const Invocation& call) {
+  if (call.has("help") || call.words.empty()) {
+    std::cout << kUsage;
+    return call.has("help") ? kExitOk : kExitUsage;
+  }
+  const std::string& cmd = call.words[0];
+  if (cmd == "apply") return runApply(call);
+  if (cmd == "topology") return runTopology(call);
+  if (cmd == "watch") return runWatch(call);
+  return runRecord(call);
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// elasticdns-central: wiring only. Reads the config, opens the store, serves the HTTP API.
+// elasticdns-central: reads the config, opens the store, serves the HTTP API.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -14,10 +14,11 @@
 #include <sstream>
 
 #include "central/config.hpp"
-#include "central/http.hpp"
+#include "central/http_server.hpp"
 #include "central/state.hpp"
 #include "central/store.hpp"
 #include "central/watch.hpp"
+#include "elasticdns/text.hpp"
 
 namespace po = boost::program_options;
 using namespace elasticdns;
@@ -38,16 +39,10 @@ std::string readFile(const std::string& path, const char* what) {
   return ss.str();
 }
 
-// A token file holds the token on its first line; surrounding whitespace is ignored.
 std::string readToken(const std::string& path, const char* what) {
-  std::string s = readFile(path, what);
-  auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) fatal(std::string(what) + ": " + path + " is empty");
-  auto last = s.find_last_not_of(" \t\r\n");
-  s = s.substr(first, last - first + 1);
-  if (s.find_first_of(" \t\r\n") != std::string::npos)
-    fatal(std::string(what) + ": " + path + " must hold one token without whitespace");
-  return s;
+  auto token = text::readTokenFile(path);
+  if (!token) fatal(std::string(what) + ": " + token.error().reason);
+  return token.value();
 }
 
 constexpr size_t kReservedDescriptors = 64;  // SQLite, logs, the listener, accept headroom
@@ -65,9 +60,7 @@ size_t raiseFileLimit() {
   return rl.rlim_cur == RLIM_INFINITY ? SIZE_MAX : static_cast<size_t>(rl.rlim_cur);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+po::options_description optionsDescription() {
   po::options_description opts("elasticdns-central options");
   opts.add_options()("help,h", "show this help")("config", po::value<std::string>(),
                                                  "YAML config file (flags override it)")(
@@ -79,6 +72,13 @@ int main(int argc, char** argv) {
       "file of per-server agent tokens: `TOKEN SERVER` lines")(
       "durability", po::value<std::string>(), "full (fsync every commit) or normal")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn, error");
+  return opts;
+}
+
+// The config file (--config), then the flags over it, through the same validation. Exits on
+// --help and on any error.
+Config configFromCommandLine(int argc, char** argv) {
+  auto opts = optionsDescription();
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -88,9 +88,8 @@ int main(int argc, char** argv) {
   }
   if (vm.count("help")) {
     std::cout << opts << "\n";
-    return 0;
+    std::exit(0);
   }
-
   Config config;
   if (vm.count("config")) {
     std::string path = vm["config"].as<std::string>();
@@ -98,8 +97,6 @@ int main(int argc, char** argv) {
     if (!c) fatal(path + ": " + c.error().message());
     config = c.value();
   }
-  // Flags override the file; they go through the same validation.
-  std::string overrides;
   for (auto [flag, key] : {std::pair{"listen", "listen"},
                            {"data-dir", "data_dir"},
                            {"admin-token-file", "admin_token_file"},
@@ -116,18 +113,26 @@ int main(int argc, char** argv) {
   if (config.data_dir.empty()) fatal("--data-dir (or data_dir in the config) is required");
   if (config.admin_token_file.empty())
     fatal("--admin-token-file (or admin_token_file in the config) is required");
+  return config;
+}
 
-  // Logs go to stderr: stdout's first line is the `listening on` line.
-  auto logger = spdlog::stderr_color_mt("central");
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(config.log_level));
+// Logs go to stderr: stdout's first line is the `listening on` line.
+void setUpLogging(const std::string& level) {
+  spdlog::set_default_logger(spdlog::stderr_color_mt("central"));
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+// Raises the open-files limit and keeps max_connections within it.
+void fitConnectionsToFileLimit(Config& config) {
   size_t files = raiseFileLimit();
   if (files > kReservedDescriptors && config.max_connections > files - kReservedDescriptors) {
     config.max_connections = files - kReservedDescriptors;
     spdlog::warn("central: max_connections lowered to {} (open-files limit {})",
                  config.max_connections, files);
   }
+}
 
+Tokens loadTokens(const Config& config) {
   Tokens tokens;
   tokens.admin = readToken(config.admin_token_file, "admin token");
   if (!config.agent_token_file.empty())
@@ -137,29 +142,38 @@ int main(int argc, char** argv) {
     if (!servers) fatal(config.agent_tokens_file + ": " + servers.error().message());
     tokens.servers = std::move(servers.value());
   }
+  return tokens;
+}
 
+std::unique_ptr<TopologyState> loadState(const Config& config) {
   auto store = TopologyStore::open(config.data_dir, config.durability, config.change_log_retention);
   if (!store) fatal(store.error().message());
   auto state = TopologyState::load(std::move(store.value()), config.change_log_retention);
   if (!state) fatal("loading " + config.data_dir + ": " + state.error().message());
+  return std::move(state.value());
+}
 
+// Serves the API until SIGINT or SIGTERM, then exits: every acknowledged write is committed
+// already, so it closes the database (a clean checkpoint) and leaves without unwinding the
+// sessions still queued in the io_context (they refer to the server and router on this frame).
+[[noreturn]] void serveUntilSignal(const Config& config, Tokens tokens,
+                                   std::unique_ptr<TopologyState> state) {
   boost::asio::io_context io(1);
   metrics::Registry registry;
   WatchRegistry watchers(config.max_watchers);
-  Router router(*state.value(), watchers, tokens, registry,
+  Router router(*state, watchers, std::move(tokens), registry,
                 [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
   HttpServer server(io, router, ServerLimits{config.max_connections, config.idle_timeout});
-  auto listen = parseListen(config.listen);
-  if (!listen) fatal("listen: bad address " + config.listen);
-  auto bound = server.listen(listen->first, listen->second);
+  auto listen = text::parseHostPort(config.listen);
+  if (!listen) fatal("listen: " + listen.error().reason);
+  auto bound = server.listen(listen->host, listen->port);
   if (!bound) fatal(bound.error().message());
   server.start();
-  std::string host = bound->address().to_string();
-  if (bound->address().is_v6()) host = "[" + host + "]";
-  std::printf("listening on %s:%u\n", host.c_str(), unsigned(bound->port()));
+  std::string address = text::formatHostPort(bound->address().to_string(), bound->port());
+  std::printf("listening on %s\n", address.c_str());
   std::fflush(stdout);
-  spdlog::info("central: listening on {}:{}, data in {}, index {}, durability {}", host,
-               bound->port(), config.data_dir, state.value()->index(),
+  spdlog::info("central: listening on {}, data in {}, index {}, durability {}", address,
+               config.data_dir, state->index(),
                config.durability == Durability::kFull ? "full" : "normal");
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
@@ -169,9 +183,17 @@ int main(int argc, char** argv) {
     io.stop();
   });
   io.run();
-  // Every acknowledged write is committed already. Close the database (a clean checkpoint),
-  // then leave without unwinding the sessions still queued in the io_context.
-  state.value().reset();
+  state.reset();
   std::fflush(stdout);
   _exit(0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Config config = configFromCommandLine(argc, argv);
+  setUpLogging(config.log_level);
+  fitConnectionsToFileLimit(config);
+  Tokens tokens = loadTokens(config);
+  serveUntilSignal(config, std::move(tokens), loadState(config));
 }

@@ -1,6 +1,7 @@
 #include "central/state.hpp"
 
 #include <algorithm>
+#include <array>
 
 #include "elasticdns/validate.hpp"
 
@@ -10,29 +11,6 @@ namespace {
 using nlohmann::json;
 using protocol::ChangeOp;
 using protocol::RecordKind;
-
-json recordJson(const WriteItem& item) {
-  return std::visit(
-      [](const auto& r) -> json {
-        if constexpr (std::is_same_v<std::decay_t<decltype(r)>, std::monostate>)
-          return json();
-        else
-          return protocol::toJson(r);
-      },
-      item.record);
-}
-
-template <typename Map>
-void appendList(std::string& out, const Map& m) {
-  out += '[';
-  bool first = true;
-  for (const auto& [k, v] : m) {
-    if (!first) out += ',';
-    first = false;
-    out += protocol::toJson(v).dump();
-  }
-  out += ']';
-}
 
 }  // namespace
 
@@ -74,94 +52,37 @@ uint64_t TopologyState::oldestChange() const {
 }
 
 std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, uint64_t& next_index,
-                                         std::vector<protocol::Change>& out, int& status) {
-  size_t new_servers = 0, new_services = 0, new_containers = 0, new_datasources = 0;
-  std::vector<protocol::Change> planned;
-  auto add = [&](ChangeOp op, RecordKind kind, const std::string& key, json value) {
-    planned.push_back({0, op, kind, key, std::move(value)});
-  };
+                                         std::vector<PlannedChange>& out, int& status) {
+  std::array<size_t, protocol::kRecordKindCount> added{};  // new records by kind
+  std::vector<PlannedChange> planned;
   for (const WriteItem& item : items) {
-    bool put = item.op == ChangeOp::kPut;
-    auto existing = [&]() -> bool {
-      switch (item.kind) {
-        case RecordKind::kServer:
-          return topology_.servers.count(item.key) > 0;
-        case RecordKind::kService:
-          return topology_.services.count(item.key) > 0;
-        case RecordKind::kContainer:
-          return topology_.containers.count(item.key) > 0;
-        case RecordKind::kDatasource:
-          return topology_.datasources.count(item.key) > 0;
-        case RecordKind::kVersion:
-          return topology_.versions.count(item.key) > 0;
-      }
-      return false;
-    }();
-    if (!put) {
+    bool existing = protocol::contains(topology_, item.kind, item.key);
+    if (item.op == ChangeOp::kDelete) {
       if (!existing) {
         status = 404;
         return Error{std::string(protocol::toString(item.kind)), "'" + item.key + "' not found"};
       }
-      add(ChangeOp::kDelete, item.kind, item.key, json());
+      planned.push_back({ChangeOp::kDelete, item.kind, item.key, std::nullopt});
       continue;
     }
-    bool same = false;
-    switch (item.kind) {
-      case RecordKind::kServer: {
-        auto it = topology_.servers.find(item.key);
-        same = it != topology_.servers.end() && it->second == std::get<model::Server>(item.record);
-        new_servers += !existing;
-        break;
-      }
-      case RecordKind::kService: {
-        auto it = topology_.services.find(item.key);
-        same =
-            it != topology_.services.end() && it->second == std::get<model::Service>(item.record);
-        new_services += !existing;
-        break;
-      }
-      case RecordKind::kContainer: {
-        const auto& c = std::get<model::Container>(item.record);
-        auto it = topology_.containers.find(item.key);
-        same = it != topology_.containers.end() && it->second == c;
-        new_containers += !existing;
-        bool planned_version = std::any_of(planned.begin(), planned.end(), [&](const auto& p) {
-          return p.kind == RecordKind::kVersion && p.key == c.version;
-        });
-        if (!topology_.versions.count(c.version) && !planned_version) {
-          if (topology_.versions.size() >= validate::kMaxVersions) {
-            status = 400;
-            return Error{"version", "too many versions"};
-          }
-          // A version's first appearance precedes the container that introduces it.
-          add(ChangeOp::kPut, RecordKind::kVersion, c.version,
-              json{{"generation", next_generation_}, {"name", c.version}});
-        }
-        break;
-      }
-      case RecordKind::kDatasource: {
-        auto it = topology_.datasources.find(item.key);
-        same = it != topology_.datasources.end() &&
-               it->second == std::get<model::Datasource>(item.record);
-        new_datasources += !existing;
-        break;
-      }
-      case RecordKind::kVersion:
-        status = 400;
-        return Error{"kind", "versions are not written directly"};
+    if (item.kind == RecordKind::kVersion || !item.record) {
+      status = 400;
+      return Error{"kind", "versions are not written directly"};
     }
-    if (!same) add(ChangeOp::kPut, item.kind, item.key, recordJson(item));
+    added[static_cast<size_t>(item.kind)] += !existing;
+    if (const auto* c = std::get_if<model::Container>(&*item.record))
+      if (auto e = planVersion(*c, planned, status)) return e;
+    if (!protocol::holds(topology_, *item.record))
+      planned.push_back({ChangeOp::kPut, item.kind, item.key, item.record});
   }
-  auto over = [&](size_t now, size_t added, size_t max) { return added && now + added > max; };
-  status = 400;
-  if (over(topology_.servers.size(), new_servers, validate::kMaxServers))
-    return Error{"servers", "too many (max 10000)"};
-  if (over(topology_.services.size(), new_services, validate::kMaxServices))
-    return Error{"services", "too many (max 10000)"};
-  if (over(topology_.containers.size(), new_containers, validate::kMaxContainers))
-    return Error{"containers", "too many (max 1000000)"};
-  if (over(topology_.datasources.size(), new_datasources, validate::kMaxDatasources))
-    return Error{"datasources", "too many (max 10000)"};
+  for (size_t k = 0; k < protocol::kRecordKindCount; ++k) {
+    const auto& info = protocol::kindInfo(static_cast<RecordKind>(k));
+    if (added[k] && protocol::countOf(topology_, info.kind) + added[k] > info.max_records) {
+      status = 400;
+      return Error{std::string(info.collection),
+                   "too many (max " + std::to_string(info.max_records) + ")"};
+    }
+  }
   status = 200;
   for (auto& c : planned) {
     c.index = ++next_index;
@@ -170,54 +91,52 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
   return std::nullopt;
 }
 
-void TopologyState::applyToMemory(const protocol::Change& c) {
-  bool put = c.op == ChangeOp::kPut;
-  switch (c.kind) {
-    case RecordKind::kServer:
-      if (put)
-        topology_.servers[c.key] = validate::parseServer(c.value, c.key).value();
-      else
-        topology_.servers.erase(c.key);
-      break;
-    case RecordKind::kService:
-      if (put)
-        topology_.services[c.key] = validate::parseService(c.value, c.key).value();
-      else
-        topology_.services.erase(c.key);
-      break;
-    case RecordKind::kContainer: {
-      auto it = topology_.containers.find(c.key);
-      if (it != topology_.containers.end()) {
-        countRunning(it->second, -1);
-        topology_.containers.erase(it);
-      }
-      if (put) {
-        auto rec = validate::parseContainer(c.value, c.key).value();
-        countRunning(rec, +1);
-        topology_.containers.emplace(c.key, std::move(rec));
-      }
-      break;
-    }
-    case RecordKind::kDatasource:
-      if (put) {
-        auto slash = c.key.find('/');
-        topology_.datasources[c.key] =
-            validate::parseDatasource(c.value, c.key.substr(0, slash), c.key.substr(slash + 1))
-                .value();
-      } else {
-        topology_.datasources.erase(c.key);
-      }
-      break;
-    case RecordKind::kVersion:
-      if (put) {
-        uint64_t g = c.value.at("generation").get<uint64_t>();
-        topology_.versions[c.key] = g;
-        next_generation_ = std::max(next_generation_, g + 1);
-      } else {
-        topology_.versions.erase(c.key);
-      }
-      break;
+std::optional<Error> TopologyState::planVersion(const model::Container& c,
+                                                std::vector<PlannedChange>& planned,
+                                                int& status) const {
+  bool planned_version = std::any_of(planned.begin(), planned.end(), [&](const auto& p) {
+    return p.kind == RecordKind::kVersion && p.key == c.version;
+  });
+  if (topology_.versions.count(c.version) || planned_version) return std::nullopt;
+  if (topology_.versions.size() >= validate::kMaxVersions) {
+    status = 400;
+    return Error{"version", "too many versions"};
   }
+  planned.push_back(
+      {ChangeOp::kPut, RecordKind::kVersion, c.version, std::nullopt, next_generation_});
+  return std::nullopt;
+}
+
+void TopologyState::applyToMemory(const PlannedChange& c) {
+  if (c.kind == RecordKind::kContainer) {
+    auto it = topology_.containers.find(c.key);
+    if (it != topology_.containers.end()) countRunning(it->second, -1);
+  }
+  if (c.op == ChangeOp::kDelete) {
+    protocol::erase(topology_, c.kind, c.key);
+  } else if (c.kind == RecordKind::kVersion) {
+    topology_.versions[c.key] = c.generation;
+    next_generation_ = std::max(next_generation_, c.generation + 1);
+  } else {
+    protocol::put(topology_, *c.record);
+    if (const auto* container = std::get_if<model::Container>(&*c.record))
+      countRunning(*container, +1);
+  }
+}
+
+std::vector<StoredChange> TopologyState::serialize(const std::vector<PlannedChange>& changes) {
+  std::vector<StoredChange> out;
+  out.reserve(changes.size());
+  for (const auto& c : changes) {
+    std::string value;
+    if (c.record)
+      value = protocol::toJson(*c.record).dump();
+    else if (c.op == ChangeOp::kPut)
+      value = json{{"generation", c.generation}, {"name", c.key}}.dump();
+    std::string change = protocol::writeChange(c.index, c.op, c.kind, c.key, value);
+    out.push_back({c.index, c.op, c.kind, c.key, std::move(value), std::move(change)});
+  }
+  return out;
 }
 
 void TopologyState::countRunning(const model::Container& c, int delta) {
@@ -241,7 +160,7 @@ void TopologyState::countRunning(const model::Container& c, int delta) {
 
 std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<WriteItem>>& writes) {
   std::vector<WriteOutcome> outcomes(writes.size());
-  std::vector<protocol::Change> all;
+  std::vector<PlannedChange> all;
   uint64_t next_index = topology_.index;
   for (size_t i = 0; i < writes.size(); ++i) {
     size_t before = all.size();
@@ -261,10 +180,8 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
       if (!o.error) o.index = topology_.index;
     return outcomes;
   }
-  std::vector<std::string> serialized;
-  serialized.reserve(all.size());
-  for (const auto& c : all) serialized.push_back(protocol::toJson(c).dump());
-  if (auto e = store_->commit(all, serialized, next_index)) {
+  std::vector<StoredChange> stored = serialize(all);
+  if (auto e = store_->commit(stored, next_index)) {
     // Memory ran ahead of the store: put it back to what is committed.
     auto reloaded = reload();
     for (auto& o : outcomes) {
@@ -276,7 +193,7 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
     return outcomes;
   }
   topology_.index = next_index;
-  for (auto& s : serialized) log_.push_back(std::move(s));
+  for (auto& c : stored) log_.push_back(std::move(c.change));
   if (log_.size() == all.size() && log_first_ > all.front().index) log_first_ = all.front().index;
   while (log_.size() > retention_) {
     log_.pop_front();
@@ -290,7 +207,7 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
 std::shared_ptr<const std::string> TopologyState::fullBody() {
   if (!full_cache_ || full_cache_index_ != topology_.index) {
     full_cache_.reset();  // free the old text before rendering the new one
-    full_cache_ = std::make_shared<const std::string>(renderFull(topology_));
+    full_cache_ = std::make_shared<const std::string>(protocol::writeFullResponse(topology_));
     full_cache_index_ = topology_.index;
   }
   return full_cache_;
@@ -300,44 +217,11 @@ std::shared_ptr<const std::string> TopologyState::deltaBody(uint64_t since) cons
   uint64_t index = topology_.index;
   if (since > index) return nullptr;
   if (since < index && (log_.empty() || since + 1 < log_first_)) return nullptr;
-  std::string out = "{\"changes\":[";
-  if (since < index) {
-    size_t start = static_cast<size_t>(since + 1 - log_first_);
-    for (size_t i = start; i < log_.size(); ++i) {
-      if (i > start) out += ',';
-      out += log_[i];
-    }
-  }
-  out += "],\"index\":" + std::to_string(index) +
-         ",\"kind\":\"delta\",\"since\":" + std::to_string(since) + "}";
-  return std::make_shared<const std::string>(std::move(out));
-}
-
-std::string TopologyState::renderFull(const model::Topology& t) {
-  // Key order is nlohmann's (sorted), so the text equals fullResponse(t).dump().
-  std::string out;
-  out.reserve(256 + t.containers.size() * 200);
-  std::string index = std::to_string(t.index);
-  out += "{\"index\":" + index + ",\"kind\":\"full\",\"topology\":{\"containers\":";
-  appendList(out, t.containers);
-  out += ",\"datasources\":";
-  appendList(out, t.datasources);
-  out += ",\"index\":" + index + ",\"latest_versions\":" + json(t.latest_versions).dump();
-  out += ",\"servers\":";
-  appendList(out, t.servers);
-  out += ",\"services\":";
-  appendList(out, t.services);
-  out += ",\"versions\":[";
-  std::vector<std::pair<uint64_t, const std::string*>> by_generation;
-  by_generation.reserve(t.versions.size());
-  for (const auto& [name, g] : t.versions) by_generation.emplace_back(g, &name);
-  std::sort(by_generation.begin(), by_generation.end());
-  for (size_t i = 0; i < by_generation.size(); ++i) {
-    if (i) out += ',';
-    out += json{{"name", *by_generation[i].second}, {"generation", by_generation[i].first}}.dump();
-  }
-  out += "]}}";
-  return out;
+  std::vector<std::string_view> changes;
+  for (size_t i = since < index ? static_cast<size_t>(since + 1 - log_first_) : log_.size();
+       i < log_.size(); ++i)
+    changes.push_back(log_[i]);
+  return std::make_shared<const std::string>(protocol::writeDeltaResponse(index, since, changes));
 }
 
 }  // namespace elasticdns::central

@@ -9,7 +9,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "central/store.hpp"
@@ -24,8 +23,7 @@ struct WriteItem {
   protocol::ChangeOp op = protocol::ChangeOp::kPut;
   protocol::RecordKind kind = protocol::RecordKind::kServer;
   std::string key;
-  std::variant<std::monostate, model::Server, model::Service, model::Container, model::Datasource>
-      record;
+  std::optional<protocol::Record> record;  // put only
 };
 
 /// What a write became: committed (status 200, `index` is the topology index that includes
@@ -53,24 +51,33 @@ class TopologyState {
   /// after the commit succeeded; on a store error every write of the batch fails with 503.
   std::vector<WriteOutcome> apply(const std::vector<std::vector<WriteItem>>& writes);
 
-  /// GET /v1/topology body for a full snapshot (protocol::fullResponse, byte for byte),
-  /// rendered once per index.
+  /// GET /v1/topology body for a full snapshot (protocol::writeFullResponse), rendered once
+  /// per index.
   std::shared_ptr<const std::string> fullBody();
-  /// protocol::deltaResponse body with the changes after `since`, or nullptr when the log no
-  /// longer holds them all or `since` is ahead of the index.
+  /// protocol::writeDeltaResponse body with the changes after `since`, or nullptr when the log
+  /// no longer holds them all or `since` is ahead of the index.
   std::shared_ptr<const std::string> deltaBody(uint64_t since) const;
-
-  /// Serializes a full response without building a JSON tree of the whole topology (memory:
-  /// a tree of 100,000 containers is ~10x the text). Equal to fullResponse(t).dump().
-  static std::string renderFull(const model::Topology& t);
 
  private:
   TopologyState(std::unique_ptr<TopologyStore> store, uint64_t retention)
       : store_(std::move(store)), retention_(retention) {}
-  // Computes the changes of one write against the current memory state plus `pending`.
+  // A change before it is committed: the typed record, serialized once when committed.
+  struct PlannedChange {
+    protocol::ChangeOp op = protocol::ChangeOp::kPut;
+    protocol::RecordKind kind = protocol::RecordKind::kServer;
+    std::string key;
+    std::optional<protocol::Record> record;  // put of a record
+    uint64_t generation = 0;                 // put of a version
+    uint64_t index = 0;
+  };
+  // Computes the changes of one write against the current memory state.
   std::optional<Error> plan(const std::vector<WriteItem>& items, uint64_t& next_index,
-                            std::vector<protocol::Change>& out, int& status);
-  void applyToMemory(const protocol::Change& c);
+                            std::vector<PlannedChange>& out, int& status);
+  // A container's version, when new, is planned before the container that introduces it.
+  std::optional<Error> planVersion(const model::Container& c, std::vector<PlannedChange>& planned,
+                                   int& status) const;
+  void applyToMemory(const PlannedChange& c);
+  static std::vector<StoredChange> serialize(const std::vector<PlannedChange>& changes);
   // Counts a running container in (or out of) its service's per-version tally and updates
   // the service's latest version: O(log n) per change instead of a scan of the service.
   void countRunning(const model::Container& c, int delta);

@@ -13,22 +13,6 @@ using nlohmann::json;
 
 constexpr int kBusyTimeoutMs = 5000;
 
-const char* kindName(protocol::RecordKind k) {
-  switch (k) {
-    case protocol::RecordKind::kServer:
-      return "server";
-    case protocol::RecordKind::kService:
-      return "service";
-    case protocol::RecordKind::kContainer:
-      return "container";
-    case protocol::RecordKind::kDatasource:
-      return "datasource";
-    case protocol::RecordKind::kVersion:
-      return "version";
-  }
-  return "container";
-}
-
 // Finalizes a statement when it leaves scope.
 struct StatementGuard {
   sqlite3_stmt* s = nullptr;
@@ -50,7 +34,7 @@ std::string columnText(sqlite3_stmt* s, int col) {
   return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(n)) : std::string();
 }
 
-void bindText(sqlite3_stmt* s, int pos, const std::string& v) {
+void bindText(sqlite3_stmt* s, int pos, std::string_view v) {
   sqlite3_bind_text(s, pos, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
 }
 
@@ -126,6 +110,36 @@ std::optional<Error> TopologyStore::prepareStatements() {
   return std::nullopt;
 }
 
+std::optional<Error> TopologyStore::loadRecords(model::Topology& t) {
+  StatementGuard q;
+  if (sqlite3_prepare_v2(db_, "SELECT kind, key, value FROM records", -1, &q.s, nullptr) !=
+      SQLITE_OK)
+    return sqlError("load records");
+  int rc;
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
+    std::string kind_name = columnText(q.s, 0), key = columnText(q.s, 1);
+    json value = json::parse(columnText(q.s, 2), nullptr, false);
+    std::string where = "records/" + kind_name + "/" + key;
+    if (value.is_discarded()) return Error{where, "not JSON"};
+    auto kind = protocol::kindNamed(kind_name);
+    if (!kind) return Error{where, "unknown kind"};
+    if (*kind == protocol::RecordKind::kVersion) {
+      if (!value.is_object() || !value.contains("generation") ||
+          !value["generation"].is_number_unsigned())
+        return Error{where, "bad generation"};
+      t.versions[key] = value["generation"].get<uint64_t>();
+      continue;
+    }
+    if (*kind == protocol::RecordKind::kDatasource && key.find('/') == std::string::npos)
+      return Error{where, "bad key"};
+    auto record = protocol::parseRecord(*kind, value, key);
+    if (!record) return Error{where, record.error().message()};
+    protocol::put(t, std::move(record).value());
+  }
+  if (rc != SQLITE_DONE) return sqlError("load records");
+  return std::nullopt;
+}
+
 Result<StoredState> TopologyStore::load() {
   StoredState out;
   model::Topology& t = out.topology;
@@ -137,47 +151,7 @@ Result<StoredState> TopologyStore::load() {
     if (sqlite3_step(q.s) == SQLITE_ROW)
       t.index = static_cast<uint64_t>(sqlite3_column_int64(q.s, 0));
   }
-  {
-    StatementGuard q;
-    if (sqlite3_prepare_v2(db_, "SELECT kind, key, value FROM records", -1, &q.s, nullptr) !=
-        SQLITE_OK)
-      return sqlError("load records");
-    int rc;
-    while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-      std::string kind = columnText(q.s, 0), key = columnText(q.s, 1);
-      json value = json::parse(columnText(q.s, 2), nullptr, false);
-      std::string where = "records/" + kind + "/" + key;
-      if (value.is_discarded()) return Error{where, "not JSON"};
-      auto fail = [&](const Error& e) { return Error{where, e.message()}; };
-      if (kind == "server") {
-        auto r = validate::parseServer(value, key);
-        if (!r) return fail(r.error());
-        t.servers[key] = std::move(r).value();
-      } else if (kind == "service") {
-        auto r = validate::parseService(value, key);
-        if (!r) return fail(r.error());
-        t.services[key] = std::move(r).value();
-      } else if (kind == "container") {
-        auto r = validate::parseContainer(value, key);
-        if (!r) return fail(r.error());
-        t.containers[key] = std::move(r).value();
-      } else if (kind == "datasource") {
-        auto slash = key.find('/');
-        if (slash == std::string::npos) return Error{where, "bad key"};
-        auto r = validate::parseDatasource(value, key.substr(0, slash), key.substr(slash + 1));
-        if (!r) return fail(r.error());
-        t.datasources[key] = std::move(r).value();
-      } else if (kind == "version") {
-        if (!value.is_object() || !value.contains("generation") ||
-            !value["generation"].is_number_unsigned())
-          return Error{where, "bad generation"};
-        t.versions[key] = value["generation"].get<uint64_t>();
-      } else {
-        return Error{where, "unknown kind"};
-      }
-    }
-    if (rc != SQLITE_DONE) return sqlError("load records");
-  }
+  if (auto e = loadRecords(t)) return *e;
   if (auto e = validate::checkTopology(t)) return *e;
   t.recomputeDerived();
   {
@@ -194,8 +168,7 @@ Result<StoredState> TopologyStore::load() {
   return out;
 }
 
-std::optional<Error> TopologyStore::commit(const std::vector<protocol::Change>& changes,
-                                           const std::vector<std::string>& serialized,
+std::optional<Error> TopologyStore::commit(const std::vector<StoredChange>& changes,
                                            uint64_t new_index) {
   if (auto e = exec("BEGIN IMMEDIATE")) return e;
   auto fail = [&](const char* what) {
@@ -203,24 +176,23 @@ std::optional<Error> TopologyStore::commit(const std::vector<protocol::Change>& 
     exec("ROLLBACK");
     return e;
   };
-  for (size_t i = 0; i < changes.size(); ++i) {
-    const protocol::Change& c = changes[i];
+  for (const StoredChange& c : changes) {
+    std::string_view kind = protocol::toString(c.kind);
     if (c.op == protocol::ChangeOp::kPut) {
       ResetGuard g{put_record_};
-      std::string value = c.value.dump();
-      sqlite3_bind_text(put_record_, 1, kindName(c.kind), -1, SQLITE_STATIC);
+      bindText(put_record_, 1, kind);
       bindText(put_record_, 2, c.key);
-      bindText(put_record_, 3, value);
+      bindText(put_record_, 3, c.value);
       if (sqlite3_step(put_record_) != SQLITE_DONE) return fail("put record");
     } else {
       ResetGuard g{delete_record_};
-      sqlite3_bind_text(delete_record_, 1, kindName(c.kind), -1, SQLITE_STATIC);
+      bindText(delete_record_, 1, kind);
       bindText(delete_record_, 2, c.key);
       if (sqlite3_step(delete_record_) != SQLITE_DONE) return fail("delete record");
     }
     ResetGuard g{put_change_};
     sqlite3_bind_int64(put_change_, 1, static_cast<sqlite3_int64>(c.index));
-    bindText(put_change_, 2, serialized[i]);
+    bindText(put_change_, 2, c.change);
     if (sqlite3_step(put_change_) != SQLITE_DONE) return fail("append change");
   }
   if (new_index > retention_) {

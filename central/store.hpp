@@ -1,7 +1,7 @@
 #pragma once
 // Central's durable store: SQLite in WAL mode. Three tables:
 //   records(kind, key, value)      the current topology, one row per record (JSON text)
-//   changes(idx, change)           the change log (protocol::toJson(Change) text), bounded
+//   changes(idx, change)           the change log (protocol::writeChange text), bounded
 //   meta(key, value)               'index': the topology index, committed with every write
 // A commit writes records, change rows and the index in one transaction, so after a crash
 // (kill -9) the database holds exactly the acknowledged writes.
@@ -32,6 +32,17 @@ struct StoredState {
   std::vector<std::pair<uint64_t, std::string>> changes;
 };
 
+/// One change as it is stored: the record's JSON text and the change's JSON text, each
+/// serialized once by the caller.
+struct StoredChange {
+  uint64_t index = 0;
+  protocol::ChangeOp op = protocol::ChangeOp::kPut;
+  protocol::RecordKind kind = protocol::RecordKind::kServer;
+  std::string key;
+  std::string value;   // the record (put only)
+  std::string change;  // the change log row
+};
+
 class TopologyStore {
  public:
   /// Opens (creating if needed) `dir`/central.db.
@@ -45,17 +56,17 @@ class TopologyStore {
   /// make the load fail (the database is ours; a bad row means corruption).
   Result<StoredState> load();
 
-  /// One transaction: for each change, upsert or delete its record and append its log row
-  /// (serialized[i] is the change's JSON text); set the index to `new_index`; drop log rows
-  /// older than the retention. Returns only once committed (per the durability mode).
-  std::optional<Error> commit(const std::vector<protocol::Change>& changes,
-                              const std::vector<std::string>& serialized, uint64_t new_index);
+  /// One transaction: for each change, upsert or delete its record and append its log row;
+  /// set the index to `new_index`; drop log rows older than the retention. Returns only once
+  /// committed (per the durability mode).
+  std::optional<Error> commit(const std::vector<StoredChange>& changes, uint64_t new_index);
 
  private:
   TopologyStore(sqlite3* db, uint64_t retention) : db_(db), retention_(retention) {}
   std::optional<Error> exec(const char* sql);
   std::optional<Error> prepareStatements();
   Error sqlError(const char* what) const;
+  std::optional<Error> loadRecords(model::Topology& t);
 
   sqlite3* db_;
   uint64_t retention_;

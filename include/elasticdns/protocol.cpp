@@ -1,6 +1,7 @@
 #include "elasticdns/protocol.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "elasticdns/validate.hpp"
 
@@ -27,13 +28,63 @@ json portJson(const model::PortMapping& p) {
   return j;
 }
 
-std::optional<RecordKind> parseKind(std::string_view s) {
-  if (s == "server") return RecordKind::kServer;
-  if (s == "service") return RecordKind::kService;
-  if (s == "container") return RecordKind::kContainer;
-  if (s == "datasource") return RecordKind::kDatasource;
-  if (s == "version") return RecordKind::kVersion;
-  return std::nullopt;
+constexpr KindInfo kKinds[] = {
+    {RecordKind::kServer, "server", "servers", validate::kMaxServers},
+    {RecordKind::kService, "service", "services", validate::kMaxServices},
+    {RecordKind::kContainer, "container", "containers", validate::kMaxContainers},
+    {RecordKind::kDatasource, "datasource", "datasources", validate::kMaxDatasources},
+    {RecordKind::kVersion, "version", "versions", validate::kMaxVersions},
+};
+static_assert(std::size(kKinds) == kRecordKindCount);
+
+// Calls f with the topology's map of kind k (const or not, as `t` is).
+template <typename Topology, typename F>
+decltype(auto) withRecords(Topology& t, RecordKind k, F&& f) {
+  switch (k) {
+    case RecordKind::kServer:
+      return f(t.servers);
+    case RecordKind::kService:
+      return f(t.services);
+    case RecordKind::kContainer:
+      return f(t.containers);
+    case RecordKind::kDatasource:
+      return f(t.datasources);
+    case RecordKind::kVersion:
+      break;
+  }
+  return f(t.versions);
+}
+
+// The topology's map that holds records of type T.
+template <typename T, typename Topology>
+auto& recordsOf(Topology& t) {
+  if constexpr (std::is_same_v<T, model::Server>)
+    return t.servers;
+  else if constexpr (std::is_same_v<T, model::Service>)
+    return t.services;
+  else if constexpr (std::is_same_v<T, model::Container>)
+    return t.containers;
+  else
+    return t.datasources;
+}
+
+// "type/group" → {type, group}; a key without '/' has an empty group.
+std::pair<std::string_view, std::string_view> splitDatasourceKey(std::string_view key) {
+  auto slash = key.find('/');
+  if (slash == std::string_view::npos) return {key, {}};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+template <typename Map>
+void appendList(std::string& out, const Map& m) {
+  out += '[';
+  bool first = true;
+  for (const auto& [k, v] : m) {
+    if (!first) out += ',';
+    first = false;
+    out += toJson(v).dump();
+  }
+  out += ']';
 }
 
 template <typename T, typename Parse, typename Key>
@@ -61,20 +112,122 @@ Result<uint64_t> parseVersionValue(const json& v, const std::string& key) {
 
 }  // namespace
 
+const KindInfo& kindInfo(RecordKind k) {
+  return kKinds[static_cast<size_t>(k)];
+}
+
 std::string_view toString(RecordKind k) {
+  return kindInfo(k).name;
+}
+
+std::optional<RecordKind> kindNamed(std::string_view name) {
+  for (const auto& row : kKinds)
+    if (row.name == name) return row.kind;
+  return std::nullopt;
+}
+
+std::optional<RecordKind> kindOfCollection(std::string_view collection) {
+  for (const auto& row : kKinds)
+    if (row.collection == collection) return row.kind;
+  return std::nullopt;
+}
+
+RecordKind kindOf(const Record& r) {
+  constexpr RecordKind kByIndex[] = {RecordKind::kServer, RecordKind::kService,
+                                     RecordKind::kContainer, RecordKind::kDatasource};
+  return kByIndex[r.index()];
+}
+
+std::string keyOf(const Record& r) {
+  return std::visit(
+      [](const auto& x) -> std::string {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, model::Container>)
+          return x.id;
+        else if constexpr (std::is_same_v<T, model::Datasource>)
+          return x.key();
+        else
+          return x.name;
+      },
+      r);
+}
+
+std::optional<Error> checkKey(RecordKind k, std::string_view key) {
   switch (k) {
     case RecordKind::kServer:
-      return "server";
+      if (!validate::isDnsName(key)) return Error{"name", "must be a lowercase DNS name"};
+      break;
     case RecordKind::kService:
-      return "service";
+      if (!validate::isDnsLabel(key)) return Error{"name", "must be a lowercase DNS label"};
+      break;
     case RecordKind::kContainer:
-      return "container";
-    case RecordKind::kDatasource:
-      return "datasource";
+      if (!validate::isContainerId(key)) return Error{"id", "must be 1-128 of [A-Za-z0-9_.-]"};
+      break;
+    case RecordKind::kDatasource: {
+      auto [type, group] = splitDatasourceKey(key);
+      if (!validate::isDnsLabel(type)) return Error{"type", "must be a lowercase DNS label"};
+      if (!validate::isDnsLabel(group)) return Error{"group", "must be a lowercase DNS label"};
+      break;
+    }
     case RecordKind::kVersion:
-      return "version";
+      if (!validate::isVersionName(key)) return Error{"key", "bad version name"};
+      break;
   }
-  return "container";
+  return std::nullopt;
+}
+
+Result<Record> parseRecord(RecordKind k, const json& j, std::string_view key) {
+  auto wrap = [](auto r) -> Result<Record> {
+    if (!r) return r.error();
+    return Record(std::move(r).value());
+  };
+  switch (k) {
+    case RecordKind::kServer:
+      return wrap(validate::parseServer(j, key));
+    case RecordKind::kService:
+      return wrap(validate::parseService(j, key));
+    case RecordKind::kContainer:
+      return wrap(validate::parseContainer(j, key));
+    case RecordKind::kDatasource: {
+      auto [type, group] = splitDatasourceKey(key);
+      return wrap(validate::parseDatasource(j, type, group));
+    }
+    case RecordKind::kVersion:
+      break;
+  }
+  return Error{"kind", "versions are not written directly"};
+}
+
+json toJson(const Record& r) {
+  return std::visit([](const auto& x) { return toJson(x); }, r);
+}
+
+bool contains(const model::Topology& t, RecordKind k, const std::string& key) {
+  return withRecords(t, k, [&](const auto& m) { return m.count(key) > 0; });
+}
+
+bool holds(const model::Topology& t, const Record& r) {
+  return std::visit(
+      [&](const auto& x) {
+        const auto& m = recordsOf<std::decay_t<decltype(x)>>(t);
+        auto it = m.find(keyOf(r));
+        return it != m.end() && it->second == x;
+      },
+      r);
+}
+
+size_t countOf(const model::Topology& t, RecordKind k) {
+  return withRecords(t, k, [](const auto& m) { return m.size(); });
+}
+
+void put(model::Topology& t, Record r) {
+  std::string key = keyOf(r);
+  std::visit([&](auto&& x) { recordsOf<std::decay_t<decltype(x)>>(t)[key] = std::move(x); },
+             std::move(r));
+}
+
+void erase(model::Topology& t, RecordKind k, const std::string& key) {
+  withRecords(t, k, [&](auto& m) { m.erase(key); });
 }
 
 json toJson(const model::Server& s) {
@@ -147,6 +300,56 @@ json deltaResponse(uint64_t index, uint64_t since, const std::vector<Change>& ch
   return {{"kind", "delta"}, {"index", index}, {"since", since}, {"changes", std::move(list)}};
 }
 
+std::string writeFullResponse(const model::Topology& t) {
+  // Keys in nlohmann's (sorted) order, so the text equals fullResponse(t).dump().
+  std::string out;
+  out.reserve(256 + t.containers.size() * 200);
+  std::string index = std::to_string(t.index);
+  out += "{\"index\":" + index + ",\"kind\":\"full\",\"topology\":{\"containers\":";
+  appendList(out, t.containers);
+  out += ",\"datasources\":";
+  appendList(out, t.datasources);
+  out += ",\"index\":" + index + ",\"latest_versions\":" + json(t.latest_versions).dump();
+  out += ",\"servers\":";
+  appendList(out, t.servers);
+  out += ",\"services\":";
+  appendList(out, t.services);
+  out += ",\"versions\":[";
+  std::vector<std::pair<uint64_t, const std::string*>> by_generation;
+  by_generation.reserve(t.versions.size());
+  for (const auto& [name, g] : t.versions) by_generation.emplace_back(g, &name);
+  std::sort(by_generation.begin(), by_generation.end());
+  for (size_t i = 0; i < by_generation.size(); ++i) {
+    if (i) out += ',';
+    out += json{{"name", *by_generation[i].second}, {"generation", by_generation[i].first}}.dump();
+  }
+  out += "]}}";
+  return out;
+}
+
+std::string writeChange(uint64_t index, ChangeOp op, RecordKind kind, std::string_view key,
+                        std::string_view value_text) {
+  bool put = op == ChangeOp::kPut;
+  std::string out = "{\"index\":" + std::to_string(index) + ",\"key\":" + json(key).dump() +
+                    ",\"kind\":\"" + std::string(toString(kind)) + "\",\"op\":\"" +
+                    (put ? "put" : "delete") + "\"";
+  if (put) out += ",\"value\":" + std::string(value_text);
+  out += '}';
+  return out;
+}
+
+std::string writeDeltaResponse(uint64_t index, uint64_t since,
+                               const std::vector<std::string_view>& change_texts) {
+  std::string out = "{\"changes\":[";
+  for (size_t i = 0; i < change_texts.size(); ++i) {
+    if (i) out += ',';
+    out += change_texts[i];
+  }
+  out += "],\"index\":" + std::to_string(index) +
+         ",\"kind\":\"delta\",\"since\":" + std::to_string(since) + "}";
+  return out;
+}
+
 Result<model::Topology> parseTopology(const json& j) {
   if (!j.is_object()) return Error{"topology", "must be a JSON object"};
   model::Topology t;
@@ -201,7 +404,7 @@ Result<Change> parseChange(const json& j) {
   else
     return Error{"op", "must be put or delete"};
   if (!j.contains("kind") || !j["kind"].is_string()) return Error{"kind", "must be a string"};
-  auto k = parseKind(j["kind"].get<std::string>());
+  auto k = kindNamed(j["kind"].get<std::string>());
   if (!k) return Error{"kind", "unknown record kind"};
   c.kind = *k;
   if (!j.contains("key") || !j["key"].is_string() || j["key"].get<std::string>().empty())
@@ -247,63 +450,22 @@ std::optional<Error> applyChanges(model::Topology& t, const std::vector<Change>&
   for (size_t i = 0; i < changes.size(); ++i) {
     const Change& c = changes[i];
     std::string f = "changes/" + std::to_string(i);
-    bool put = c.op == ChangeOp::kPut;
-    switch (c.kind) {
-      case RecordKind::kServer: {
-        if (!put) {
-          next.servers.erase(c.key);
-          break;
-        }
-        auto r = validate::parseServer(c.value, c.key);
-        if (!r) return prefixed(f + "/value", r.error());
-        next.servers[c.key] = std::move(r).value();
-        break;
-      }
-      case RecordKind::kService: {
-        if (!put) {
-          next.services.erase(c.key);
-          break;
-        }
-        auto r = validate::parseService(c.value, c.key);
-        if (!r) return prefixed(f + "/value", r.error());
-        next.services[c.key] = std::move(r).value();
-        break;
-      }
-      case RecordKind::kContainer: {
-        if (!put) {
-          next.containers.erase(c.key);
-          break;
-        }
-        auto r = validate::parseContainer(c.value, c.key);
-        if (!r) return prefixed(f + "/value", r.error());
-        next.containers[c.key] = std::move(r).value();
-        break;
-      }
-      case RecordKind::kDatasource: {
-        if (!put) {
-          next.datasources.erase(c.key);
-          break;
-        }
-        auto slash = c.key.find('/');
-        if (slash == std::string::npos) return Error{f + "/key", "must be type/group"};
-        auto r =
-            validate::parseDatasource(c.value, c.key.substr(0, slash), c.key.substr(slash + 1));
-        if (!r) return prefixed(f + "/value", r.error());
-        next.datasources[c.key] = std::move(r).value();
-        break;
-      }
-      case RecordKind::kVersion: {
-        if (!put) {
-          next.versions.erase(c.key);
-          break;
-        }
-        if (!validate::isVersionName(c.key)) return Error{f + "/key", "bad version name"};
-        auto g = parseVersionValue(c.value, c.key);
-        if (!g) return prefixed(f, g.error());
-        next.versions[c.key] = g.value();
-        break;
-      }
+    if (c.op == ChangeOp::kDelete) {
+      erase(next, c.kind, c.key);
+      continue;
     }
+    if (c.kind == RecordKind::kVersion) {
+      if (!validate::isVersionName(c.key)) return Error{f + "/key", "bad version name"};
+      auto g = parseVersionValue(c.value, c.key);
+      if (!g) return prefixed(f, g.error());
+      next.versions[c.key] = g.value();
+      continue;
+    }
+    if (c.kind == RecordKind::kDatasource && c.key.find('/') == std::string::npos)
+      return Error{f + "/key", "must be type/group"};
+    auto r = parseRecord(c.kind, c.value, c.key);
+    if (!r) return prefixed(f + "/value", r.error());
+    put(next, std::move(r).value());
   }
   if (auto e = validate::checkTopology(next)) return *e;
   next.index = new_index;

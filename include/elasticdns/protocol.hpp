@@ -15,7 +15,10 @@
 //                 "latest_versions":{"api":"v2",...}}
 // A change of kind "version" records a version's first appearance; "delete" has no value.
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,8 +30,41 @@ namespace elasticdns::protocol {
 
 enum class ChangeOp : uint8_t { kPut, kDelete };
 enum class RecordKind : uint8_t { kServer, kService, kContainer, kDatasource, kVersion };
+constexpr size_t kRecordKindCount = 5;
 
 std::string_view toString(RecordKind k);
+
+/// A record of a kind that is written directly (versions follow from containers).
+using Record = std::variant<model::Server, model::Service, model::Container, model::Datasource>;
+
+/// The record-kind table: one row per kind, what every layer needs to name and bound it.
+struct KindInfo {
+  RecordKind kind;
+  std::string_view name;        // in changes and the store: "server"
+  std::string_view collection;  // in URLs and topology JSON: "servers"
+  size_t max_records;           // validate::kMax*
+};
+const KindInfo& kindInfo(RecordKind k);
+std::optional<RecordKind> kindNamed(std::string_view name);
+std::optional<RecordKind> kindOfCollection(std::string_view collection);
+
+RecordKind kindOf(const Record& r);
+/// Name, id, or "type/group" for a datasource.
+std::string keyOf(const Record& r);
+/// A key taken from a URL, valid on its own (a DELETE has no body to validate); the error
+/// names the field (name, id, type, group).
+std::optional<Error> checkKey(RecordKind k, std::string_view key);
+/// Strict parse of a record of kind `k` (not kVersion); `key` fills or must match the body's.
+Result<Record> parseRecord(RecordKind k, const nlohmann::json& j, std::string_view key);
+nlohmann::json toJson(const Record& r);
+
+/// The records of a topology by kind and key (versions included in contains/erase).
+bool contains(const model::Topology& t, RecordKind k, const std::string& key);
+/// True when `t` holds a record equal to `r` under the same key.
+bool holds(const model::Topology& t, const Record& r);
+size_t countOf(const model::Topology& t, RecordKind k);
+void put(model::Topology& t, Record r);
+void erase(model::Topology& t, RecordKind k, const std::string& key);
 
 struct Change {
   uint64_t index = 0;
@@ -54,6 +90,15 @@ nlohmann::json toJson(const model::Datasource& d);
 nlohmann::json toJson(const model::Topology& t);
 nlohmann::json toJson(const Change& c);
 nlohmann::json fullResponse(const model::Topology& t);
+/// Streaming writers of the same texts, without a JSON tree of the whole topology (a tree of
+/// 100,000 containers is ~10x the text): equal to fullResponse(t).dump(), toJson(change).dump()
+/// (given the value's text; empty for a delete) and deltaResponse(...).dump() (given each
+/// change's text).
+std::string writeFullResponse(const model::Topology& t);
+std::string writeChange(uint64_t index, ChangeOp op, RecordKind kind, std::string_view key,
+                        std::string_view value_text);
+std::string writeDeltaResponse(uint64_t index, uint64_t since,
+                               const std::vector<std::string_view>& change_texts);
 nlohmann::json deltaResponse(uint64_t index, uint64_t since, const std::vector<Change>& changes);
 
 /// Strict parse and validation of a whole topology (every record through validate::parse*,

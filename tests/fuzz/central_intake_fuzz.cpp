@@ -13,7 +13,7 @@
 
 #include "central/apply.hpp"
 #include "central/config.hpp"
-#include "central/http.hpp"
+#include "central/router.hpp"
 #include "elasticdns/protocol.hpp"
 #include "elasticdns/validate.hpp"
 
@@ -65,7 +65,7 @@ void fuzzJson(const std::string& text) {
   if (r && r->full) {
     // What central would send back for it must parse to the same topology.
     auto again =
-        protocol::parseResponse(nlohmann::json::parse(TopologyState::renderFull(r->topology)));
+        protocol::parseResponse(nlohmann::json::parse(protocol::writeFullResponse(r->topology)));
     if (!again || !(again->topology == r->topology)) std::abort();
   }
   if (r && !r->full) {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "central/agent_tokens.hpp"
-#include "central/http.hpp"
+#include "central/router.hpp"
 
 namespace elasticdns::central {
 namespace {

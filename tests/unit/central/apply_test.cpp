@@ -6,6 +6,7 @@
 #include "central/apply.hpp"
 #include "central/config.hpp"
 #include "central/watch.hpp"
+#include "elasticdns/text.hpp"
 #include "support/readme_util.hpp"
 
 using namespace elasticdns;
@@ -60,15 +61,19 @@ TEST(ServiceYml, RejectsBadDocuments) {
 }
 
 TEST(Config, DurationsAndListen) {
-  EXPECT_EQ(parseDuration("500ms"), std::chrono::milliseconds(500));
-  EXPECT_EQ(parseDuration("30s"), std::chrono::milliseconds(30000));
-  EXPECT_EQ(parseDuration("5m"), std::chrono::milliseconds(300000));
+  using text::parseDuration;
+  using text::parseHostPort;
+  EXPECT_EQ(parseDuration("500ms").value(), std::chrono::milliseconds(500));
+  EXPECT_EQ(parseDuration("30s").value(), std::chrono::milliseconds(30000));
+  EXPECT_EQ(parseDuration("5m").value(), std::chrono::milliseconds(300000));
   for (const char* bad : {"", "s", "30", "-1s", "1.5s", "30x", "9999999999s"})
     EXPECT_FALSE(parseDuration(bad)) << bad;
-  EXPECT_EQ(parseListen("127.0.0.1:0"), std::make_pair(std::string("127.0.0.1"), uint16_t{0}));
-  EXPECT_EQ(parseListen("[::1]:8080"), std::make_pair(std::string("::1"), uint16_t{8080}));
+  EXPECT_EQ(parseHostPort("127.0.0.1:0").value(), (text::HostPort{"127.0.0.1", 0}));
+  EXPECT_EQ(parseHostPort("[::1]:8080").value(), (text::HostPort{"::1", 8080}));
   for (const char* bad : {"127.0.0.1", "localhost:80", "127.0.0.1:65536", "[::1]80", ":80"})
-    EXPECT_FALSE(parseListen(bad)) << bad;
+    EXPECT_FALSE(parseHostPort(bad)) << bad;
+  EXPECT_EQ(parseConfig("idle_timeout: 100ms\n").value().idle_timeout,
+            std::chrono::milliseconds(100));
 }
 
 TEST(Config, RejectsUnknownKeysAndBadValues) {

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "central/http.hpp"
+#include "central/router.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::central;
@@ -188,7 +188,7 @@ TEST_F(RouterTest, FullBodyMatchesProtocol) {
        R"({"service":"api","version":"v2","server":"host1","address6":"fd00::2"})");
   call("PUT", "/v1/datasources/mysql/main", R"({"primary":true,"addresses":["10.0.1.1"]})");
   call("POST", "/v1/apply", "services:\n  api:\n    ports: [\"3000:80:443\"]\n");
-  EXPECT_EQ(TopologyState::renderFull(state_->topology()),
+  EXPECT_EQ(protocol::writeFullResponse(state_->topology()),
             protocol::fullResponse(state_->topology()).dump());
   auto parsed = protocol::parseResponse(body(call("GET", "/v1/topology", {}, kAgent)));
   ASSERT_TRUE(parsed) << parsed.error().message();

@@ -1,10 +1,6 @@
 #pragma once
-// Central's HTTP API. The Router maps a parsed request to a response without touching a
-// socket (tests call it directly); HttpServer owns the Beast listener and one Session per
-// connection, and enforces the size, connection and time limits.
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+// Central's HTTP API as a function: the Router maps a parsed request to a response without
+// touching a socket (tests call it directly). http_server.hpp carries requests to it.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -80,10 +76,17 @@ class Router {
 
   Access authorize(const Request& req) const;
   std::optional<uint64_t> getTopology(const std::string& query, Responder& done);
+  // POST /v1/apply: a put of every service of the service.yml in the body.
+  static Result<std::vector<WriteItem>> serviceYmlWrites(const Request& req);
+  // PUT or DELETE of the record `key` of `kind`: the write, or why it is a bad request.
+  static Result<WriteItem> recordWrite(const Request& req, protocol::RecordKind kind,
+                                       const std::string& key);
   void enqueue(std::vector<WriteItem> items, Responder done);
   void flush();
   std::shared_ptr<const std::string> bodySince(uint64_t since);
   void reply(Responder& done, unsigned status, std::string body);
+  void replyBadMethod(Responder& done, const char* allow);  // 405 with Allow
+  void replyMetrics(Responder& done);
 
   TopologyState& state_;
   WatchRegistry& watchers_;
@@ -103,43 +106,6 @@ class Router {
   metrics::Counter* watchers_woken_;
   metrics::Histogram* commit_seconds_;
   metrics::Histogram* batch_size_;
-};
-
-constexpr std::chrono::milliseconds kAcceptRetryDelay{100};  // after EMFILE/ENFILE
-
-struct ServerLimits {
-  size_t max_connections = kDefaultMaxConnections;
-  std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
-};
-
-class HttpServer {
- public:
-  HttpServer(boost::asio::io_context& io, Router& router, ServerLimits limits);
-  /// Binds and listens; returns the bound endpoint (port 0 → the kernel's choice).
-  Result<boost::asio::ip::tcp::endpoint> listen(const std::string& address, uint16_t port);
-  void start();
-  void stop();
-
-  // Used by sessions.
-  Router& router() { return router_; }
-  const ServerLimits& limits() const { return limits_; }
-  void sessionOpened() { ++connections_; }
-  void sessionClosed() { --connections_; }
-  void watchAdded();
-
- private:
-  void accept();
-  void armWatchTimer();
-
-  boost::asio::io_context& io_;
-  Router& router_;
-  ServerLimits limits_;
-  boost::asio::ip::tcp::acceptor acceptor_;
-  boost::asio::steady_timer watch_timer_;
-  boost::asio::steady_timer accept_retry_;
-  std::optional<Router::Clock::time_point> armed_for_;
-  size_t connections_ = 0;
-  metrics::Counter* rejected_connections_;
 };
 
 }  // namespace elasticdns::central

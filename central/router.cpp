@@ -1,23 +1,16 @@
-#include "central/http.hpp"
+#include "central/router.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/strand.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <charconv>
 #include <nlohmann/json.hpp>
 
 #include "central/apply.hpp"
-#include "elasticdns/validate.hpp"
+#include "elasticdns/text.hpp"
 
 namespace elasticdns::central {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using nlohmann::json;
 using protocol::ChangeOp;
 using protocol::RecordKind;
@@ -157,6 +150,24 @@ void Router::reply(Responder& done, unsigned status, std::string body) {
   done(std::move(r));
 }
 
+void Router::replyBadMethod(Responder& done, const char* allow) {
+  Response r;
+  r.status = 405;
+  r.body =
+      std::make_shared<const std::string>(errorBody({"method", "allowed: " + std::string(allow)}));
+  r.headers.emplace_back("Allow", allow);
+  responses_4xx_->inc();
+  done(std::move(r));
+}
+
+void Router::replyMetrics(Responder& done) {
+  Response r;
+  r.body = std::make_shared<const std::string>(registry_.render());
+  r.content_type = "text/plain; version=0.0.4";
+  responses_2xx_->inc();
+  done(std::move(r));
+}
+
 Router::Access Router::authorize(const Request& req) const {
   std::string_view h = req.authorization;
   constexpr std::string_view kBearer = "Bearer ";
@@ -173,28 +184,14 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   std::string_view path = target.substr(0, q);
   std::string query = q == std::string_view::npos ? "" : std::string(target.substr(q + 1));
   auto notFound = [&] { reply(done, 404, errorBody({"path", "no such resource"})); };
-  auto badMethod = [&](const char* allow) {
-    Response r;
-    r.status = 405;
-    r.body = std::make_shared<const std::string>(
-        errorBody({"method", "allowed: " + std::string(allow)}));
-    r.headers.emplace_back("Allow", allow);
-    responses_4xx_->inc();
-    done(std::move(r));
-  };
+  auto badMethod = [&](const char* allow) { replyBadMethod(done, allow); };
 
-  if (path == "/healthz") {
+  if (path == "/healthz" || path == "/metrics") {
     if (req.method != "GET") return badMethod("GET"), std::nullopt;
-    reply(done, 200, json{{"status", "ok"}, {"index", state_.index()}}.dump());
-    return std::nullopt;
-  }
-  if (path == "/metrics") {
-    if (req.method != "GET") return badMethod("GET"), std::nullopt;
-    Response r;
-    r.body = std::make_shared<const std::string>(registry_.render());
-    r.content_type = "text/plain; version=0.0.4";
-    responses_2xx_->inc();
-    done(std::move(r));
+    if (path == "/healthz")
+      reply(done, 200, json{{"status", "ok"}, {"index", state_.index()}}.dump());
+    else
+      replyMetrics(done);
     return std::nullopt;
   }
   if (path.substr(0, 4) != "/v1/") return notFound(), std::nullopt;
@@ -232,113 +229,63 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
   }
   if (resource == "apply" && parts.size() == 2) {
     if (req.method != "POST") return badMethod("POST"), std::nullopt;
-    if (req.body.empty()) {
-      reply(done, 400, errorBody({"body", "a service.yml document is required"}));
+    auto items = serviceYmlWrites(req);
+    if (!items) {
+      reply(done, 400, errorBody(items.error()));
       return std::nullopt;
     }
-    auto services = parseServiceYml(req.body);
-    if (!services) {
-      reply(done, 400, errorBody(services.error()));
-      return std::nullopt;
-    }
-    std::vector<WriteItem> items;
-    for (auto& s : services.value()) {
-      std::string key = s.name;
-      items.push_back({ChangeOp::kPut, RecordKind::kService, key, std::move(s)});
-    }
-    enqueue(std::move(items), std::move(done));
+    enqueue(std::move(items).value(), std::move(done));
     return std::nullopt;
   }
 
-  RecordKind kind;
-  size_t key_parts = 1;
-  if (resource == "servers")
-    kind = RecordKind::kServer;
-  else if (resource == "services")
-    kind = RecordKind::kService;
-  else if (resource == "containers")
-    kind = RecordKind::kContainer;
-  else if (resource == "datasources")
-    kind = RecordKind::kDatasource, key_parts = 2;
-  else
-    return notFound(), std::nullopt;
+  auto kind = protocol::kindOfCollection(resource);
+  if (!kind || *kind == RecordKind::kVersion) return notFound(), std::nullopt;
+  size_t key_parts = *kind == RecordKind::kDatasource ? 2 : 1;  // type/group
   if (parts.size() != 2 + key_parts) return notFound(), std::nullopt;
   if (req.method != "PUT" && req.method != "DELETE") return badMethod("PUT, DELETE"), std::nullopt;
-
   std::string key(parts[2]);
-  std::string group = key_parts == 2 ? std::string(parts[3]) : "";
-  // The key from the URL must be valid on its own (DELETE has no body to validate).
-  std::optional<Error> bad_key;
-  switch (kind) {
-    case RecordKind::kServer:
-      if (!validate::isDnsName(key)) bad_key = Error{"name", "must be a lowercase DNS name"};
-      break;
-    case RecordKind::kService:
-      if (!validate::isDnsLabel(key)) bad_key = Error{"name", "must be a lowercase DNS label"};
-      break;
-    case RecordKind::kContainer:
-      if (!validate::isContainerId(key)) bad_key = Error{"id", "must be 1-128 of [A-Za-z0-9_.-]"};
-      break;
-    case RecordKind::kDatasource:
-      if (!validate::isDnsLabel(key))
-        bad_key = Error{"type", "must be a lowercase DNS label"};
-      else if (!validate::isDnsLabel(group))
-        bad_key = Error{"group", "must be a lowercase DNS label"};
-      break;
-    case RecordKind::kVersion:
-      break;
-  }
-  if (bad_key) {
-    reply(done, 400, errorBody(*bad_key));
-    return std::nullopt;
-  }
-  WriteItem item{req.method == "PUT" ? ChangeOp::kPut : ChangeOp::kDelete, kind,
-                 kind == RecordKind::kDatasource ? key + "/" + group : key, std::monostate{}};
-  if (item.op == ChangeOp::kPut) {
-    auto body = parseBody(req.body);
-    if (!body) {
-      reply(done, 400, errorBody(body.error()));
-      return std::nullopt;
-    }
-    std::optional<Error> e;
-    auto take = [&](auto r) {
-      if (r)
-        item.record = std::move(r).value();
-      else
-        e = r.error();
-    };
-    switch (kind) {
-      case RecordKind::kServer:
-        take(validate::parseServer(body.value(), key));
-        break;
-      case RecordKind::kService:
-        take(validate::parseService(body.value(), key));
-        break;
-      case RecordKind::kContainer:
-        take(validate::parseContainer(body.value(), key));
-        break;
-      case RecordKind::kDatasource:
-        take(validate::parseDatasource(body.value(), key, group));
-        break;
-      case RecordKind::kVersion:
-        break;
-    }
-    if (e) {
-      reply(done, 400, errorBody(*e));
-      return std::nullopt;
-    }
-  } else if (!req.body.empty()) {
-    reply(done, 400, errorBody({"body", "DELETE takes no body"}));
+  if (key_parts == 2) key += "/" + std::string(parts[3]);
+  auto item = recordWrite(req, *kind, key);
+  if (!item) {
+    reply(done, 400, errorBody(item.error()));
     return std::nullopt;
   }
   if (scope) {
-    if (auto e = checkServerScope(item, state_.topology(), *scope)) {
+    if (auto e = checkServerScope(item.value(), state_.topology(), *scope)) {
       reply(done, 403, errorBody(*e));
       return std::nullopt;
     }
   }
-  enqueue({std::move(item)}, std::move(done));
+  enqueue({std::move(item).value()}, std::move(done));
   return std::nullopt;
+}
+
+Result<std::vector<WriteItem>> Router::serviceYmlWrites(const Request& req) {
+  if (req.body.empty()) return Error{"body", "a service.yml document is required"};
+  auto services = parseServiceYml(req.body);
+  if (!services) return services.error();
+  std::vector<WriteItem> items;
+  for (auto& s : services.value()) {
+    std::string key = s.name;
+    items.push_back({ChangeOp::kPut, RecordKind::kService, key, std::move(s)});
+  }
+  return items;
+}
+
+Result<WriteItem> Router::recordWrite(const Request& req, RecordKind kind, const std::string& key) {
+  // The key from the URL must be valid on its own (a DELETE has no body to validate).
+  if (auto e = protocol::checkKey(kind, key)) return *e;
+  WriteItem item{req.method == "PUT" ? ChangeOp::kPut : ChangeOp::kDelete, kind, key, std::nullopt};
+  if (item.op == ChangeOp::kDelete) {
+    if (!req.body.empty()) return Error{"body", "DELETE takes no body"};
+    return item;
+  }
+  auto body = parseBody(req.body);
+  if (!body) return body.error();
+  auto record = protocol::parseRecord(kind, body.value(), key);
+  if (!record) return record.error();
+  item.record = std::move(record).value();
+  return item;
 }
 
 std::optional<uint64_t> Router::getTopology(const std::string& query, Responder& done) {
@@ -359,11 +306,12 @@ std::optional<uint64_t> Router::getTopology(const std::string& query, Responder&
         return std::nullopt;
       }
     } else if (name == "wait" && !wait) {
-      wait = parseDuration(value);
-      if (!wait) {
+      auto parsed = text::parseDuration(value);
+      if (!parsed) {
         reply(done, 400, errorBody({"wait", "must be a duration like 500ms, 30s or 5m"}));
         return std::nullopt;
       }
+      wait = parsed.value();
     } else {
       reply(done, 400,
             errorBody({"query", "unknown or repeated parameter '" + std::string(name) + "'"}));
@@ -444,231 +392,6 @@ void Router::flush() {
     changes_->inc(o.changes);
     reply(batch[i].done, 200, okBody(o.index, o.changes));
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sockets
-
-namespace {
-
-class Session : public std::enable_shared_from_this<Session> {
- public:
-  Session(tcp::socket socket, HttpServer& server) : stream_(std::move(socket)), server_(server) {
-    server_.sessionOpened();
-  }
-  ~Session() { server_.sessionClosed(); }
-
-  void run() { readRequest(); }
-
- private:
-  void readRequest() {
-    parser_.emplace();
-    parser_->header_limit(kMaxHeaderBytes);
-    parser_->body_limit(kMaxBodyBytes);
-    stream_.expires_after(server_.limits().idle_timeout);
-    http::async_read(
-        stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->onRead(ec); });
-  }
-
-  void onRead(beast::error_code ec) {
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-        ec == asio::error::eof) {
-      return close();
-    }
-    if (ec) {
-      Error e{"request", "malformed HTTP request"};
-      unsigned status = 400;
-      if (ec == http::error::header_limit) {
-        status = 431;
-        e = {"headers", "larger than 8 KiB"};
-      } else if (ec == http::error::body_limit) {
-        status = 413;
-        e = {"body", "larger than 1 MiB"};
-      }
-      keep_alive_ = false;
-      Response r;
-      r.status = status;
-      r.body = std::make_shared<const std::string>(Router::errorBody(e));
-      return write(std::move(r));
-    }
-    auto& msg = parser_->get();
-    keep_alive_ = msg.keep_alive();
-    version_ = msg.version();
-    head_ = msg.method() == http::verb::head;
-    Request req;
-    req.method = std::string(msg.method_string());
-    req.target = std::string(msg.target());
-    if (auto it = msg.find(http::field::authorization); it != msg.end())
-      req.authorization = std::string(it->value());
-    req.body = std::move(msg.body());
-    stream_.expires_never();
-    auto self = shared_from_this();
-    watch_id_ =
-        server_.router().handle(req, [self](Response r) { self->onResponse(std::move(r)); });
-    if (watch_id_) {
-      server_.watchAdded();
-      watchForHangup();
-    }
-  }
-
-  // While a long-poll waits, notice a client that goes away, so its watcher slot is freed.
-  void watchForHangup() {
-    stream_.socket().async_wait(tcp::socket::wait_read,
-                                [self = shared_from_this()](beast::error_code ec) {
-                                  if (ec || !self->watch_id_) return;
-                                  char byte;
-                                  beast::error_code peek_ec;
-                                  size_t n = self->stream_.socket().receive(
-                                      asio::buffer(&byte, 1), tcp::socket::message_peek, peek_ec);
-                                  if (n == 0 || peek_ec) {
-                                    self->server_.router().cancelWatch(*self->watch_id_);
-                                    self->watch_id_.reset();
-                                    self->close();
-                                  }
-                                  // Data (a pipelined request) stays in the socket for the next
-                                  // read.
-                                });
-  }
-
-  void onResponse(Response r) {
-    if (watch_id_) {
-      watch_id_.reset();
-      beast::error_code ignored;
-      stream_.socket().cancel(ignored);  // the hang-up wait
-    }
-    write(std::move(r));
-  }
-
-  void write(Response r) {
-    body_ = r.body;
-    response_.emplace();
-    response_->version(version_);
-    response_->result(r.status);
-    response_->set(http::field::server, "elasticdns-central");
-    response_->set(http::field::content_type, r.content_type);
-    for (auto& [k, v] : r.headers) response_->set(k, v);
-    if (body_ && !head_)
-      response_->body() = http::span_body<const char>::value_type(body_->data(), body_->size());
-    response_->keep_alive(keep_alive_);
-    response_->prepare_payload();
-    if (head_ && body_) response_->content_length(body_->size());
-    stream_.expires_after(server_.limits().idle_timeout);
-    http::async_write(
-        stream_, *response_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->onWrite(ec); });
-  }
-
-  void onWrite(beast::error_code ec) {
-    response_.reset();
-    body_.reset();
-    if (ec || !keep_alive_) return close();
-    readRequest();
-  }
-
-  void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
-  }
-
-  beast::tcp_stream stream_;
-  HttpServer& server_;
-  beast::flat_buffer buffer_;
-  std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::span_body<const char>>> response_;
-  std::shared_ptr<const std::string> body_;  // keeps the span's bytes alive during the write
-  std::optional<uint64_t> watch_id_;
-  bool keep_alive_ = true;
-  bool head_ = false;
-  unsigned version_ = 11;
-};
-
-}  // namespace
-
-HttpServer::HttpServer(asio::io_context& io, Router& router, ServerLimits limits)
-    : io_(io),
-      router_(router),
-      limits_(limits),
-      acceptor_(io),
-      watch_timer_(io),
-      accept_retry_(io) {
-  auto& reg = router.metrics();
-  rejected_connections_ =
-      &reg.counter("elasticdns_central_connections_rejected_total",
-                   "Connections closed at once because max_connections was reached");
-  reg.callback("elasticdns_central_connections", "Open HTTP connections",
-               [this] { return double(connections_); });
-}
-
-Result<tcp::endpoint> HttpServer::listen(const std::string& address, uint16_t port) {
-  beast::error_code ec;
-  auto addr = asio::ip::make_address(address, ec);
-  if (ec) return Error{"listen", "bad address '" + address + "'"};
-  tcp::endpoint ep(addr, port);
-  acceptor_.open(ep.protocol(), ec);
-  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) acceptor_.bind(ep, ec);
-  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Error{"listen", address + ":" + std::to_string(port) + ": " + ec.message()};
-  return acceptor_.local_endpoint();
-}
-
-void HttpServer::start() {
-  accept();
-}
-
-void HttpServer::stop() {
-  beast::error_code ignored;
-  acceptor_.close(ignored);
-  watch_timer_.cancel();
-  accept_retry_.cancel();
-}
-
-void HttpServer::accept() {
-  acceptor_.async_accept([this](beast::error_code ec, tcp::socket socket) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!ec) {
-      if (connections_ >= limits_.max_connections) {
-        rejected_connections_->inc();
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        beast::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(socket), *this)->run();
-      }
-    } else {
-      // EMFILE and friends: retry a little later instead of spinning; the error clears when
-      // connections close.
-      spdlog::warn("central.http: accept: {}", ec.message());
-      accept_retry_.expires_after(kAcceptRetryDelay);
-      accept_retry_.async_wait([this](beast::error_code wait_ec) {
-        if (!wait_ec) accept();
-      });
-      return;
-    }
-    accept();
-  });
-}
-
-void HttpServer::watchAdded() {
-  auto next = router_.nextWatchDeadline();
-  if (next && (!armed_for_ || *next < *armed_for_)) armWatchTimer();
-}
-
-void HttpServer::armWatchTimer() {
-  auto next = router_.nextWatchDeadline();
-  armed_for_ = next;
-  if (!next) return;
-  watch_timer_.expires_at(*next);
-  watch_timer_.async_wait([this](beast::error_code ec) {
-    if (ec) return;  // re-armed or stopped
-    armed_for_.reset();
-    router_.expireWatchers(Router::Clock::now());
-    armWatchTimer();
-  });
 }
 
 }  // namespace elasticdns::central

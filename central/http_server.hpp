@@ -1,0 +1,57 @@
+#pragma once
+// Central's HTTP server (Boost.Beast): the listener and one Session per connection. It enforces
+// the size, connection and time limits, hands each request to the Router and wakes long-polls
+// when their deadline passes.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "central/config.hpp"
+#include "central/router.hpp"
+#include "elasticdns/metrics.hpp"
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::central {
+
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};  // after EMFILE/ENFILE
+
+struct ServerLimits {
+  size_t max_connections = kDefaultMaxConnections;
+  std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, Router& router, ServerLimits limits);
+  /// Binds and listens; returns the bound endpoint (port 0 → the kernel's choice).
+  Result<boost::asio::ip::tcp::endpoint> listen(const std::string& address, uint16_t port);
+  void start();
+  void stop();
+
+  // Used by sessions.
+  Router& router() { return router_; }
+  const ServerLimits& limits() const { return limits_; }
+  void sessionOpened() { ++connections_; }
+  void sessionClosed() { --connections_; }
+  void watchAdded();
+
+ private:
+  void accept();
+  void armWatchTimer();
+
+  boost::asio::io_context& io_;
+  Router& router_;
+  ServerLimits limits_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer watch_timer_;
+  boost::asio::steady_timer accept_retry_;
+  std::optional<Router::Clock::time_point> armed_for_;
+  size_t connections_ = 0;
+  metrics::Counter* rejected_connections_;
+};
+
+}  // namespace elasticdns::central

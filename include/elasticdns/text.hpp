@@ -1,0 +1,48 @@
+#pragma once
+// The text forms that configs, flags and files share, one grammar each: durations, host:port,
+// http URLs and token files. Errors carry no field; the caller names the key or flag.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "elasticdns/result.hpp"
+
+namespace elasticdns::text {
+
+constexpr size_t kMaxDurationDigits = 9;         // 999999999h still fits in milliseconds
+constexpr size_t kMaxTokenFileBytes = 64 << 10;  // a token is a line; anything larger is a mistake
+
+/// "500ms", "30s", "5m", "1h": 1 to 9 decimal digits and a unit. No sign, fraction or bare number.
+Result<std::chrono::milliseconds> parseDuration(std::string_view s);
+
+struct HostPort {
+  std::string host;  // an IPv4 or IPv6 address, without brackets
+  uint16_t port = 0;
+  bool operator==(const HostPort&) const = default;
+};
+/// "IPV4:PORT" or "[IPV6]:PORT"; port 0..65535. With `default_port`, the address alone ("IPV4",
+/// "IPV6", "[IPV6]") is accepted too and gets that port.
+Result<HostPort> parseHostPort(std::string_view s,
+                               std::optional<uint16_t> default_port = std::nullopt);
+/// "host:port", brackets around an IPv6 host: the inverse of parseHostPort.
+std::string formatHostPort(std::string_view host, uint16_t port);
+
+/// http://host[:port][/base]; host is a name, an IPv4 address or a bracketed IPv6 address; the
+/// port is 1..65535 (default 80); no user info, query or fragment. https is not supported.
+struct HttpUrl {
+  std::string host;          // without brackets
+  std::string port = "80";   // decimal, as a resolver takes it
+  std::string base;          // path prefix without a trailing slash, e.g. "" or "/central"
+  std::string text() const;  // for logs: http://host:port/base
+};
+Result<HttpUrl> parseHttpUrl(std::string_view url);
+
+/// A token file's contents: one token; surrounding whitespace (a trailing newline) is ignored;
+/// empty or several words is an error.
+Result<std::string> parseToken(std::string_view contents);
+/// Reads and parses the token file at `path`; errors name the path.
+Result<std::string> readTokenFile(const std::string& path);
+
+}  // namespace elasticdns::text
