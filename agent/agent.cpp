@@ -15,6 +15,7 @@
 #include <boost/asio/post.hpp>
 
 #include "agent/ops/systemd.hpp"
+#include "elasticdns/text.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -41,23 +42,6 @@ ZoneConfig zoneConfigOf(const AgentConfig& c) {
 
 std::vector<Cidr> allowOf(const AgentConfig& c) {
   return c.allow_networks.empty() ? defaultAllowNetworks(c.listen) : c.allow_networks;
-}
-
-/// ADDR:PORT, [V6]:PORT: the form the config's `listen` takes.
-std::string hostPort(const asio::ip::address& a, uint16_t port) {
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(port);
-}
-
-/// The token on the first line of `path`, whitespace trimmed.
-Result<std::string> readToken(const std::string& path) {
-  std::ifstream in(path);
-  std::string token;
-  if (!in || !std::getline(in, token)) return Error{"central/token_file", "cannot read " + path};
-  auto b = token.find_first_not_of(" \t\r");
-  auto e = token.find_last_not_of(" \t\r");
-  token = b == std::string::npos ? "" : token.substr(b, e - b + 1);
-  if (token.empty()) return Error{"central/token_file", path + " holds no token"};
-  return token;
 }
 
 /// The configured upstreams, else resolv.conf's nameservers minus the agent's own addresses.
@@ -161,8 +145,8 @@ std::vector<asio::ip::udp::endpoint> Agent::udpEndpoints() const {
 
 std::optional<int> Agent::readTokenFile() {
   if (config_.central_token_file.empty()) return std::nullopt;
-  auto t = readToken(config_.central_token_file);
-  if (!t) return badConfig(t.error().message());
+  auto t = text::readTokenFile(config_.central_token_file);
+  if (!t) return badConfig("central/token_file: " + t.error().reason);
   token_ = t.value();
   return std::nullopt;
 }
@@ -291,12 +275,15 @@ void Agent::startDocker() {
 
 void Agent::announce() {
   for (const auto& ep : server_->udpEndpoints())
-    std::cout << "listening on udp " << hostPort(ep.address(), ep.port()) << "\n";
+    std::cout << "listening on udp " << text::formatHostPort(ep.address().to_string(), ep.port())
+              << "\n";
   for (const auto& ep : server_->tcpEndpoints())
-    std::cout << "listening on tcp " << hostPort(ep.address(), ep.port()) << "\n";
+    std::cout << "listening on tcp " << text::formatHostPort(ep.address().to_string(), ep.port())
+              << "\n";
   if (metrics_http_) {
     auto ep = metrics_http_->endpoint();
-    std::cout << "listening on metrics " << hostPort(ep.address(), ep.port()) << "\n";
+    std::cout << "listening on metrics "
+              << text::formatHostPort(ep.address().to_string(), ep.port()) << "\n";
   }
   std::cout.flush();
   sd_notify(0, "READY=1");

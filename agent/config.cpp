@@ -68,7 +68,10 @@ Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& value, cons
                                                   std::optional<uint16_t> default_port) {
   auto hp = text::parseHostPort(value, default_port);
   if (!hp) return err(key, hp.error().reason);
-  return std::pair{ip::make_address(hp->host), hp->port};
+  boost::system::error_code ec;
+  auto address = ip::make_address(hp->host, ec);  // a zone names an interface that must exist
+  if (ec) return err(key, "not an address of this host: '" + hp->host + "'");
+  return std::pair{address, hp->port};
 }
 
 const std::set<std::string> kTopKeys = {"domain",       "listen",         "server_name",

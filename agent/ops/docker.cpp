@@ -278,8 +278,8 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
                                                 std::string body) {
     auto self = shared_from_this();
     Error last{"docker", "no central URL configured"};
-    for (const auto& text : options_.central_urls) {
-      auto url = parseHttpUrl(text);
+    for (const auto& central_url : options_.central_urls) {
+      auto url = text::parseHttpUrl(central_url);
       if (!url) co_return Error{"docker", url.error().message()};
       HttpRequest request;
       request.method = method;
@@ -291,7 +291,7 @@ struct DockerDiscovery::Impl : std::enable_shared_from_this<Impl> {
       HttpDestination to = url.value();
       auto reply = co_await send(to, request);
       if (reply) co_return reply;
-      last = Error{"docker", text + ": " + reply.error().message()};
+      last = Error{"docker", central_url + ": " + reply.error().message()};
       if (stopping_) break;
     }
     co_return last;

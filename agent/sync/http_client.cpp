@@ -183,54 +183,6 @@ std::shared_ptr<HttpBodyStream> startSession(const asio::any_io_executor& execut
 
 }  // namespace
 
-std::string HttpUrl::text() const {
-  bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + port + base;
-}
-
-Result<HttpUrl> parseHttpUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.substr(0, 8) == "https://")
-    return Error{"url", "https is not supported yet; use http:// ('" + std::string(url) + "')"};
-  if (url.substr(0, kScheme.size()) != kScheme)
-    return Error{"url", "must start with http:// ('" + std::string(url) + "')"};
-  std::string_view rest = url.substr(kScheme.size());
-  auto slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  HttpUrl out;
-  if (slash != std::string_view::npos) {
-    out.base = std::string(rest.substr(slash));
-    while (!out.base.empty() && out.base.back() == '/') out.base.pop_back();
-    if (out.base.find_first_of("?# ") != std::string::npos)
-      return Error{"url", "must not carry a query or fragment ('" + std::string(url) + "')"};
-  }
-  std::string_view port;
-  if (!authority.empty() && authority.front() == '[') {
-    auto close = authority.find(']');
-    if (close == std::string_view::npos) return Error{"url", "unterminated [IPv6] host"};
-    out.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return Error{"url", "garbage after [IPv6] host"};
-      port = after.substr(1);
-    }
-  } else {
-    auto colon = authority.find(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) port = authority.substr(colon + 1);
-  }
-  if (out.host.empty() || out.host.find_first_of("@ ") != std::string::npos)
-    return Error{"url", "bad host in '" + std::string(url) + "'"};
-  if (!port.empty() || authority.ends_with(':')) {
-    unsigned p = 0;
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (ec != std::errc() || ptr != port.data() + port.size() || p == 0 || p > 65535)
-      return Error{"url", "bad port in '" + std::string(url) + "'"};
-    out.port = std::to_string(p);
-  }
-  return out;
-}
-
 std::shared_ptr<HttpExchange> httpRequest(const asio::any_io_executor& executor,
                                           const HttpDestination& to, HttpRequest request,
                                           HttpCallback callback) {

@@ -14,17 +14,12 @@
 #include <boost/beast/http/verb.hpp>
 
 #include "elasticdns/result.hpp"
+#include "elasticdns/text.hpp"
 
 namespace elasticdns::agent {
 
-/// http://host[:port][/base]; host may be a name, an IPv4 address or a bracketed IPv6 address.
-struct HttpUrl {
-  std::string host;
-  std::string port = "80";
-  std::string base;          // path prefix without a trailing slash, e.g. "" or "/central"
-  std::string text() const;  // for logs: http://host:port/base
-};
-Result<HttpUrl> parseHttpUrl(std::string_view url);
+/// A central URL (the one grammar: text::parseHttpUrl).
+using HttpUrl = text::HttpUrl;
 
 /// A server on a unix stream socket (the Docker engine's API); requests carry Host: localhost.
 struct UnixSocketPath {

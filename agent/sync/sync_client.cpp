@@ -75,11 +75,11 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
         on_snapshot_(std::move(on_snapshot)),
         rng_(std::random_device{}()) {
     for (const auto& u : config_.urls) {
-      auto parsed = parseHttpUrl(u);
+      auto parsed = text::parseHttpUrl(u);
       if (parsed)
         urls_.push_back(std::move(parsed).value());
       else
-        spdlog::error("sync: ignoring central url: {}", parsed.error().message());
+        spdlog::error("sync: ignoring central url: {}", parsed.error().reason);
     }
     std::weak_ptr<SyncStatus> status = status_;
     registry.callback("elasticdns_agent_snapshot_index", "Index of the topology snapshot in use",

@@ -36,6 +36,20 @@ std::string_view trim(std::string_view s) {
   return s.substr(first, s.find_last_not_of(kWhitespace) - first + 1);
 }
 
+/// An IPv6 address, optionally with a zone ("fe80::1%eth0", RFC 4007 11): a link-local
+/// address means nothing without the interface it is on.
+bool isIpv6WithZone(std::string_view s) {
+  constexpr size_t kMaxZoneLength = 15;  // IFNAMSIZ - 1
+  auto percent = s.find('%');
+  if (percent == std::string_view::npos) return validate::isIpv6(s);
+  std::string_view zone = s.substr(percent + 1);
+  if (zone.empty() || zone.size() > kMaxZoneLength ||
+      zone.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+          std::string_view::npos)
+    return false;
+  return validate::isIpv6(s.substr(0, percent));
+}
+
 }  // namespace
 
 Result<std::chrono::milliseconds> parseDuration(std::string_view s) {
@@ -43,11 +57,12 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view s) {
   if (digits == std::string_view::npos) digits = s.size();
   auto n = decimal(s.substr(0, digits), kMaxDurationDigits);
   std::string_view unit = s.substr(digits);
-  uint64_t per_unit = unit == "ms"  ? 1
-                      : unit == "s" ? 1000
-                      : unit == "m" ? 60'000
-                      : unit == "h" ? 3'600'000
-                                    : 0;
+  // A bare number is seconds: agent configs written before the units existed say `ttl: 5`.
+  uint64_t per_unit = unit == "ms"                  ? 1
+                      : unit == "s" || unit.empty() ? 1000
+                      : unit == "m"                 ? 60'000
+                      : unit == "h"                 ? 3'600'000
+                                                    : 0;
   if (!n || per_unit == 0)
     return Error{"", "not a duration (e.g. 500ms, 5s, 2m, 1h): " + quoted(s)};
   return std::chrono::milliseconds(*n * per_unit);
@@ -65,13 +80,13 @@ Result<HostPort> parseHostPort(std::string_view s, std::optional<uint16_t> defau
       port_text = s.substr(close + 2);
       has_port = true;
     }
-    if (!validate::isIpv6(host)) return Error{"", "not an IPv6 address: " + quoted(host)};
+    if (!isIpv6WithZone(host)) return Error{"", "not an IPv6 address: " + quoted(host)};
   } else if (auto colon = s.find(':'); colon != std::string_view::npos && s.rfind(':') == colon) {
     host = s.substr(0, colon);
     port_text = s.substr(colon + 1);
     has_port = true;
     if (!validate::isIpv4(host)) return Error{"", "not an IPv4 address: " + quoted(host)};
-  } else if (!validate::isIpv4(host) && !validate::isIpv6(host)) {
+  } else if (!validate::isIpv4(host) && !isIpv6WithZone(host)) {
     return Error{"", "not an IP address: " + quoted(host)};
   }
   if (!has_port) {

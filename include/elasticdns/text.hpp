@@ -14,7 +14,8 @@ namespace elasticdns::text {
 constexpr size_t kMaxDurationDigits = 9;         // 999999999h still fits in milliseconds
 constexpr size_t kMaxTokenFileBytes = 64 << 10;  // a token is a line; anything larger is a mistake
 
-/// "500ms", "30s", "5m", "1h": 1 to 9 decimal digits and a unit. No sign, fraction or bare number.
+/// "500ms", "30s", "5m", "1h": 1 to 9 decimal digits and a unit; a bare number ("30") is
+/// seconds. No sign or fraction.
 Result<std::chrono::milliseconds> parseDuration(std::string_view s);
 
 struct HostPort {
@@ -22,7 +23,8 @@ struct HostPort {
   uint16_t port = 0;
   bool operator==(const HostPort&) const = default;
 };
-/// "IPV4:PORT" or "[IPV6]:PORT"; port 0..65535. With `default_port`, the address alone ("IPV4",
+/// "IPV4:PORT" or "[IPV6]:PORT" (the IPv6 address may carry a zone: "[fe80::1%eth0]:53");
+/// port 0..65535. With `default_port`, the address alone ("IPV4",
 /// "IPV6", "[IPV6]") is accepted too and gets that port.
 Result<HostPort> parseHostPort(std::string_view s,
                                std::optional<uint16_t> default_port = std::nullopt);

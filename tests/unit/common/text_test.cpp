@@ -19,9 +19,14 @@ TEST(Duration, EveryUnit) {
   EXPECT_EQ(parseDuration("999999999h").value(), milliseconds(999999999ull * 3'600'000));
 }
 
-TEST(Duration, RejectsBareSignedFractionalAndLong) {
+TEST(Duration, ABareNumberIsSeconds) {
+  EXPECT_EQ(parseDuration("30").value(), milliseconds(30'000));
+  EXPECT_EQ(parseDuration("0").value(), milliseconds(0));
+}
+
+TEST(Duration, RejectsSignedFractionalAndLong) {
   for (const char* bad :
-       {"", "s", "30", "-1s", "+1s", "1.5s", "30x", "5 s", " 5s", "5S", "9999999999s", "0x10s"}) {
+       {"", "s", "-1s", "+1s", "1.5s", "30x", "5 s", " 5s", "5S", "9999999999s", "0x10s"}) {
     auto d = parseDuration(bad);
     ASSERT_FALSE(d) << bad;
     EXPECT_NE(d.error().reason.find("not a duration"), std::string::npos);
@@ -35,6 +40,14 @@ TEST(HostPort, Ipv4AndBracketedIpv6) {
   for (const char* bad :
        {"127.0.0.1", "localhost:80", "127.0.0.1:65536", "[::1]80", ":80", "[::1", "::1:53",
         "1.2.3.4:", "1.2.3.4:-1", "1.2.3.4:8a", "[1.2.3.4]:1", "1.2.3:53", ""})
+    EXPECT_FALSE(parseHostPort(bad)) << bad;
+}
+
+TEST(HostPort, Ipv6Zone) {
+  EXPECT_EQ(parseHostPort("[fe80::1%eth0]:53").value(), (HostPort{"fe80::1%eth0", 53}));
+  EXPECT_EQ(parseHostPort("fe80::1%2", 53).value(), (HostPort{"fe80::1%2", 53}));
+  for (const char* bad : {"[fe80::1%]:53", "[fe80::1%eth 0]:53", "[1.2.3.4%eth0]:53",
+                          "[fe80::1%averyveryverylongname]:53"})
     EXPECT_FALSE(parseHostPort(bad)) << bad;
 }
 

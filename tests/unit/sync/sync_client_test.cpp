@@ -109,25 +109,6 @@ TEST(SyncStep, InvalidInputIsRejected) {
   EXPECT_EQ(current->index, 5u);
 }
 
-TEST(HttpUrl, ParsesHostPortAndBase) {
-  auto u = parseHttpUrl("http://127.0.0.1:8080");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "127.0.0.1");
-  EXPECT_EQ(u->port, "8080");
-  EXPECT_EQ(u->base, "");
-  u = parseHttpUrl("http://[::1]:9/central/");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->host, "::1");
-  EXPECT_EQ(u->port, "9");
-  EXPECT_EQ(u->base, "/central");
-  u = parseHttpUrl("http://central.example");
-  ASSERT_TRUE(u);
-  EXPECT_EQ(u->port, "80");
-  for (const char* bad : {"https://x", "ftp://x", "http://", "http://x:0", "http://x:70000",
-                          "http://x:8a", "http://[::1", "http://u@x", "http://x/?a=1"})
-    EXPECT_FALSE(parseHttpUrl(bad)) << bad;
-}
-
 // ---- SyncClient over real HTTP -------------------------------------------------------------
 
 // A scripted central: `script` answers a request target with a reply, or nullopt to hold the
