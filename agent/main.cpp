@@ -152,10 +152,11 @@ int main(int argc, char** argv) {
     spdlog::warn("upstream: no upstream resolvers; names outside {} get REFUSED", config.domain);
   Forwarder forwarder(control, ucfg, registry);
   auto have_upstreams = std::make_shared<std::atomic<bool>>(!ucfg.servers.empty());
-  ForwardFn forward = [&forwarder, have_upstreams](std::span<const uint8_t> query,
+  ForwardFn forward = [&forwarder, have_upstreams](const wire::Query& query,
+                                                   std::span<const uint8_t> packet,
                                                    Forwarder::Done done) {
     if (!have_upstreams->load()) return done({});
-    forwarder.forward(query, std::move(done));
+    forwarder.forward(query, packet, std::move(done));
   };
 
   // Socket activation: the sockets elasticdns-agent.socket holds are adopted, not bound, so a

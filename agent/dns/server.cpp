@@ -16,6 +16,7 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/endian/conversion.hpp>
 
 #include "agent/dns/rate_limiter.hpp"
 #include "agent/dns/wire.hpp"
@@ -27,6 +28,8 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using Clock = std::chrono::steady_clock;
+using boost::endian::load_big_u16;
+using boost::endian::store_big_u16;
 
 constexpr size_t kBatch = 64;             // recvmmsg/sendmmsg batch (gdnsd uses 16..256)
 constexpr size_t kMaxBatchesPerWake = 8;  // then yield to the io_context (TCP, timers)
@@ -128,12 +131,19 @@ struct AllowList {
 
 }  // namespace
 
+/// A query handed to the forwarder: a copy of the client's message, what parsing it found, and
+/// the size the reply may have.
+struct ForwardedQuery {
+  std::vector<uint8_t> packet;
+  wire::Query query;
+  size_t limit = 0;
+};
+
 /// Where a query for a name outside the zone goes: the UDP worker or the TCP session it came on.
 class ForwardSink {
  public:
   virtual ~ForwardSink() = default;
-  /// `query` is a copy of the client's message; `limit` the size the reply may have.
-  virtual void forwardQuery(std::vector<uint8_t> query, size_t limit) = 0;
+  virtual void forwardQuery(std::shared_ptr<const ForwardedQuery> query) = 0;
 };
 
 struct DnsServer::Impl {
@@ -248,25 +258,26 @@ struct DnsServer::Impl {
       return wire::writeErrorResponse(q, packet, wire::kRefused, o);
     }
     st.add(st.forwarded);  // counted by type and rcode when the reply comes (relayReply)
-    ctx.sink->forwardQuery(std::vector<uint8_t>(packet.begin(), packet.end()), limit);
+    ctx.sink->forwardQuery(std::make_shared<const ForwardedQuery>(
+        ForwardedQuery{std::vector<uint8_t>(packet.begin(), packet.end()), q, limit}));
     return 0;
   }
 
   /// The reply to send for a forwarded query: SERVFAIL when the forwarder failed, TC when the
   /// upstream's reply exceeds `limit`. Returns 0 when `reply` can be sent as it is.
-  size_t relayReply(std::span<const uint8_t> query, std::span<const uint8_t> reply, size_t limit,
+  size_t relayReply(const ForwardedQuery& f, std::span<const uint8_t> reply,
                     std::span<uint8_t> buf) noexcept {
-    wire::Query q;
-    if (wire::parseQuery(query, q) != wire::ParseStatus::kOk) return 0;
+    const wire::Query& q = f.query;
+    const std::span<const uint8_t> query = f.packet;
     auto& counter = forwarded_queries[typeIndex(q.qtype)][rcodeIndex(
-        reply.size() >= wire::kHeaderSize ? wire::get16(&reply[2]) & 0x0F : wire::kServFail)];
+        reply.size() >= wire::kHeaderSize ? load_big_u16(&reply[2]) & 0x0F : wire::kServFail)];
     counter.fetch_add(1, std::memory_order_relaxed);
     if (reply.empty()) {
       upstream_failures->inc();
       return wire::writeErrorResponse(q, query, wire::kServFail, buf);
     }
-    if (reply.size() <= limit || reply.size() < wire::kHeaderSize) return 0;
-    uint16_t flags = static_cast<uint16_t>(wire::get16(&reply[2]) | wire::kFlagTc);
+    if (reply.size() <= f.limit || reply.size() < wire::kHeaderSize) return 0;
+    uint16_t flags = static_cast<uint16_t>(load_big_u16(&reply[2]) | wire::kFlagTc);
     size_t n = wire::writeHeaderAndQuestion(q, query, flags, 0, 0, q.has_edns ? 1 : 0, buf);
     if (n != 0 && q.has_edns && n + wire::optSize(false) <= buf.size()) {
       wire::writeOpt(buf.data() + n, wire::kMaxUdpPayload, 0, false, 0);
@@ -391,17 +402,16 @@ struct DnsServer::Impl::Worker : ForwardSink {
     }
   }
 
-  void forwardQuery(std::vector<uint8_t> query, size_t limit) override {
+  void forwardQuery(std::shared_ptr<const ForwardedQuery> q) override {
     Impl& s = server;
     s.in_flight.fetch_add(1);
-    auto q = std::make_shared<std::vector<uint8_t>>(std::move(query));
     int fd = cur_fd;
     sockaddr_storage to = *cur_from;
     socklen_t tolen = cur_fromlen;
-    s.forward(*q, [&s, fd, to, tolen, q, limit](std::span<const uint8_t> reply) {
+    s.forward(q->query, q->packet, [&s, fd, to, tolen, q](std::span<const uint8_t> reply) {
       std::array<uint8_t, wire::kMaxUdpPayload> buf;
       std::span<const uint8_t> send = reply;
-      size_t len = s.relayReply(*q, reply, limit, buf);
+      size_t len = s.relayReply(*q, reply, buf);
       if (len != 0) send = std::span<const uint8_t>(buf.data(), len);
       if (!send.empty())
         ::sendto(fd, send.data(), send.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to),
@@ -457,7 +467,7 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                        // Closed by the client, or garbage: release the idle timer's hold on the
                        // session too, or the connection stays open (and counted) until it fires.
-                       size_t n = ec ? 0 : wire::get16(self->len_buf.data());
+                       size_t n = ec ? 0 : load_big_u16(self->len_buf.data());
                        if (n < wire::kHeaderSize) {
                          self->idle.cancel();
                          return;
@@ -490,24 +500,22 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
 
   void write(size_t len) {
     answered_ = true;
-    wire::put16(reply.data(), static_cast<uint16_t>(len));
+    store_big_u16(reply.data(), static_cast<uint16_t>(len));
     asio::async_write(socket, asio::buffer(reply.data(), len + 2),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                         if (!ec) self->readLength();
                       });
   }
 
-  void forwardQuery(std::vector<uint8_t> q, size_t limit) override {
+  void forwardQuery(std::shared_ptr<const ForwardedQuery> q) override {
     forwarding_ = true;
     server.in_flight.fetch_add(1);
     auto self = shared_from_this();
-    auto qp = std::make_shared<std::vector<uint8_t>>(std::move(q));
-    server.forward(*qp, [self, qp, limit](std::span<const uint8_t> r) {
+    server.forward(q->query, q->packet, [self, q](std::span<const uint8_t> r) {
       std::vector<uint8_t> copy(r.begin(), r.end());
-      asio::post(self->socket.get_executor(), [self, qp, limit, copy = std::move(copy)] {
+      asio::post(self->socket.get_executor(), [self, q, copy = std::move(copy)] {
         self->forwarding_ = false;
-        size_t len =
-            self->server.relayReply(*qp, copy, limit, std::span<uint8_t>(self->reply).subspan(2));
+        size_t len = self->server.relayReply(*q, copy, std::span<uint8_t>(self->reply).subspan(2));
         if (len == 0) {
           len = copy.size();
           std::memcpy(self->reply.data() + 2, copy.data(), len);

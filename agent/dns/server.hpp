@@ -21,6 +21,7 @@
 
 #include "agent/dns/caller_identity.hpp"
 #include "agent/dns/topology_store.hpp"
+#include "agent/dns/wire.hpp"
 #include "agent/util/cidr.hpp"
 #include "agent/util/inherited_sockets.hpp"
 #include "elasticdns/metrics.hpp"
@@ -44,9 +45,9 @@ struct ServerOptions {
   InheritedSockets* inherited = nullptr;
 };
 
-/// Hands a query for a name outside the zone to the forwarder. `done` gets the reply (empty on
-/// failure) exactly once, on any thread.
-using ForwardFn = std::function<void(std::span<const uint8_t> query,
+/// Hands a query for a name outside the zone to the forwarder: what wire::parseQuery() found in
+/// it and its bytes. `done` gets the reply (empty on failure) exactly once, on any thread.
+using ForwardFn = std::function<void(const wire::Query& query, std::span<const uint8_t> packet,
                                      std::function<void(std::span<const uint8_t> reply)> done)>;
 
 class DnsServer {

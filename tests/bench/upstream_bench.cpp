@@ -71,12 +71,15 @@ int main(int argc, char** argv) {
 
   // 1. AnswerCache::lookup, hit: copy, TTL ageing walk, ID/name echo.
   agent::AnswerCache cache(10'000, 3600s, 300s);
-  auto key = *agent::AnswerCache::keyOf(q);
+  agent::wire::Query parsed;
+  agent::wire::parseQuery(q, parsed);
+  const auto question = agent::wire::questionOf(parsed, q);
+  auto key = agent::AnswerCache::keyOf(question, parsed.has_edns, parsed.edns_do);
   auto t0 = Clock::now();
   cache.insert(key, r, t0);
   size_t bytes = 0;
   auto start = Clock::now();
-  for (size_t i = 0; i < iterations; ++i) bytes += cache.lookup(key, q, t0 + 5s)->size();
+  for (size_t i = 0; i < iterations; ++i) bytes += cache.lookup(key, q, question, t0 + 5s)->size();
   auto lookup_ns = nsPer(Clock::now() - start, iterations);
 
   // 2. Forwarder::forward served from cache, including the post to the io_context.
@@ -99,12 +102,12 @@ int main(int argc, char** argv) {
   });
   size_t answered = 0;
   auto done = [&](std::span<const uint8_t> reply) { answered += !reply.empty(); };
-  forwarder.forward(q, done);  // first one fills the cache
+  forwarder.forward(parsed, q, done);  // first one fills the cache
   io.run();
   io.restart();
   start = Clock::now();
   for (size_t i = 0; i < iterations; ++i) {
-    forwarder.forward(q, done);
+    forwarder.forward(parsed, q, done);
     io.poll();
   }
   auto hit_ns = nsPer(Clock::now() - start, iterations);
@@ -117,7 +120,9 @@ int main(int argc, char** argv) {
     auto mq = query(("n" + std::to_string(i) + ".example.test.").c_str(), 7);
     auto s = Clock::now();
     bool got = false;
-    forwarder.forward(mq, [&](std::span<const uint8_t> rep) { got = !rep.empty(); });
+    agent::wire::Query mparsed;
+    agent::wire::parseQuery(mq, mparsed);
+    forwarder.forward(mparsed, mq, [&](std::span<const uint8_t> rep) { got = !rep.empty(); });
     io.restart();
     while (!got && io.run_one()) {
     }
