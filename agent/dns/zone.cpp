@@ -12,6 +12,8 @@
 #include <ldns/ldns.h>
 #include <boost/endian/conversion.hpp>
 
+#include "agent/util/socket_address.hpp"
+
 namespace elasticdns::agent {
 namespace {
 
@@ -396,16 +398,8 @@ AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
   const ServiceAnswers& sa = e->service;
   bool known = false;
   CallerInfo c = resolveCaller(in, known);
-  char src[INET6_ADDRSTRLEN] = "?";
-  if (in.source->ss_family == AF_INET) {
-    sockaddr_in sin;
-    std::memcpy(&sin, in.source, sizeof sin);
-    inet_ntop(AF_INET, &sin.sin_addr, src, sizeof src);
-  } else if (in.source->ss_family == AF_INET6) {
-    sockaddr_in6 sin6;
-    std::memcpy(&sin6, in.source, sizeof sin6);
-    inet_ntop(AF_INET6, &sin6.sin6_addr, src, sizeof src);
-  }
+  AddressTextBuffer source_text;
+  const char* src = addressText(*in.source, source_text);
   auto versionName = [&](uint64_t g) -> const char* {
     auto it = version_names_.find(g);
     return it == version_names_.end() ? "-" : it->second.c_str();
