@@ -400,7 +400,7 @@ int main(int argc, char** argv) {
           "handover: PID {} did not hear that this agent is ready ({}); it keeps serving the "
           "same sockets until it is stopped",
           takeover.old_pid, e->reason);
-    takeover.connection = handover::UniqueFd();
+    takeover.connection = UniqueFd();
   }
   if (!socket_activated && !handover_path.empty()) {
     handover_listener = std::make_unique<handover::Listener>(

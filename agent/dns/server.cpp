@@ -18,6 +18,7 @@
 
 #include "agent/dns/query_handler.hpp"
 #include "agent/dns/wire.hpp"
+#include "agent/util/unique_fd.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -377,13 +378,12 @@ std::optional<Error> DnsServer::bind() {
                              const std::string& name) -> std::optional<Error> {
     if (!s.options.inherited) return std::nullopt;
     std::string address = want.address().to_string();
-    std::vector<int> ufds = s.options.inherited->takeAll(false, address, want.port());
-    std::vector<int> tfds = s.options.inherited->takeAll(true, address, want.port());
+    auto owned = [](std::vector<int> fds) { return std::vector<UniqueFd>(fds.begin(), fds.end()); };
+    std::vector<UniqueFd> ufds = owned(s.options.inherited->takeAll(false, address, want.port()));
+    std::vector<UniqueFd> tfds = owned(s.options.inherited->takeAll(true, address, want.port()));
     if (ufds.empty() && tfds.empty()) return std::nullopt;
     std::string where = address + ":" + std::to_string(want.port());
     if (ufds.empty() || tfds.size() != 1) {
-      for (int fd : ufds) ::close(fd);
-      for (int fd : tfds) ::close(fd);
       if (tfds.size() > 1)
         return Error{name, "inherited " + std::to_string(tfds.size()) + " TCP listeners for " +
                                where + ", want one"};
@@ -391,23 +391,19 @@ std::optional<Error> DnsServer::bind() {
                              " socket for " + where + ": under systemd, list it in both " +
                              "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
     }
+    for (size_t j = ufds.size(), n = ufds.size(); j < s.workers.size(); ++j)
+      ufds.emplace_back(::dup(ufds[j % n].get()));
     boost::system::error_code ec;
-    const size_t rounds = std::max(ufds.size(), s.workers.size());
-    for (size_t j = 0; j < rounds; ++j) {
-      int fd = j < ufds.size() ? ufds[j] : ::dup(ufds[j % ufds.size()]);
+    for (size_t j = 0; j < ufds.size() && !ec; ++j) {
       auto sock = std::make_unique<udp::socket>(s.workers[j % s.workers.size()]->io);
-      if (!ec)
-        sock->assign(want.protocol(), fd, ec);
-      else
-        ::close(fd);
+      sock->assign(want.protocol(), ufds[j].get(), ec);
+      if (!ec) ufds[j].release();  // the socket owns it now
       if (!ec) sock->non_blocking(true, ec);
       if (!ec) s.workers[j % s.workers.size()]->sockets.push_back(std::move(sock));
     }
     auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
-    if (!ec)
-      acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0], ec);
-    else
-      ::close(tfds[0]);
+    if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0].get(), ec);
+    if (!ec) tfds[0].release();
     if (ec)
       return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
     s.udp_bound.push_back(want);

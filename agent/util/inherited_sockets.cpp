@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "agent/util/socket_address.hpp"
+#include "agent/util/unique_fd.hpp"
 
 namespace elasticdns::agent {
 
@@ -27,8 +28,8 @@ std::vector<int> InheritedSockets::takeAll(bool stream, const std::string& addre
 }
 
 void InheritedSockets::add(int fd, const std::string& origin) {
+  UniqueFd owned(fd);  // closed unless kept
   InheritedSocket s;
-  s.fd = fd;
   if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_DGRAM, -1, 0) > 0) {
     s.stream = false;
   } else if (sd_is_socket_inet(fd, AF_UNSPEC, SOCK_STREAM, /*listening=*/1, 0) > 0) {
@@ -36,18 +37,17 @@ void InheritedSockets::add(int fd, const std::string& origin) {
   } else {
     ignored.push_back(origin + " descriptor " + std::to_string(fd) +
                       " is not a bound UDP or listening TCP socket");
-    close(fd);
     return;
   }
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     ignored.push_back(origin + " descriptor " + std::to_string(fd) + ": getsockname failed");
-    close(fd);
     return;
   }
   s.address = addressText(ss);
   s.port = portOf(ss);
+  s.fd = owned.release();
   sockets.push_back(std::move(s));
 }
 
