@@ -17,8 +17,8 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "agent/upstream/forwarder.hpp"
+#include "support/dns_util.hpp"
 #include "support/metrics_util.hpp"
-#include "support/upstream_dns_util.hpp"
 
 namespace elasticdns::agent {
 namespace {

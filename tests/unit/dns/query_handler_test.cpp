@@ -7,13 +7,13 @@
 #include <algorithm>
 #include <string>
 
-#include "support/agent_dns_util.hpp"
+#include "support/dns_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 using namespace std::chrono_literals;
-using namespace elasticdns::agent::testing;
+using namespace elasticdns::testing;
 using Action = QueryDecision::Action;
 
 constexpr uint16_t kKnownPort = 1111;  // FakeIdentity knows the socket sending from this port
@@ -70,7 +70,7 @@ class QueryHandlerTest : public ::testing::Test {
   }
   Pkt reply(const QueryDecision& d) {
     EXPECT_EQ(d.action, Action::kReply);
-    return parse(out_.data(), d.length);
+    return fromWire(std::span<const uint8_t>(out_.data(), d.length));
   }
 
   TopologyStore store_;
@@ -105,7 +105,7 @@ TEST_F(QueryHandlerTest, IdentifiedAndUnknownCallersAreCounted) {
 }
 
 TEST_F(QueryHandlerTest, NamesOutsideTheZoneAreForwardedWithTheParsedQuery) {
-  auto packet = makeQuery("www.example.test", LDNS_RR_TYPE_AAAA, 1232);
+  auto packet = makeQuery("www.example.test", LDNS_RR_TYPE_AAAA, {.edns = true, .udp_size = 1232});
   auto d = handle(packet, unknown_);
   EXPECT_EQ(d.action, Action::kForward);
   EXPECT_EQ(d.limit, wire::kMaxUdpPayload);
@@ -181,7 +181,7 @@ TEST_F(QueryHandlerTest, LargeAnswersAreTruncatedOverUdpOnly) {
 
 TEST_F(QueryHandlerTest, StaleAnswersCarryEde3) {
   const std::vector<uint8_t> ede3 = {0, wire::kEdnsOptionEde, 0, 2, 0, wire::kEdeStaleAnswer};
-  auto packet = makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, 1232);
+  auto packet = makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, {.edns = true, .udp_size = 1232});
   auto d = handle(packet, unknown_);
   ASSERT_EQ(d.action, Action::kReply);
   EXPECT_EQ(std::search(out_.begin(), out_.begin() + d.length, ede3.begin(), ede3.end()),

@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/upstream/answer_cache.hpp"
-#include "support/upstream_dns_util.hpp"
+#include "support/dns_util.hpp"
 
 namespace elasticdns::agent {
 namespace {

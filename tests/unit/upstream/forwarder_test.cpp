@@ -13,8 +13,8 @@
 #include <boost/asio/write.hpp>
 
 #include "agent/upstream/forwarder.hpp"
+#include "support/dns_util.hpp"
 #include "support/metrics_util.hpp"
-#include "support/upstream_dns_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
