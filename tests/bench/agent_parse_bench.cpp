@@ -17,6 +17,7 @@
 #include "agent/dns/wire.hpp"
 #include "agent/dns/zone.hpp"
 #include "support/dns_util.hpp"
+#include "support/topology_util.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::agent;
@@ -29,13 +30,7 @@ int main(int argc, char** argv) {
   t.index = 1;
   t.versions = {{"v1", 1}, {"v2", 2}, {"v3", 3}};
   auto add = [&](std::string id, std::string svc, std::string ver, std::string addr) {
-    model::Container c;
-    c.id = id;
-    c.service = svc;
-    c.version = ver;
-    c.server = "bench";
-    c.address = addr;
-    t.containers[id] = c;
+    t.containers[id] = testing::container(id, svc, ver, "bench", addr);
   };
   add("client", "client", "v3", "127.0.0.1");
   for (int s = 0; s < services; ++s) {

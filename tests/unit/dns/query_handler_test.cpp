@@ -8,6 +8,7 @@
 #include <string>
 
 #include "support/dns_util.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -33,13 +34,7 @@ model::Topology topology() {
   t.index = 7;
   t.versions = {{"v1", 1}, {"v2", 2}};
   auto add = [&](std::string id, std::string service, std::string version, std::string address) {
-    model::Container c;
-    c.id = id;
-    c.service = service;
-    c.version = version;
-    c.server = "host1";
-    c.address = address;
-    t.containers[id] = c;
+    t.containers[id] = container(id, service, version, "host1", address);
   };
   add("client-1", "client", "v1", "127.0.2.1");
   add("api-1", "api", "v1", "10.0.1.1");

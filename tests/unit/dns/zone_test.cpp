@@ -8,25 +8,13 @@
 #include <set>
 
 #include "support/dns_util.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 using namespace std::chrono_literals;
 using namespace elasticdns::testing;
-
-model::Container container(std::string id, std::string service, std::string version,
-                           std::string server, std::string address,
-                           model::ContainerState state = model::ContainerState::kRunning) {
-  model::Container c;
-  c.id = id;
-  c.service = service;
-  c.version = version;
-  c.server = server;
-  c.address = address;
-  c.state = state;
-  return c;
-}
 
 model::Topology topology() {
   model::Topology t;
