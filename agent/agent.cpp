@@ -194,9 +194,10 @@ std::optional<int> Agent::bindServer() {
   options.forward_per_second = config_.forward_limit.per_second;
   options.forward_burst = config_.forward_limit.burst;
   options.threads = workerThreads();
-  ForwardFn forward = [this](std::span<const uint8_t> query, Forwarder::Done done) {
+  ForwardFn forward = [this](const wire::Query& query, std::span<const uint8_t> packet,
+                             Forwarder::Done done) {
     if (!have_upstreams_.load()) return done({});
-    forwarder_->forward(query, std::move(done));
+    forwarder_->forward(query, packet, std::move(done));
   };
   size_t inherited_count = inherited_.sockets.size();
   server_ = std::make_unique<DnsServer>(options, store_, forward, registry_);
@@ -358,7 +359,7 @@ void Agent::finishTakeover() {
         "handover: PID {} did not hear that this agent is ready ({}); it keeps serving the "
         "same sockets until it is stopped",
         takeover_.old_pid, e->reason);
-  takeover_.connection = handover::UniqueFd();
+  takeover_.connection = UniqueFd();
 }
 
 // Then this one owns the control socket (the old one never removes it).

@@ -3,6 +3,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include <bit>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -367,17 +368,13 @@ std::vector<Cidr> defaultAllowNetworks(const std::vector<ip::udp::endpoint>& lis
       addr = ip::address_v6(a);
       mask = ip::address_v6(m);
     }
-    unsigned prefix = 0;
-    auto count = [&](auto bytes) {
-      for (uint8_t b : bytes)
-        for (int k = 7; k >= 0; --k)
-          if (b & (1 << k)) ++prefix;
+    auto prefixOf = [](const auto& mask_bytes) {
+      unsigned bits = 0;
+      for (uint8_t b : mask_bytes) bits += static_cast<unsigned>(std::popcount(b));
+      return bits;
     };
-    if (mask.is_v4())
-      count(mask.to_v4().to_bytes());
-    else
-      count(mask.to_v6().to_bytes());
-    Cidr net{addr, prefix};
+    Cidr net{addr,
+             mask.is_v4() ? prefixOf(mask.to_v4().to_bytes()) : prefixOf(mask.to_v6().to_bytes())};
     for (const auto& l : listen) {
       if (l.address().is_unspecified() || net.contains(l.address())) {
         out.push_back(net);

@@ -5,8 +5,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "agent/util/spin_lock.hpp"
-
 namespace elasticdns::agent {
 
 namespace {
@@ -24,7 +22,7 @@ uint64_t fnv(uint64_t h, const void* data, size_t n) {
 
 RateLimiter::RateLimiter(double per_second, double burst)
     : per_second_(per_second), burst_(std::max(burst, 1.0)) {
-  if (enabled()) shards_ = std::make_unique<Shard[]>(kShards);
+  if (enabled()) buckets_.emplace();
 }
 
 uint64_t RateLimiter::callerKey(std::string_view container_id,
@@ -47,28 +45,24 @@ uint64_t RateLimiter::callerKey(std::string_view container_id,
 
 bool RateLimiter::allow(uint64_t caller, TimePoint now) noexcept {
   if (!enabled()) return true;
-  Shard& s = shards_[caller % kShards];
-  SpinLock lock(s.lock);
-  Set& set = s.sets[(caller / kShards) % kSetsPerShard];
-  Entry* entry = nullptr;
-  Entry* victim = &set.ways[0];
-  for (Entry& e : set.ways) {
-    if (e.used && e.key == caller) {
-      entry = &e;
-      break;
-    }
-    if (!e.used || (victim->used && e.last < victim->last)) victim = &e;
+  return buckets_->withSet(caller, [&](Table::Set& set) { return take(set, caller, now); });
+}
+
+bool RateLimiter::take(Table::Set& set, uint64_t caller, TimePoint now) noexcept {
+  Bucket* bucket = Table::find(set, caller);
+  if (bucket == nullptr) {  // a new caller (or one evicted since) starts with a full bucket
+    Bucket* victim = &set[0];
+    for (Bucket& b : set)
+      if (!b.used || (victim->used && b.last < victim->last)) victim = &b;
+    *victim = Bucket{caller, burst_, now, true};
+    bucket = victim;
+  } else if (now > bucket->last) {
+    double elapsed = std::chrono::duration<double>(now - bucket->last).count();
+    bucket->tokens = std::min(burst_, bucket->tokens + elapsed * per_second_);
+    bucket->last = now;
   }
-  if (!entry) {  // a new caller (or one evicted since) starts with a full bucket
-    *victim = Entry{caller, burst_, now, true};
-    entry = victim;
-  } else if (now > entry->last) {
-    double elapsed = std::chrono::duration<double>(now - entry->last).count();
-    entry->tokens = std::min(burst_, entry->tokens + elapsed * per_second_);
-    entry->last = now;
-  }
-  if (entry->tokens < 1) return false;
-  entry->tokens -= 1;
+  if (bucket->tokens < 1) return false;
+  bucket->tokens -= 1;
   return true;
 }
 

@@ -6,27 +6,23 @@
 //
 // A caller is its container id when the agent identified it, else its source address (a
 // resolver uses a new port per query). Shared by the DNS workers like StickyTable, and for the
-// same reasons built the same way: sharded spinlocks, fixed capacity allocated once (no
-// allocation on the query path); a flood of callers evicts the bucket idle longest, which, if
-// it comes back, starts again with a full bucket.
+// same reasons a ShardedTable (util/sharded_table.hpp); a flood of callers evicts the bucket
+// idle longest, which, if it comes back, starts again with a full bucket.
 #include <sys/socket.h>
 
-#include <array>
-#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <memory>
+#include <optional>
 #include <string_view>
+
+#include "agent/util/sharded_table.hpp"
 
 namespace elasticdns::agent {
 
 class RateLimiter {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;
-  static constexpr size_t kShards = 64;
-  static constexpr size_t kSetsPerShard = 256;
-  static constexpr size_t kWays = 4;
-  static constexpr size_t kCapacity = kShards * kSetsPerShard * kWays;  // 65,536 callers
+  static constexpr size_t kCapacity = 65'536;  // callers
 
   /// per_second == 0: no limit (allow() is always true, and nothing is stored).
   RateLimiter(double per_second, double burst);
@@ -41,23 +37,19 @@ class RateLimiter {
   static uint64_t callerKey(std::string_view container_id, const sockaddr_storage& from) noexcept;
 
  private:
-  struct Entry {
+  struct Bucket {
     uint64_t key = 0;
     double tokens = 0;
     TimePoint last;
     bool used = false;
   };
-  struct Set {
-    std::array<Entry, kWays> ways;
-  };
-  struct alignas(64) Shard {
-    std::atomic_flag lock = ATOMIC_FLAG_INIT;
-    std::array<Set, kSetsPerShard> sets;
-  };
+  using Table = ShardedTable<Bucket>;
+  static_assert(Table::kCapacity == kCapacity);
+  bool take(Table::Set& set, uint64_t caller, TimePoint now) noexcept;
 
   double per_second_;
   double burst_;
-  std::unique_ptr<Shard[]> shards_;
+  std::optional<Table> buckets_;  // only when enabled
 };
 
 }  // namespace elasticdns::agent

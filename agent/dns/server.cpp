@@ -1,12 +1,10 @@
 #include "agent/dns/server.hpp"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include <array>
 #include <cstring>
-#include <mutex>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -16,9 +14,11 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/endian/conversion.hpp>
 
-#include "agent/dns/rate_limiter.hpp"
+#include "agent/dns/query_handler.hpp"
 #include "agent/dns/wire.hpp"
+#include "agent/util/unique_fd.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -27,113 +27,25 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using Clock = std::chrono::steady_clock;
+using boost::endian::load_big_u16;
+using boost::endian::store_big_u16;
 
 constexpr size_t kBatch = 64;             // recvmmsg/sendmmsg batch (gdnsd uses 16..256)
 constexpr size_t kMaxBatchesPerWake = 8;  // then yield to the io_context (TCP, timers)
 constexpr size_t kMaxUdpQuery = 4096;     // larger datagrams are dropped (MSG_TRUNC)
 constexpr int kBindRetries = 16;          // port 0: find one free for both UDP and TCP
 
-// Metrics dimensions: the query types and rcodes counted separately.
-constexpr std::array<uint16_t, 6> kCountedTypes = {wire::kTypeA,   wire::kTypeAaaa, wire::kTypeSrv,
-                                                   wire::kTypeSoa, wire::kTypeTxt,  wire::kTypeAny};
-constexpr std::array<const char*, 7> kTypeNames = {"A",   "AAAA", "SRV",  "SOA",
-                                                   "TXT", "ANY",  "other"};
-constexpr std::array<const char*, 7> kRcodeNames = {"NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-                                                    "NOTIMP",  "REFUSED", "other"};
-constexpr size_t kTypes = kTypeNames.size();
-constexpr size_t kRcodes = kRcodeNames.size();
 const std::vector<double> kLatencyBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                             0.005,   0.01,   0.05,    0.1,    0.5,   1};
 
-size_t typeIndex(uint16_t t) {
-  for (size_t i = 0; i < kCountedTypes.size(); ++i)
-    if (kCountedTypes[i] == t) return i;
-  return kTypes - 1;
-}
-size_t rcodeIndex(uint16_t r) {
-  return r < kRcodes - 1 ? r : kRcodes - 1;
-}
-
-/// Written by one worker, read by the scraper: relaxed atomics on the worker's own lines.
-struct alignas(64) WorkerStats {
-  std::atomic<uint64_t> queries[kTypes][kRcodes] = {};
-  std::atomic<uint64_t> callers_known{0}, callers_unknown{0}, forwarded{0}, dropped{0},
-      truncated{0}, forward_limited{0};
-  metrics::Histogram* latency = nullptr;
-  void add(std::atomic<uint64_t>& c, uint64_t n = 1) {
-    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
-  }
-};
-
-/// Logs triggered by network input: at most `per_second` a second, then a count of the rest.
-class RateLimitedLog {
- public:
-  explicit RateLimitedLog(int per_second) : per_second_(per_second) {}
-  template <typename... Args>
-  void warn(spdlog::format_string_t<Args...> fmt, Args&&... args) {
-    int64_t sec =
-        std::chrono::duration_cast<std::chrono::seconds>(Clock::now().time_since_epoch()).count();
-    int64_t cur = second_.load(std::memory_order_relaxed);
-    if (cur != sec && second_.compare_exchange_strong(cur, sec)) {
-      uint64_t dropped = suppressed_.exchange(0);
-      count_.store(0);
-      if (dropped) spdlog::warn("server: {} similar messages suppressed", dropped);
-    }
-    if (count_.fetch_add(1, std::memory_order_relaxed) < per_second_) {
-      spdlog::warn(fmt, std::forward<Args>(args)...);
-    } else {
-      suppressed_.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
-
- private:
-  int per_second_;
-  std::atomic<int64_t> second_{0};
-  std::atomic<int> count_{0};
-  std::atomic<uint64_t> suppressed_{0};
-};
-
-struct AllowList {
-  std::vector<std::pair<Zone::AddrKey, Zone::AddrKey>> nets;  // (network, mask), v4 as mapped
-  bool allows(const Zone::AddrKey& k) const {
-    for (const auto& [n, m] : nets)
-      if ((k.hi & m.hi) == n.hi && (k.lo & m.lo) == n.lo) return true;
-    return false;
-  }
-  static std::shared_ptr<const AllowList> from(const std::vector<Cidr>& cidrs) {
-    auto l = std::make_shared<AllowList>();
-    for (const auto& c : cidrs) {
-      std::array<uint8_t, 16> net{}, mask{};
-      auto bytes =
-          c.network.is_v4()
-              ? asio::ip::make_address_v6(asio::ip::v4_mapped, c.network.to_v4()).to_bytes()
-              : c.network.to_v6().to_bytes();
-      unsigned bits = c.network.is_v4() ? c.prefix + 96 : c.prefix;
-      for (unsigned i = 0; i < 16; ++i) {
-        unsigned take = bits >= 8 ? 8 : bits;
-        mask[i] = take ? static_cast<uint8_t>(0xFF << (8 - take)) : 0;
-        net[i] = bytes[i] & mask[i];
-        bits -= take;
-      }
-      Zone::AddrKey n, m;
-      std::memcpy(&n.hi, net.data(), 8);
-      std::memcpy(&n.lo, net.data() + 8, 8);
-      std::memcpy(&m.hi, mask.data(), 8);
-      std::memcpy(&m.lo, mask.data() + 8, 8);
-      l->nets.emplace_back(n, m);
-    }
-    return l;
-  }
-};
-
 }  // namespace
 
-/// Where a query for a name outside the zone goes: the UDP worker or the TCP session it came on.
-class ForwardSink {
- public:
-  virtual ~ForwardSink() = default;
-  /// `query` is a copy of the client's message; `limit` the size the reply may have.
-  virtual void forwardQuery(std::vector<uint8_t> query, size_t limit) = 0;
+/// A query handed to the forwarder: a copy of the client's message, what parsing it found, and
+/// the size the reply may have.
+struct ForwardedQuery {
+  std::vector<uint8_t> packet;
+  wire::Query query;
+  size_t limit = 0;
 };
 
 struct DnsServer::Impl {
@@ -141,193 +53,61 @@ struct DnsServer::Impl {
   struct TcpSession;
 
   ServerOptions options;
-  TopologyStore& store;
-  CallerIdentity* identity = nullptr;  // set by start(), before any worker runs
   ForwardFn forward;
   metrics::Registry& registry;
-  StickyTable sticky;
-  RateLimiter forward_limit;
-  std::atomic<bool> stale{false};
+  QueryHandlerShared queries;  // the workers' handlers' shared state
+  ForwardedStats forwarded;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> in_flight{0};
-  RateLimitedLog netlog{10};
-  std::mutex allow_mu;  // guards `allow`; workers copy it only when allow_version moved
-  std::shared_ptr<const AllowList> allow;
-  std::atomic<uint64_t> allow_version{1};
+  LogLimit tcp_rejected_log;
   std::vector<udp::endpoint> udp_bound;
   std::vector<tcp::endpoint> tcp_bound;
-  metrics::Counter* upstream_failures = nullptr;
   metrics::Counter* tcp_rejected = nullptr;
   std::atomic<size_t> tcp_connections{0};
-  // Forwarded queries by type and the rcode sent back (written by the forwarder's thread).
-  std::atomic<uint64_t> forwarded_queries[kTypes][kRcodes] = {};
   std::vector<std::unique_ptr<Worker>> workers;
 
   Impl(ServerOptions o, TopologyStore& s, ForwardFn f, metrics::Registry& r)
       : options(std::move(o)),
-        store(s),
         forward(std::move(f)),
         registry(r),
-        forward_limit(options.forward_per_second, options.forward_burst),
-        allow(AllowList::from(options.allow_networks)) {}
+        queries(s, options.forward_per_second, options.forward_burst, options.allow_networks) {}
 
-  struct QueryContext {
-    const Zone* zone;
-    const AllowList* allow;
-    WorkerStats* stats;
-    uint32_t* rotation;
-    Transport transport;
-    ForwardSink* sink;
-    Clock::time_point now;  // read once per batch: the sticky window's clock
-  };
+  /// Queries of counted type `t` answered with counted rcode `r`, from the zone or forwarded.
+  uint64_t answered(size_t t, size_t r) const;
 
-  /// Answer one message into `out`. Returns the reply length; 0 = no reply now (dropped, or
-  /// handed to ctx.sink, which replies later).
-  size_t handle(const QueryContext& ctx, std::span<const uint8_t> packet,
-                const sockaddr_storage& from, std::span<uint8_t> out) noexcept {
-    wire::Query q;
-    WorkerStats& st = *ctx.stats;
-    wire::ParseStatus ps = wire::parseQuery(packet, q);
-    if (ps == wire::ParseStatus::kDrop) {
-      st.add(st.dropped);
-      return 0;
-    }
-    auto count = [&](uint16_t rcode) { st.add(st.queries[typeIndex(q.qtype)][rcodeIndex(rcode)]); };
-    const size_t limit = ctx.transport == Transport::kUdp ? wire::udpLimit(q) : out.size();
-    std::span<uint8_t> o = out.first(std::min(out.size(), std::max(limit, wire::kMinUdpPayload)));
-    Zone::AddrKey key = Zone::addrKeyOf(from);
-    if (!ctx.allow->allows(key)) {
-      netlog.warn("server: REFUSED a query from {} (outside allow_networks)", describe(from));
-      count(wire::kRefused);
-      return wire::writeErrorResponse(q, packet, wire::kRefused, o);
-    }
-    if (ps != wire::ParseStatus::kOk) {
-      uint16_t rcode = ps == wire::ParseStatus::kNotImp ? wire::kNotImp : wire::kFormErr;
-      if (rcode == wire::kFormErr) netlog.warn("server: FORMERR to {}", describe(from));
-      count(rcode);
-      return wire::writeErrorResponse(q, packet, rcode, o);
-    }
-    if (q.has_edns && q.edns_version != 0) {
-      count(wire::kRcodeBadVers);
-      return wire::writeErrorResponse(q, packet, wire::kRcodeBadVers, o);
-    }
-    if (ctx.zone == nullptr) {
-      count(wire::kServFail);
-      return wire::writeErrorResponse(q, packet, wire::kServFail, o);
-    }
-    Peer peer;
-    peer.addr = from;
-    peer.transport = ctx.transport;
-    AnswerInput in;
-    in.query = &q;
-    in.packet = packet;
-    in.container_id = identity->containerIdOf(peer);
-    in.source = &from;
-    in.now = ctx.now;
-    in.stale = stale.load(std::memory_order_relaxed);
-    in.limit = limit;
-    in.rotation = (*ctx.rotation)++;
-    in.sticky = &sticky;
-    AnswerOutcome r = ctx.zone->answer(in, o);
-    if (r.in_zone) {
-      count(r.rcode);
-      if (r.caller_known) st.add(st.callers_known);
-      if (r.caller_checked && !r.caller_known) st.add(st.callers_unknown);
-      if (r.truncated) st.add(st.truncated);
-      return r.length;
-    }
-    if (!forward || stopping.load(std::memory_order_relaxed)) {
-      count(wire::kRefused);
-      return wire::writeErrorResponse(q, packet, wire::kRefused, o);
-    }
-    if (!forward_limit.allow(RateLimiter::callerKey(in.container_id, from), ctx.now)) {
-      netlog.warn("server: REFUSED a query from {}{}{} (over forward_limit)", describe(from),
-                  in.container_id.empty() ? "" : ", container ", in.container_id);
-      st.add(st.forward_limited);
-      count(wire::kRefused);
-      return wire::writeErrorResponse(q, packet, wire::kRefused, o);
-    }
-    st.add(st.forwarded);  // counted by type and rcode when the reply comes (relayReply)
-    ctx.sink->forwardQuery(std::vector<uint8_t>(packet.begin(), packet.end()), limit);
-    return 0;
-  }
-
-  /// The reply to send for a forwarded query: SERVFAIL when the forwarder failed, TC when the
-  /// upstream's reply exceeds `limit`. Returns 0 when `reply` can be sent as it is.
-  size_t relayReply(std::span<const uint8_t> query, std::span<const uint8_t> reply, size_t limit,
-                    std::span<uint8_t> buf) noexcept {
-    wire::Query q;
-    if (wire::parseQuery(query, q) != wire::ParseStatus::kOk) return 0;
-    auto& counter = forwarded_queries[typeIndex(q.qtype)][rcodeIndex(
-        reply.size() >= wire::kHeaderSize ? wire::get16(&reply[2]) & 0x0F : wire::kServFail)];
-    counter.fetch_add(1, std::memory_order_relaxed);
-    if (reply.empty()) {
-      upstream_failures->inc();
-      return wire::writeErrorResponse(q, query, wire::kServFail, buf);
-    }
-    if (reply.size() <= limit || reply.size() < wire::kHeaderSize) return 0;
-    uint16_t flags = static_cast<uint16_t>(wire::get16(&reply[2]) | wire::kFlagTc);
-    size_t n = wire::writeHeaderAndQuestion(q, query, flags, 0, 0, q.has_edns ? 1 : 0, buf);
-    if (n != 0 && q.has_edns && n + wire::optSize(false) <= buf.size()) {
-      wire::writeOpt(buf.data() + n, wire::kMaxUdpPayload, 0, false, 0);
-      n += wire::optSize(false);
-    }
-    return n;
-  }
-
-  static std::string describe(const sockaddr_storage& s) {
-    char buf[INET6_ADDRSTRLEN] = "?";
-    if (s.ss_family == AF_INET) {
-      sockaddr_in sin;
-      std::memcpy(&sin, &s, sizeof sin);
-      inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf);
-    } else if (s.ss_family == AF_INET6) {
-      sockaddr_in6 sin6;
-      std::memcpy(&sin6, &s, sizeof sin6);
-      inet_ntop(AF_INET6, &sin6.sin6_addr, buf, sizeof buf);
-    }
-    return buf;
-  }
-
-  const AllowList* currentAllow(std::shared_ptr<const AllowList>& mine, uint64_t& seen) {
-    uint64_t v = allow_version.load(std::memory_order_acquire);
-    if (v != seen) {
-      std::lock_guard lock(allow_mu);
-      mine = allow;
-      seen = v;
-    }
-    return mine.get();
+  /// Send `f` to the forwarder; `relay` gets the reply to send (SERVFAIL, TC or the upstream's),
+  /// on the forwarder's thread.
+  void forwardQuery(std::shared_ptr<const ForwardedQuery> f,
+                    std::function<void(std::span<const uint8_t> reply)> relay) {
+    in_flight.fetch_add(1);
+    forward(f->query, f->packet, [this, f, relay = std::move(relay)](std::span<const uint8_t> r) {
+      std::array<uint8_t, wire::kMaxUdpPayload> buf;
+      size_t len = relayReply(f->query, f->packet, f->limit, r, buf, forwarded);
+      relay(len != 0 ? std::span<const uint8_t>(buf.data(), len) : r);
+      in_flight.fetch_sub(1);
+    });
   }
 };
 
-struct DnsServer::Impl::Worker : ForwardSink {
+struct DnsServer::Impl::Worker {
   Impl& server;
   size_t index;
   asio::io_context io{1};
   std::vector<std::unique_ptr<udp::socket>> sockets;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   std::thread thread;
-  WorkerStats stats;
-  TopologyStore::Reader reader;
-  std::shared_ptr<const AllowList> allow;
-  uint64_t allow_seen = 0;
-  uint32_t rotation;
+  QueryHandler handler;
   // recvmmsg/sendmmsg buffers, allocated once.
   std::vector<std::array<uint8_t, kMaxUdpQuery>> in;
   std::vector<std::array<uint8_t, wire::kMaxUdpPayload>> out;
-  std::array<sockaddr_storage, kBatch> peers{};
+  std::array<Peer, kBatch> peers{};  // transport kUdp (the default)
   std::array<iovec, kBatch> in_iov{}, out_iov{};
   std::array<mmsghdr, kBatch> in_msgs{}, out_msgs{};
-  // The datagram being handled, for forwardQuery().
-  int cur_fd = -1;
-  const sockaddr_storage* cur_from = nullptr;
-  socklen_t cur_fromlen = 0;
 
   Worker(Impl& s, size_t i)
       : server(s),
         index(i),
-        reader(s.store),
-        rotation(static_cast<uint32_t>(i) * 0x9E3779B9u),
+        handler(s.queries, static_cast<uint32_t>(i) * 0x9E3779B9u),
         in(kBatch),
         out(kBatch) {}
 
@@ -341,15 +121,14 @@ struct DnsServer::Impl::Worker : ForwardSink {
 
   void drain(udp::socket& s) {
     const int fd = s.native_handle();
-    QueryContext ctx{reader.refresh(), server.currentAllow(allow, allow_seen),
-                     &stats,           &rotation,
-                     Transport::kUdp,  this,
-                     Clock::now()};
+    QueryStats& stats = handler.stats();
+    handler.refresh();
+    wire::Query query;
     for (size_t round = 0; round < kMaxBatchesPerWake; ++round) {
       for (size_t i = 0; i < kBatch; ++i) {
         in_iov[i] = {in[i].data(), in[i].size()};
         in_msgs[i].msg_hdr = {};
-        in_msgs[i].msg_hdr.msg_name = &peers[i];
+        in_msgs[i].msg_hdr.msg_name = &peers[i].addr;
         in_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
         in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
         in_msgs[i].msg_hdr.msg_iovlen = 1;
@@ -357,23 +136,22 @@ struct DnsServer::Impl::Worker : ForwardSink {
       int n = ::recvmmsg(fd, in_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) return;
       auto t0 = Clock::now();
-      ctx.now = t0;
       size_t m = 0;
       for (int i = 0; i < n; ++i) {
         if (in_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
           stats.add(stats.dropped);
           continue;
         }
-        cur_fd = fd;
-        cur_from = &peers[i];
-        cur_fromlen = in_msgs[i].msg_hdr.msg_namelen;
-        size_t len = server.handle(ctx, std::span<const uint8_t>(in[i].data(), in_msgs[i].msg_len),
-                                   peers[i], out[m]);
-        if (len == 0) continue;
-        out_iov[m] = {out[m].data(), len};
+        std::span<const uint8_t> packet(in[i].data(), in_msgs[i].msg_len);
+        QueryDecision d = handler.handle(packet, peers[i], t0, out[m], query);
+        if (d.action == QueryDecision::Action::kForward)
+          forward(fd, peers[i].addr, in_msgs[i].msg_hdr.msg_namelen,
+                  ForwardedQuery{{packet.begin(), packet.end()}, query, d.limit});
+        if (d.action != QueryDecision::Action::kReply || d.length == 0) continue;
+        out_iov[m] = {out[m].data(), d.length};
         out_msgs[m].msg_hdr = {};
-        out_msgs[m].msg_hdr.msg_name = &peers[i];
-        out_msgs[m].msg_hdr.msg_namelen = cur_fromlen;
+        out_msgs[m].msg_hdr.msg_name = &peers[i].addr;
+        out_msgs[m].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
         out_msgs[m].msg_hdr.msg_iov = &out_iov[m];
         out_msgs[m].msg_hdr.msg_iovlen = 1;
         ++m;
@@ -391,35 +169,26 @@ struct DnsServer::Impl::Worker : ForwardSink {
     }
   }
 
-  void forwardQuery(std::vector<uint8_t> query, size_t limit) override {
-    Impl& s = server;
-    s.in_flight.fetch_add(1);
-    auto q = std::make_shared<std::vector<uint8_t>>(std::move(query));
-    int fd = cur_fd;
-    sockaddr_storage to = *cur_from;
-    socklen_t tolen = cur_fromlen;
-    s.forward(*q, [&s, fd, to, tolen, q, limit](std::span<const uint8_t> reply) {
-      std::array<uint8_t, wire::kMaxUdpPayload> buf;
-      std::span<const uint8_t> send = reply;
-      size_t len = s.relayReply(*q, reply, limit, buf);
-      if (len != 0) send = std::span<const uint8_t>(buf.data(), len);
-      if (!send.empty())
-        ::sendto(fd, send.data(), send.size(), MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to),
-                 tolen);
-      s.in_flight.fetch_sub(1);
-    });
+  // The reply goes out on the socket the query came in on, from the forwarder's thread.
+  void forward(int fd, const sockaddr_storage& to, socklen_t tolen, ForwardedQuery f) {
+    server.forwardQuery(std::make_shared<const ForwardedQuery>(std::move(f)),
+                        [fd, to, tolen](std::span<const uint8_t> reply) {
+                          if (reply.empty()) return;
+                          ::sendto(fd, reply.data(), reply.size(), MSG_DONTWAIT,
+                                   reinterpret_cast<const sockaddr*>(&to), tolen);
+                        });
   }
 
   void accept(tcp::acceptor& a);
 };
 
 /// One TCP connection: read a length-prefixed query, answer, write, repeat (RFC 7766).
-struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<TcpSession> {
+struct DnsServer::Impl::TcpSession : std::enable_shared_from_this<TcpSession> {
   Impl& server;
   Worker& worker;
   tcp::socket socket;
   asio::steady_timer idle;
-  sockaddr_storage peer{};
+  Peer peer{{}, Transport::kTcp};
   std::array<uint8_t, 2> len_buf{};
   std::vector<uint8_t> query;
   std::vector<uint8_t> reply;
@@ -431,7 +200,7 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
         idle(w.io),
         reply(2 + wire::kMaxMessageSize) {
     auto ep = socket.remote_endpoint();
-    std::memcpy(&peer, ep.data(), std::min<size_t>(ep.size(), sizeof peer));
+    std::memcpy(&peer.addr, ep.data(), std::min<size_t>(ep.size(), sizeof peer.addr));
     server.tcp_connections.fetch_add(1);
   }
   ~TcpSession() { server.tcp_connections.fetch_sub(1); }
@@ -457,7 +226,7 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                        // Closed by the client, or garbage: release the idle timer's hold on the
                        // session too, or the connection stays open (and counted) until it fires.
-                       size_t n = ec ? 0 : wire::get16(self->len_buf.data());
+                       size_t n = ec ? 0 : load_big_u16(self->len_buf.data());
                        if (n < wire::kHeaderSize) {
                          self->idle.cancel();
                          return;
@@ -477,50 +246,50 @@ struct DnsServer::Impl::TcpSession : ForwardSink, std::enable_shared_from_this<T
   }
 
   void answer() {
-    QueryContext ctx{worker.reader.refresh(),
-                     server.currentAllow(worker.allow, worker.allow_seen),
-                     &worker.stats,
-                     &worker.rotation,
-                     Transport::kTcp,
-                     this,
-                     Clock::now()};
-    size_t len = server.handle(ctx, query, peer, std::span<uint8_t>(reply).subspan(2));
-    if (len != 0) write(len);  // else: forwarded (its reply comes later) or dropped (close)
+    worker.handler.refresh();
+    wire::Query parsed;
+    std::span<uint8_t> out = std::span<uint8_t>(reply).subspan(2);
+    QueryDecision d = worker.handler.handle(query, peer, Clock::now(), out, parsed);
+    if (d.action == QueryDecision::Action::kForward)
+      forward(ForwardedQuery{query, parsed, d.limit});
+    else if (d.action == QueryDecision::Action::kReply && d.length != 0)
+      write(d.length);
+    // else dropped: the connection closes
   }
 
   void write(size_t len) {
     answered_ = true;
-    wire::put16(reply.data(), static_cast<uint16_t>(len));
+    store_big_u16(reply.data(), static_cast<uint16_t>(len));
     asio::async_write(socket, asio::buffer(reply.data(), len + 2),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                         if (!ec) self->readLength();
                       });
   }
 
-  void forwardQuery(std::vector<uint8_t> q, size_t limit) override {
+  // The reply is written on this session's executor.
+  void forward(ForwardedQuery f) {
     forwarding_ = true;
-    server.in_flight.fetch_add(1);
     auto self = shared_from_this();
-    auto qp = std::make_shared<std::vector<uint8_t>>(std::move(q));
-    server.forward(*qp, [self, qp, limit](std::span<const uint8_t> r) {
-      std::vector<uint8_t> copy(r.begin(), r.end());
-      asio::post(self->socket.get_executor(), [self, qp, limit, copy = std::move(copy)] {
-        self->forwarding_ = false;
-        size_t len =
-            self->server.relayReply(*qp, copy, limit, std::span<uint8_t>(self->reply).subspan(2));
-        if (len == 0) {
-          len = copy.size();
-          std::memcpy(self->reply.data() + 2, copy.data(), len);
-        }
-        self->server.in_flight.fetch_sub(1);
-        self->write(len);
-      });
-    });
+    server.forwardQuery(std::make_shared<const ForwardedQuery>(std::move(f)),
+                        [self](std::span<const uint8_t> r) {
+                          std::vector<uint8_t> copy(r.begin(), r.end());
+                          asio::post(self->socket.get_executor(), [self, copy = std::move(copy)] {
+                            self->forwarding_ = false;
+                            std::memcpy(self->reply.data() + 2, copy.data(), copy.size());
+                            self->write(copy.size());
+                          });
+                        });
   }
 
   bool forwarding_ = false;
   bool answered_ = false;
 };
+
+uint64_t DnsServer::Impl::answered(size_t t, size_t r) const {
+  uint64_t n = forwarded.queries[t][r].load(std::memory_order_relaxed);
+  for (auto& w : workers) n += w->handler.stats().queries[t][r].load(std::memory_order_relaxed);
+  return n;
+}
 
 void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
   a.async_accept([this, &a](const boost::system::error_code& ec, tcp::socket sock) {
@@ -530,8 +299,9 @@ void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
     if (!ec) {
       if (server.tcp_connections.load() >= server.options.max_tcp_connections) {
         server.tcp_rejected->inc();
-        server.netlog.warn("server: too many TCP connections ({}), closing a new one",
-                           server.options.max_tcp_connections);
+        if (server.tcp_rejected_log.allow())
+          spdlog::warn("server: too many TCP connections ({}), closing a new one",
+                       server.options.max_tcp_connections);
       } else {
         std::make_shared<TcpSession>(server, *this, std::move(sock))->start();
       }
@@ -549,46 +319,41 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, ForwardFn forw
     s.workers.push_back(std::make_unique<Impl::Worker>(s, i));
   auto& reg = s.registry;
   for (auto& w : s.workers)
-    w->stats.latency =
+    w->handler.stats().latency =
         &reg.histogram("elasticdns_agent_answer_seconds",
                        "Time from reading a query to sending its answer (zone answers)",
                        kLatencyBounds, "worker=\"" + std::to_string(w->index) + "\"");
-  for (size_t t = 0; t < kTypes; ++t)
-    for (size_t r = 0; r < kRcodes; ++r)
+  for (size_t t = 0; t < kCountedTypeSlots; ++t)
+    for (size_t r = 0; r < kCountedRcodeSlots; ++r)
       reg.callback(
           "elasticdns_agent_queries_total", "DNS queries by type and rcode",
-          [&s, t, r] {
-            uint64_t n = 0;
-            for (auto& w : s.workers) n += w->stats.queries[t][r].load(std::memory_order_relaxed);
-            return double(n + s.forwarded_queries[t][r].load(std::memory_order_relaxed));
-          },
-          "counter",
+          [&s, t, r] { return double(s.answered(t, r)); }, "counter",
           std::string("type=\"") + kTypeNames[t] + "\",rcode=\"" + kRcodeNames[r] + "\"");
-  auto sum = [&s](std::atomic<uint64_t> WorkerStats::*field) {
+  auto sum = [&s](std::atomic<uint64_t> QueryStats::*field) {
     return [&s, field] {
       uint64_t n = 0;
-      for (auto& w : s.workers) n += (w->stats.*field).load(std::memory_order_relaxed);
+      for (auto& w : s.workers) n += (w->handler.stats().*field).load(std::memory_order_relaxed);
       return double(n);
     };
   };
   reg.callback("elasticdns_agent_callers_total",
-               "Zone answers by whether the caller was identified",
-               sum(&WorkerStats::callers_known), "counter", "caller=\"identified\"");
+               "Zone answers by whether the caller was identified", sum(&QueryStats::callers_known),
+               "counter", "caller=\"identified\"");
   reg.callback("elasticdns_agent_callers_total",
                "Zone answers by whether the caller was identified",
-               sum(&WorkerStats::callers_unknown), "counter", "caller=\"unknown\"");
+               sum(&QueryStats::callers_unknown), "counter", "caller=\"unknown\"");
   reg.callback("elasticdns_agent_forwarded_total", "Queries forwarded to the upstreams",
-               sum(&WorkerStats::forwarded), "counter");
+               sum(&QueryStats::forwarded), "counter");
   reg.callback("elasticdns_agent_dropped_total",
-               "Datagrams dropped unanswered (garbage, responses)", sum(&WorkerStats::dropped),
+               "Datagrams dropped unanswered (garbage, responses)", sum(&QueryStats::dropped),
                "counter");
   reg.callback("elasticdns_agent_truncated_total", "UDP answers sent with TC",
-               sum(&WorkerStats::truncated), "counter");
+               sum(&QueryStats::truncated), "counter");
   reg.callback("elasticdns_agent_forward_limited_total",
                "Queries for names outside the zone REFUSED: the caller was over forward_limit",
-               sum(&WorkerStats::forward_limited), "counter");
-  s.upstream_failures = &reg.counter("elasticdns_agent_forward_servfail_total",
-                                     "Forwarded queries answered SERVFAIL (no upstream answered)");
+               sum(&QueryStats::forward_limited), "counter");
+  s.forwarded.servfail = &reg.counter("elasticdns_agent_forward_servfail_total",
+                                      "Forwarded queries answered SERVFAIL (no upstream answered)");
   s.tcp_rejected = &reg.counter("elasticdns_agent_tcp_rejected_total",
                                 "TCP connections closed at once (max connections reached)");
   reg.callback("elasticdns_agent_forward_in_flight", "Forwarded queries awaiting a reply",
@@ -613,13 +378,12 @@ std::optional<Error> DnsServer::bind() {
                              const std::string& name) -> std::optional<Error> {
     if (!s.options.inherited) return std::nullopt;
     std::string address = want.address().to_string();
-    std::vector<int> ufds = s.options.inherited->takeAll(false, address, want.port());
-    std::vector<int> tfds = s.options.inherited->takeAll(true, address, want.port());
+    auto owned = [](std::vector<int> fds) { return std::vector<UniqueFd>(fds.begin(), fds.end()); };
+    std::vector<UniqueFd> ufds = owned(s.options.inherited->takeAll(false, address, want.port()));
+    std::vector<UniqueFd> tfds = owned(s.options.inherited->takeAll(true, address, want.port()));
     if (ufds.empty() && tfds.empty()) return std::nullopt;
     std::string where = address + ":" + std::to_string(want.port());
     if (ufds.empty() || tfds.size() != 1) {
-      for (int fd : ufds) ::close(fd);
-      for (int fd : tfds) ::close(fd);
       if (tfds.size() > 1)
         return Error{name, "inherited " + std::to_string(tfds.size()) + " TCP listeners for " +
                                where + ", want one"};
@@ -627,23 +391,19 @@ std::optional<Error> DnsServer::bind() {
                              " socket for " + where + ": under systemd, list it in both " +
                              "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
     }
+    for (size_t j = ufds.size(), n = ufds.size(); j < s.workers.size(); ++j)
+      ufds.emplace_back(::dup(ufds[j % n].get()));
     boost::system::error_code ec;
-    const size_t rounds = std::max(ufds.size(), s.workers.size());
-    for (size_t j = 0; j < rounds; ++j) {
-      int fd = j < ufds.size() ? ufds[j] : ::dup(ufds[j % ufds.size()]);
+    for (size_t j = 0; j < ufds.size() && !ec; ++j) {
       auto sock = std::make_unique<udp::socket>(s.workers[j % s.workers.size()]->io);
-      if (!ec)
-        sock->assign(want.protocol(), fd, ec);
-      else
-        ::close(fd);
+      sock->assign(want.protocol(), ufds[j].get(), ec);
+      if (!ec) ufds[j].release();  // the socket owns it now
       if (!ec) sock->non_blocking(true, ec);
       if (!ec) s.workers[j % s.workers.size()]->sockets.push_back(std::move(sock));
     }
     auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
-    if (!ec)
-      acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0], ec);
-    else
-      ::close(tfds[0]);
+    if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0].get(), ec);
+    if (!ec) tfds[0].release();
     if (ec)
       return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
     s.udp_bound.push_back(want);
@@ -721,7 +481,8 @@ std::vector<tcp::endpoint> DnsServer::tcpEndpoints() const {
 }
 
 void DnsServer::start(CallerIdentity& identity) {
-  impl_->identity = &identity;  // the workers' threads start below: they see it
+  impl_->queries.identity = &identity;  // the workers' threads start below: they see it
+  impl_->queries.forwarding.store(static_cast<bool>(impl_->forward));
   for (auto& w : impl_->workers) {
     for (auto& sock : w->sockets) w->arm(*sock);
     for (auto& a : w->acceptors) w->accept(*a);
@@ -735,6 +496,7 @@ void DnsServer::start(CallerIdentity& identity) {
 void DnsServer::stopReceiving() {
   Impl& s = *impl_;
   s.stopping.store(true);
+  s.queries.forwarding.store(false);
   for (auto& w : s.workers) {
     asio::post(w->io, [wp = w.get()] {
       boost::system::error_code ec;
@@ -754,11 +516,8 @@ size_t DnsServer::tcpConnections() const {
 
 uint64_t DnsServer::answeredQueries() const {
   uint64_t n = 0;
-  for (size_t t = 0; t < kTypes; ++t)
-    for (size_t r = 0; r < kRcodes; ++r) {
-      for (auto& w : impl_->workers) n += w->stats.queries[t][r].load(std::memory_order_relaxed);
-      n += impl_->forwarded_queries[t][r].load(std::memory_order_relaxed);
-    }
+  for (size_t t = 0; t < kCountedTypeSlots; ++t)
+    for (size_t r = 0; r < kCountedRcodeSlots; ++r) n += impl_->answered(t, r);
   return n;
 }
 
@@ -779,14 +538,11 @@ void DnsServer::join() {
 }
 
 void DnsServer::setStale(bool stale) {
-  impl_->stale.store(stale, std::memory_order_relaxed);
+  impl_->queries.stale.store(stale, std::memory_order_relaxed);
 }
 
 void DnsServer::setAllowNetworks(const std::vector<Cidr>& networks) {
-  auto l = AllowList::from(networks);
-  std::lock_guard lock(impl_->allow_mu);
-  impl_->allow = std::move(l);
-  impl_->allow_version.fetch_add(1, std::memory_order_release);
+  impl_->queries.allow.publish(AllowList::from(networks));
 }
 
 }  // namespace elasticdns::agent

@@ -4,8 +4,8 @@
 // UDP: each worker owns an io_context and its own SO_REUSEPORT socket per listen address; it
 // waits for readability (async_wait), then drains the socket with non-blocking recvmmsg and
 // answers with sendmmsg on the native handle (RESULTS.md: the batching that lets gdnsd reach
-// 97 % of the packet path's ceiling). Per query: parse, allow-list check, caller identity,
-// answer from the current zone (precomputed wire bytes), or hand to the forwarder.
+// 97 % of the packet path's ceiling). Each worker's QueryHandler (query_handler.hpp) decides
+// about every message; the server sends its reply or hands the query to the forwarder.
 // TCP (RFC 7766): async accept on worker 0, length-prefixed messages answered in order
 // (pipelining), idle timeout, a bounded number of connections.
 #include <atomic>
@@ -21,6 +21,7 @@
 
 #include "agent/dns/caller_identity.hpp"
 #include "agent/dns/topology_store.hpp"
+#include "agent/dns/wire.hpp"
 #include "agent/util/cidr.hpp"
 #include "agent/util/inherited_sockets.hpp"
 #include "elasticdns/metrics.hpp"
@@ -44,9 +45,9 @@ struct ServerOptions {
   InheritedSockets* inherited = nullptr;
 };
 
-/// Hands a query for a name outside the zone to the forwarder. `done` gets the reply (empty on
-/// failure) exactly once, on any thread.
-using ForwardFn = std::function<void(std::span<const uint8_t> query,
+/// Hands a query for a name outside the zone to the forwarder: what wire::parseQuery() found in
+/// it and its bytes. `done` gets the reply (empty on failure) exactly once, on any thread.
+using ForwardFn = std::function<void(const wire::Query& query, std::span<const uint8_t> packet,
                                      std::function<void(std::span<const uint8_t> reply)> done)>;
 
 class DnsServer {

@@ -3,59 +3,45 @@
 //
 // Why shared and not per thread: SO_REUSEPORT spreads a caller's queries over the workers by
 // source port, and a resolver uses a new source port per query, so per-thread tables would
-// give one caller different pins. Why sharded spinlocks: a critical section is a handful of
-// loads and stores on one 4-way set; with 2 workers and 64 shards two threads meet on a shard
-// in ~1/64 of queries, and then wait tens of nanoseconds. Fixed capacity, allocated once: no
-// allocation on the query path, and a flood of callers evicts the pin expiring first.
-#include <array>
-#include <atomic>
+// give one caller different pins. A ShardedTable (util/sharded_table.hpp): no allocation on the
+// query path, and a flood of callers evicts the pin expiring first.
 #include <cstdint>
-#include <memory>
 #include <optional>
 
 #include "agent/dns/policy.hpp"
-#include "agent/util/spin_lock.hpp"
+#include "agent/util/sharded_table.hpp"
 
 namespace elasticdns::agent {
 
 class StickyTable {
  public:
-  static constexpr size_t kShards = 64;
-  static constexpr size_t kSetsPerShard = 256;
-  static constexpr size_t kWays = 4;
-  static constexpr size_t kCapacity = kShards * kSetsPerShard * kWays;  // 65,536 pins
-
-  StickyTable() : shards_(std::make_unique<Shard[]>(kShards)) {}
+  static constexpr size_t kCapacity = 65'536;  // pins
 
   /// The pin stored under `key` (a hash of caller and service), if any.
   std::optional<policy::Pin> find(uint64_t key) const noexcept {
-    Shard& s = shards_[key % kShards];
-    Lock lock(s.lock);
-    const Set& set = s.sets[(key / kShards) % kSetsPerShard];
-    for (const Entry& e : set.ways)
-      if (e.used && e.key == key) return policy::Pin{e.member, e.expires};
-    return std::nullopt;
+    return table_.withSet(key, [key](Table::Set& set) -> std::optional<policy::Pin> {
+      if (const Entry* e = Table::find(set, key)) return policy::Pin{e->member, e->expires};
+      return std::nullopt;
+    });
   }
 
   /// Store `pin` under `key`: replaces the same key, else a free or expired way, else the way
   /// expiring first.
   void store(uint64_t key, const policy::Pin& pin, policy::TimePoint now) noexcept {
-    Shard& s = shards_[key % kShards];
-    Lock lock(s.lock);
-    Set& set = s.sets[(key / kShards) % kSetsPerShard];
-    Entry* victim = &set.ways[0];
-    for (Entry& e : set.ways) {
-      if (e.used && e.key == key) {
-        victim = &e;
-        break;
+    table_.withSet(key, [&](Table::Set& set) {
+      Entry* victim = Table::find(set, key);
+      if (victim == nullptr) {
+        victim = &set[0];
+        for (Entry& e : set) {
+          if (!e.used || e.expires <= now) {
+            victim = &e;
+          } else if (victim->used && victim->expires > now && e.expires < victim->expires) {
+            victim = &e;
+          }
+        }
       }
-      if (!e.used || e.expires <= now) {
-        victim = &e;
-      } else if (victim->used && victim->expires > now && e.expires < victim->expires) {
-        victim = &e;
-      }
-    }
-    *victim = Entry{key, pin.member, pin.expires, true};
+      *victim = Entry{key, pin.member, pin.expires, true};
+    });
   }
 
  private:
@@ -65,15 +51,9 @@ class StickyTable {
     policy::TimePoint expires;
     bool used = false;
   };
-  struct Set {
-    std::array<Entry, kWays> ways;
-  };
-  struct alignas(64) Shard {
-    mutable std::atomic_flag lock = ATOMIC_FLAG_INIT;
-    std::array<Set, kSetsPerShard> sets;
-  };
-  using Lock = SpinLock;
-  std::unique_ptr<Shard[]> shards_;
+  using Table = ShardedTable<Entry>;
+  static_assert(Table::kCapacity == kCapacity);
+  Table table_;
 };
 
 }  // namespace elasticdns::agent

@@ -1,15 +1,12 @@
 #pragma once
-// The current zone, swapped atomically when a snapshot (or a reloaded config) arrives.
-//
-// Readers never block and, in the steady state, touch no shared cache line that a writer or
-// another reader writes: each reader keeps its own shared_ptr and only re-loads it when the
-// version counter moved (one relaxed-then-acquire load per batch of queries).
-#include <atomic>
+// The current zone, swapped atomically when a snapshot (or a reloaded config) arrives: a
+// Snapshot (util/snapshot.hpp), so readers never lock and re-load only when it changed.
 #include <cstdint>
 #include <memory>
 #include <mutex>
 
 #include "agent/dns/zone.hpp"
+#include "agent/util/snapshot.hpp"
 #include "elasticdns/model.hpp"
 
 namespace elasticdns::agent {
@@ -22,10 +19,9 @@ class TopologyStore {
     std::lock_guard lock(writer_);
     auto zone = Zone::build(*topology, config);
     if (!zone) return zone.error();
-    std::atomic_store_explicit(&zone_, zone.value(), std::memory_order_release);
     topology_ = std::move(topology);
     config_ = config;
-    version_.fetch_add(1, std::memory_order_release);
+    zones_.publish(zone.value());
     return topology_->index;
   }
   /// Re-build the current topology under a new config (SIGHUP).
@@ -38,36 +34,20 @@ class TopologyStore {
     if (!t) t = std::make_shared<const model::Topology>();
     return publish(std::move(t), config);
   }
-  std::shared_ptr<const Zone> current() const {
-    return std::atomic_load_explicit(&zone_, std::memory_order_acquire);
-  }
-  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  std::shared_ptr<const Zone> current() const { return zones_.current(); }
+  uint64_t version() const { return zones_.version(); }
 
   /// A reader's cached view: refresh() is cheap when nothing changed.
-  class Reader {
+  class Reader : public Snapshot<Zone>::Reader {
    public:
-    explicit Reader(const TopologyStore& store) : store_(store) {}
-    const Zone* refresh() {
-      uint64_t v = store_.version();
-      if (v != seen_ || !zone_) {
-        zone_ = store_.current();
-        seen_ = v;
-      }
-      return zone_.get();
-    }
-
-   private:
-    const TopologyStore& store_;
-    std::shared_ptr<const Zone> zone_;
-    uint64_t seen_ = ~uint64_t{0};
+    explicit Reader(const TopologyStore& store) : Snapshot<Zone>::Reader(store.zones_) {}
   };
 
  private:
   std::mutex writer_;  // publishers only; readers never take it
-  std::shared_ptr<const Zone> zone_;
+  Snapshot<Zone> zones_;
   std::shared_ptr<const model::Topology> topology_;
   ZoneConfig config_;
-  std::atomic<uint64_t> version_{0};
 };
 
 }  // namespace elasticdns::agent

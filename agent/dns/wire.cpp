@@ -2,15 +2,24 @@
 
 #include <cstring>
 
+#include <boost/endian/conversion.hpp>
+
 namespace elasticdns::agent::wire {
 namespace {
 
-constexpr size_t kFixedRrSize = 10;  // type, class, ttl, rdlength (RFC 1035 4.1.3)
-constexpr size_t kMaxPointerHops = 16;
+using boost::endian::load_big_u16;
+using boost::endian::load_big_u32;
+using boost::endian::store_big_u16;
 
-/// Skip a (possibly compressed) name at `pos`; compression pointers only backwards, at most
-/// kMaxPointerHops of them. Returns the offset after the name in the original stream, or 0.
-size_t skipName(std::span<const uint8_t> p, size_t pos) noexcept {
+inline uint8_t lower(uint8_t c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<uint8_t>(c + ('a' - 'A')) : c;
+}
+
+/// Walks a (possibly compressed) name at `pos`, calling `on_label(offset, length)` for each
+/// label, the root's included. Pointers are followed only backwards, at most kMaxPointerHops.
+/// Returns the offset after the name as it sits at `pos`, or 0 when it is malformed.
+template <typename OnLabel>
+size_t walkName(std::span<const uint8_t> p, size_t pos, OnLabel&& on_label) noexcept {
   size_t end = 0;  // where the name ends in the stream, once a pointer was followed
   size_t hops = 0;
   size_t total = 0;
@@ -27,22 +36,23 @@ size_t skipName(std::span<const uint8_t> p, size_t pos) noexcept {
     }
     if ((len & 0xC0) != 0) return 0;  // 0x40/0x80: extended label types, obsolete
     total += len + 1;
-    if (total > kMaxNameWireLength) return 0;
+    if (total > kMaxNameWireLength || pos + 1 + len > p.size()) return 0;
+    on_label(pos, len);
     if (len == 0) return end != 0 ? end : pos + 1;
     pos += 1 + len;
   }
 }
 
-inline char lower(uint8_t c) {
-  return static_cast<char>((c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c);
+size_t skipName(std::span<const uint8_t> p, size_t pos) noexcept {
+  return walkName(p, pos, [](size_t, uint8_t) {});
 }
 
 }  // namespace
 
 ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
   if (p.size() < kHeaderSize) return ParseStatus::kDrop;
-  q.id = get16(&p[0]);
-  q.flags = get16(&p[2]);
+  q.id = load_big_u16(&p[0]);
+  q.flags = load_big_u16(&p[2]);
   q.opcode = static_cast<uint8_t>((q.flags >> 11) & 0x0F);
   q.question_end = 0;
   q.name_len = 0;
@@ -51,10 +61,10 @@ ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
   q.edns_version = 0;
   q.edns_do = false;
   if (q.flags & kFlagQr) return ParseStatus::kDrop;  // a response: never answer one
-  const uint16_t qdcount = get16(&p[4]);
-  const uint16_t ancount = get16(&p[6]);
-  const uint16_t nscount = get16(&p[8]);
-  const uint16_t arcount = get16(&p[10]);
+  const uint16_t qdcount = load_big_u16(&p[4]);
+  const uint16_t ancount = load_big_u16(&p[6]);
+  const uint16_t nscount = load_big_u16(&p[8]);
+  const uint16_t arcount = load_big_u16(&p[10]);
   if (q.opcode != 0) return ParseStatus::kNotImp;
   if (qdcount != 1 || ancount != 0 || nscount != 0 || arcount > kMaxAdditionalRecords)
     return ParseStatus::kFormErr;
@@ -73,14 +83,14 @@ ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
     if (pos + len > p.size()) return ParseStatus::kFormErr;
     if (q.name_len != 0) q.name[q.name_len++] = '.';
     for (size_t i = 0; i < len; ++i) {
-      char c = lower(p[pos + i]);
+      char c = static_cast<char>(lower(p[pos + i]));
       q.name[q.name_len++] = c == '.' ? '\x01' : c;
     }
     pos += len;
   }
   if (pos + 4 > p.size()) return ParseStatus::kFormErr;
-  q.qtype = get16(&p[pos]);
-  q.qclass = get16(&p[pos + 2]);
+  q.qtype = load_big_u16(&p[pos]);
+  q.qclass = load_big_u16(&p[pos + 2]);
   pos += 4;
   q.question_end = pos;
 
@@ -89,12 +99,12 @@ ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
     size_t owner = pos;
     pos = skipName(p, pos);
     if (pos == 0 || pos + kFixedRrSize > p.size()) return ParseStatus::kFormErr;
-    uint16_t type = get16(&p[pos]);
-    uint16_t rdlen = get16(&p[pos + 8]);
+    uint16_t type = load_big_u16(&p[pos]);
+    uint16_t rdlen = load_big_u16(&p[pos + 8]);
     if (type == kTypeOpt) {
       if (q.has_edns || p[owner] != 0) return ParseStatus::kFormErr;
       q.has_edns = true;
-      q.edns_udp_size = get16(&p[pos + 2]);
+      q.edns_udp_size = load_big_u16(&p[pos + 2]);
       q.edns_version = p[pos + 5];
       q.edns_do = (p[pos + 6] & 0x80) != 0;
     }
@@ -118,29 +128,29 @@ size_t writeHeaderAndQuestion(const Query& q, std::span<const uint8_t> query, ui
   size_t qlen = q.question_end > kHeaderSize ? q.question_end - kHeaderSize : 0;
   if (out.size() < kHeaderSize + qlen || query.size() < kHeaderSize + qlen) return 0;
   uint8_t* o = out.data();
-  put16(o, q.id);
-  put16(o + 2, flags);
-  put16(o + 4, qlen ? 1 : 0);
-  put16(o + 6, ancount);
-  put16(o + 8, nscount);
-  put16(o + 10, arcount);
+  store_big_u16(o, q.id);
+  store_big_u16(o + 2, flags);
+  store_big_u16(o + 4, qlen ? 1 : 0);
+  store_big_u16(o + 6, ancount);
+  store_big_u16(o + 8, nscount);
+  store_big_u16(o + 10, arcount);
   if (qlen) std::memcpy(o + kHeaderSize, query.data() + kHeaderSize, qlen);
   return kHeaderSize + qlen;
 }
 
 void writeOpt(uint8_t* o, uint16_t udp_size, uint8_t ext_rcode, bool ede, uint16_t ede_code) {
   o[0] = 0;  // root owner
-  put16(o + 1, kTypeOpt);
-  put16(o + 3, udp_size);
+  store_big_u16(o + 1, kTypeOpt);
+  store_big_u16(o + 3, udp_size);
   o[5] = ext_rcode;
   o[6] = 0;  // version 0
   o[7] = 0;  // flags (DO not set: we sign nothing)
   o[8] = 0;
-  put16(o + 9, ede ? 6 : 0);
+  store_big_u16(o + 9, ede ? 6 : 0);
   if (ede) {
-    put16(o + 11, kEdnsOptionEde);
-    put16(o + 13, 2);
-    put16(o + 15, ede_code);
+    store_big_u16(o + 11, kEdnsOptionEde);
+    store_big_u16(o + 13, 2);
+    store_big_u16(o + 15, ede_code);
   }
 }
 
@@ -156,6 +166,57 @@ size_t writeErrorResponse(const Query& q, std::span<const uint8_t> query, uint16
     n += optSize(false);
   }
   return n;
+}
+
+Question questionOf(const Query& q, std::span<const uint8_t> packet) {
+  Question out;
+  out.type = q.qtype;
+  out.qclass = q.qclass;
+  out.end = q.question_end;
+  const size_t name_end = q.question_end - 4;
+  out.name.reserve(name_end - kHeaderSize);
+  for (size_t i = kHeaderSize; i < name_end; ++i)
+    out.name.push_back(static_cast<char>(lower(packet[i])));
+  return out;
+}
+
+std::optional<Question> parseQuestion(std::span<const uint8_t> msg) {
+  if (msg.size() < kHeaderSize || load_big_u16(&msg[4]) != 1) return std::nullopt;
+  Question q;
+  size_t end = walkName(msg, kHeaderSize, [&](size_t at, uint8_t len) {
+    q.name.push_back(static_cast<char>(len));
+    for (size_t i = 0; i < len; ++i) q.name.push_back(static_cast<char>(lower(msg[at + 1 + i])));
+  });
+  if (end == 0 || end + 4 > msg.size()) return std::nullopt;
+  q.type = load_big_u16(&msg[end]);
+  q.qclass = load_big_u16(&msg[end + 2]);
+  q.end = end + 4;
+  return q;
+}
+
+bool forEachRecord(std::span<const uint8_t> msg, const Question& q,
+                   const std::function<bool(const Record&)>& fn) {
+  if (msg.size() < kHeaderSize) return false;
+  const uint16_t counts[3] = {load_big_u16(&msg[6]), load_big_u16(&msg[8]), load_big_u16(&msg[10])};
+  size_t pos = q.end;
+  for (int section = 0; section < 3; ++section) {
+    for (uint16_t i = 0; i < counts[section]; ++i) {
+      size_t after = skipName(msg, pos);
+      if (after == 0 || after + kFixedRrSize > msg.size()) return false;
+      Record rr;
+      rr.section = section + 1;
+      rr.type = load_big_u16(&msg[after]);
+      rr.rrclass = load_big_u16(&msg[after + 2]);
+      rr.ttl_offset = after + 4;
+      rr.ttl = load_big_u32(&msg[rr.ttl_offset]);
+      rr.rdlength = load_big_u16(&msg[after + 8]);
+      rr.rdata_offset = after + kFixedRrSize;
+      if (rr.rdata_offset + rr.rdlength > msg.size()) return false;
+      if (!fn(rr)) return true;
+      pos = rr.rdata_offset + rr.rdlength;
+    }
+  }
+  return true;
 }
 
 size_t udpLimit(const Query& q) {

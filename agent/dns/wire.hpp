@@ -1,7 +1,9 @@
 #pragma once
-// DNS wire codec for the query path: a bounds-checked parser of a query (header, one question,
-// the OPT record) and writers of response headers and error responses. It reads bytes one by
-// one with explicit bounds; no struct is ever cast over packet bytes.
+// The agent's one DNS wire codec. For the query path: a bounds-checked parser of a query
+// (header, one question, the OPT record) and writers of response headers and error responses.
+// For the forward path: the question and the records of any message (an upstream's reply).
+// Every offset is checked against the message size before it is read; no struct is ever cast
+// over packet bytes; 16- and 32-bit fields are read and written with Boost.Endian.
 //
 // Why a hand parser and not ldns_wire2pkt: tests/bench/agent_parse_bench.cpp measures both on
 // the same queries. On this machine kind ldns_wire2pkt + ldns_pkt_free costs ~1.0 µs a query
@@ -11,7 +13,10 @@
 // (agent/answers.cpp) and that the tests use to check them.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace elasticdns::agent::wire {
@@ -23,6 +28,12 @@ constexpr size_t kMinUdpPayload = 512;        // RFC 1035 2.3.4
 constexpr size_t kMaxUdpPayload = 1232;       // DNS Flag Day 2020
 constexpr size_t kMaxMessageSize = 65535;     // TCP length prefix, RFC 1035 4.2.2
 constexpr size_t kMaxAdditionalRecords = 16;  // more in a query is hostile; FORMERR
+constexpr size_t kFixedRrSize = 10;           // type, class, ttl, rdlength (RFC 1035 4.1.3)
+// Compression pointers followed while reading one name. Pointers only go backwards, so there
+// is no loop to fear; the bound caps the work. A name has at most 127 labels (255 bytes, each
+// label at least 2), and a compressor writes a pointer only after at least one label, so a
+// legitimate name never needs more pointers than it has labels.
+constexpr size_t kMaxPointerHops = 127;
 constexpr uint16_t kClassIn = 1;
 constexpr uint16_t kClassAny = 255;
 constexpr uint16_t kTypeA = 1;
@@ -50,6 +61,7 @@ constexpr uint16_t kRcodeBadVers = 16;  // RFC 6891 9: extended rcode 1, header 
 
 // Header flag bits (second 16-bit word).
 constexpr uint16_t kFlagQr = 0x8000;
+constexpr uint16_t kOpcodeMask = 0x7800;
 constexpr uint16_t kFlagAa = 0x0400;
 constexpr uint16_t kFlagTc = 0x0200;
 constexpr uint16_t kFlagRd = 0x0100;
@@ -86,20 +98,37 @@ enum class ParseStatus : uint8_t {
 /// `q.opcode` are set, and `q.question_end` is non-zero if the question itself was readable.
 ParseStatus parseQuery(std::span<const uint8_t> packet, Query& q) noexcept;
 
-/// Big-endian helpers over a byte buffer whose bounds the caller has checked.
-inline void put16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-inline void put32(uint8_t* p, uint32_t v) {
-  p[0] = static_cast<uint8_t>(v >> 24);
-  p[1] = static_cast<uint8_t>(v >> 16);
-  p[2] = static_cast<uint8_t>(v >> 8);
-  p[3] = static_cast<uint8_t>(v);
-}
-inline uint16_t get16(const uint8_t* p) {
-  return static_cast<uint16_t>((p[0] << 8) | p[1]);
-}
+/// The question of a message as the forward path compares and keys it.
+struct Question {
+  std::string name;  // uncompressed wire form, lowercased (ASCII), root label included
+  uint16_t type = 0;
+  uint16_t qclass = 0;
+  size_t end = 0;  // offset just after the question
+};
+
+/// The question of a query that parseQuery() accepted, taken from the packet without parsing
+/// it again (the query's question name is never compressed).
+Question questionOf(const Query& q, std::span<const uint8_t> packet);
+
+/// Parses the header and the first question (qdcount must be 1) of any message, a reply
+/// included. nullopt when malformed.
+std::optional<Question> parseQuestion(std::span<const uint8_t> msg);
+
+/// One resource record as found in a message (offsets into it).
+struct Record {
+  int section = 0;  // 1 answer, 2 authority, 3 additional
+  uint16_t type = 0;
+  uint16_t rrclass = 0;
+  uint32_t ttl = 0;
+  size_t ttl_offset = 0;
+  size_t rdata_offset = 0;
+  uint16_t rdlength = 0;
+};
+
+/// Walks every record after the question, calling `fn` for each; stops early when `fn` returns
+/// false. Returns false when the message is malformed (a record runs past the end).
+bool forEachRecord(std::span<const uint8_t> msg, const Question& q,
+                   const std::function<bool(const Record&)>& fn);
 
 /// Response flags for a query: QR, the query's opcode, RD and CD echoed, RA, `aa`, rcode.
 uint16_t responseFlags(const Query& q, bool aa, uint8_t rcode);

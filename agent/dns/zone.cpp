@@ -10,12 +10,15 @@
 #include <set>
 
 #include <ldns/ldns.h>
+#include <boost/endian/conversion.hpp>
+
+#include "agent/util/socket_address.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
-using wire::put16;
-using wire::put32;
+using boost::endian::store_big_u16;
+using boost::endian::store_big_u32;
 
 constexpr uint32_t kNoServer = 0xFFFFFFFF;
 constexpr uint8_t kOwnerIsQuestion[2] = {0xC0, 0x0C};  // pointer to offset 12, RFC 1035 4.1.4
@@ -82,10 +85,10 @@ void appendRecord(Zone::RecordList& list, std::span<const uint8_t> owner, uint16
   b.insert(b.end(), owner.begin(), owner.end());
   size_t at = b.size();
   b.resize(at + 10);
-  put16(&b[at], type);
-  put16(&b[at + 2], wire::kClassIn);
-  put32(&b[at + 4], ttl);
-  put16(&b[at + 8], static_cast<uint16_t>(rdata.size()));
+  store_big_u16(&b[at], type);
+  store_big_u16(&b[at + 2], wire::kClassIn);
+  store_big_u32(&b[at + 4], ttl);
+  store_big_u16(&b[at + 8], static_cast<uint16_t>(rdata.size()));
   b.insert(b.end(), rdata.begin(), rdata.end());
 }
 
@@ -156,11 +159,11 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
   soa.insert(soa.end(), hostmaster.begin(), hostmaster.end());
   size_t at = soa.size();
   soa.resize(at + 20);
-  put32(&soa[at], static_cast<uint32_t>(t.index));
-  put32(&soa[at + 4], kSoaRefresh);
-  put32(&soa[at + 8], kSoaRetry);
-  put32(&soa[at + 12], kSoaExpire);
-  put32(&soa[at + 16], neg);
+  store_big_u32(&soa[at], static_cast<uint32_t>(t.index));
+  store_big_u32(&soa[at + 4], kSoaRefresh);
+  store_big_u32(&soa[at + 8], kSoaRetry);
+  store_big_u32(&soa[at + 12], kSoaExpire);
+  store_big_u32(&soa[at + 16], neg);
   RecordList soa_answer, soa_negative;
   appendRecord(soa_answer, kOwnerIsQuestion, wire::kTypeSoa, ttl, soa);
   appendRecord(soa_negative, apex, wire::kTypeSoa, neg, soa);
@@ -281,9 +284,9 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
     std::map<std::string, RecordList> srv;
     for (const auto& p : s.ports) {
       std::vector<uint8_t> rdata(6);
-      put16(&rdata[0], 0);
-      put16(&rdata[2], 0);
-      put16(&rdata[4], p.container);
+      store_big_u16(&rdata[0], 0);
+      store_big_u16(&rdata[2], 0);
+      store_big_u16(&rdata[4], p.container);
       rdata.insert(rdata.end(), target.begin(), target.end());
       std::string port = std::to_string(p.container);
       appendRecord(srv["_" + port + "._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
@@ -395,16 +398,8 @@ AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
   const ServiceAnswers& sa = e->service;
   bool known = false;
   CallerInfo c = resolveCaller(in, known);
-  char src[INET6_ADDRSTRLEN] = "?";
-  if (in.source->ss_family == AF_INET) {
-    sockaddr_in sin;
-    std::memcpy(&sin, in.source, sizeof sin);
-    inet_ntop(AF_INET, &sin.sin_addr, src, sizeof src);
-  } else if (in.source->ss_family == AF_INET6) {
-    sockaddr_in6 sin6;
-    std::memcpy(&sin6, in.source, sizeof sin6);
-    inet_ntop(AF_INET6, &sin6.sin6_addr, src, sizeof src);
-  }
+  AddressTextBuffer source_text;
+  const char* src = addressText(*in.source, source_text);
   auto versionName = [&](uint64_t g) -> const char* {
     auto it = version_names_.find(g);
     return it == version_names_.end() ? "-" : it->second.c_str();
@@ -464,10 +459,10 @@ AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
   uint8_t* o = out.data() + len;
   if (!tc) {
     std::memcpy(o, kOwnerIsQuestion, 2);
-    put16(o + 2, wire::kTypeTxt);
-    put16(o + 4, wire::kClassIn);
-    put32(o + 6, 0);  // never cache an explanation
-    put16(o + 10, static_cast<uint16_t>(rdlen));
+    store_big_u16(o + 2, wire::kTypeTxt);
+    store_big_u16(o + 4, wire::kClassIn);
+    store_big_u32(o + 6, 0);  // never cache an explanation
+    store_big_u16(o + 10, static_cast<uint16_t>(rdlen));
     o += 12;
     for (int i = 0; i < n; ++i) {
       size_t l = std::strlen(lines[i]);
@@ -617,7 +612,7 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
       std::memcpy(o, soa_answer->data(), soa_answer->size());
     } else if (list != nullptr && single >= 0) {
       std::memcpy(o, list->bytes.data() + list->offset(static_cast<size_t>(single)), ans_bytes);
-      if (single_ttl >= 0) put32(o + kTtlOffsetInRecord, static_cast<uint32_t>(single_ttl));
+      if (single_ttl >= 0) store_big_u32(o + kTtlOffsetInRecord, static_cast<uint32_t>(single_ttl));
     } else if (list != nullptr) {
       size_t split = list->offset(start);
       std::memcpy(o, list->bytes.data() + split, list->bytes.size() - split);

@@ -147,17 +147,6 @@ std::string socketPath(const std::string& state_dir) {
   return state_dir + (state_dir.back() == '/' ? "" : "/") + kSocketFileName;
 }
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 // ---- the starting agent's side
 
 TakeResult takeSockets(const std::string& path, std::chrono::milliseconds timeout) {

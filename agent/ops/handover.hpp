@@ -33,6 +33,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/util/inherited_sockets.hpp"
+#include "agent/util/unique_fd.hpp"
 #include "elasticdns/result.hpp"
 
 namespace elasticdns::agent::handover {
@@ -72,28 +73,6 @@ Result<Parsed> parse(std::span<const uint8_t> bytes);
 
 /// The control socket's path for a state directory; empty when there is no state_dir.
 std::string socketPath(const std::string& state_dir);
-
-/// Owns one descriptor.
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept;
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd();
-  int get() const { return fd_; }
-  int release() {
-    int fd = fd_;
-    fd_ = -1;
-    return fd;
-  }
-  explicit operator bool() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
 
 /// What a starting agent got from the control socket.
 struct TakeResult {

@@ -12,28 +12,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/util/unique_fd.hpp"
 #include "elasticdns/protocol.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 namespace fs = std::filesystem;
-
-// One owner per file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 Error sysError(const std::string& what, const fs::path& p) {
   return Error{p.string(), what + ": " + std::strerror(errno)};
@@ -49,7 +34,7 @@ std::optional<Error> saveSnapshot(const fs::path& dir, const model::Topology& t)
   fs::path final_path = dir / kSnapshotFileName;
   fs::path tmp = dir / (std::string(kSnapshotFileName) + ".tmp." + std::to_string(getpid()));
   {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (fd.get() < 0) return sysError("open", tmp);
     size_t off = 0;
     while (off < text.size()) {
@@ -74,7 +59,7 @@ std::optional<Error> saveSnapshot(const fs::path& dir, const model::Topology& t)
     return e;
   }
   // The rename itself is durable only once the directory is.
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd.get() < 0 || ::fsync(dfd.get()) != 0) return sysError("fsync", dir);
   return std::nullopt;
 }

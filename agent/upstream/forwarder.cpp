@@ -18,6 +18,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/endian/conversion.hpp>
 
 #include "agent/upstream/answer_cache.hpp"
 #include "agent/util/log_limit.hpp"
@@ -28,11 +29,10 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
+using boost::endian::load_big_u16;
+using boost::endian::store_big_u16;
 
 constexpr size_t kMaxReplySize = 65535;  // RFC 1035 4.2.2: TCP length prefix is 16 bits
-constexpr uint8_t kFlagQr = 0x80;        // header byte 2
-constexpr uint8_t kFlagTc = 0x02;        // header byte 2
-constexpr uint8_t kOpcodeMask = 0x78;    // header byte 2
 constexpr uint16_t kDnsPort = 53;        // RFC 1035 4.2
 // A CSPRNG draw per ID (getrandom, buffered per thread): IDs must not be predictable from
 // earlier ones (Kaminsky-style spoofing, RFC 5452 9.2).
@@ -112,13 +112,13 @@ struct Shared {
 // One forwarded query: its attempts across servers, on its own strand.
 class Query : public std::enable_shared_from_this<Query> {
  public:
-  Query(std::shared_ptr<Shared> shared, std::span<const uint8_t> query, DnsQuestion question,
+  Query(std::shared_ptr<Shared> shared, std::span<const uint8_t> query, wire::Question question,
         std::string key, Forwarder::Done done, std::vector<udp::endpoint> servers, size_t first)
       : s_(std::move(shared)),
         strand_(asio::make_strand(s_->io)),
         timer_(strand_),
         wire_(query.begin(), query.end()),
-        client_id_(readU16(query, 0)),
+        client_id_(load_big_u16(query.data())),
         question_(std::move(question)),
         key_(std::move(key)),
         done_(std::move(done)),
@@ -155,7 +155,7 @@ class Query : public std::enable_shared_from_this<Query> {
       return;
     }
     id_ = randomId();
-    writeU16(wire_, 0, id_);
+    store_big_u16(wire_.data(), id_);
     s_->m.udp_queries.inc();
     armTimer(gen);
     udp_->async_send(asio::buffer(wire_),
@@ -180,7 +180,7 @@ class Query : public std::enable_shared_from_this<Query> {
         self->receiveUdp(gen);  // the real reply may still come
         return;
       }
-      if (reply[2] & kFlagTc) {
+      if (load_big_u16(&reply[2]) & wire::kFlagTc) {
         self->sendTcp();  // RFC 7766 5: retry the truncated question over TCP, same server
         return;
       }
@@ -192,9 +192,9 @@ class Query : public std::enable_shared_from_this<Query> {
     closeAll();
     const uint64_t gen = ++gen_;
     id_ = randomId();
-    writeU16(wire_, 0, id_);
+    store_big_u16(wire_.data(), id_);
     tcp_out_.resize(2 + wire_.size());
-    writeU16(tcp_out_, 0, static_cast<uint16_t>(wire_.size()));
+    store_big_u16(tcp_out_.data(), static_cast<uint16_t>(wire_.size()));
     std::copy(wire_.begin(), wire_.end(), tcp_out_.begin() + 2);
     tcp_.emplace(strand_);
     s_->m.tcp_queries.inc();
@@ -214,7 +214,7 @@ class Query : public std::enable_shared_from_this<Query> {
                                     [self, gen](boost::system::error_code ec, size_t) {
                                       if (gen != self->gen_) return;
                                       if (ec) return self->networkError("tcp read", ec);
-                                      size_t len = readU16(self->len_, 0);
+                                      size_t len = load_big_u16(self->len_.data());
                                       self->buf_.resize(len);
                                       asio::async_read(
                                           *self->tcp_, asio::buffer(self->buf_),
@@ -247,26 +247,29 @@ class Query : public std::enable_shared_from_this<Query> {
 
   // The reply is accepted only if it answers our question with our ID (RFC 5452 9.1).
   bool matches(std::span<const uint8_t> reply) const {
-    if (reply.size() < kDnsHeaderSize || readU16(reply, 0) != id_) return false;
-    if (!(reply[2] & kFlagQr) || (reply[2] & kOpcodeMask) != (wire_[2] & kOpcodeMask)) return false;
-    auto q = parseQuestion(reply);
+    if (reply.size() < wire::kHeaderSize || load_big_u16(reply.data()) != id_) return false;
+    const uint16_t flags = load_big_u16(&reply[2]);
+    if (!(flags & wire::kFlagQr) ||
+        (flags & wire::kOpcodeMask) != (load_big_u16(&wire_[2]) & wire::kOpcodeMask))
+      return false;
+    auto q = wire::parseQuestion(reply);
     return q && q->name == question_.name && q->type == question_.type &&
            q->qclass == question_.qclass;
   }
 
   void handleReply(std::span<const uint8_t> reply) {
     uint8_t rcode = reply[3] & 0x0F;
-    if (rcode == kRcodeServFail || rcode == kRcodeRefused) {
-      (rcode == kRcodeServFail ? s_->m.servfail : s_->m.refused).inc();
+    if (rcode == wire::kServFail || rcode == wire::kRefused) {
+      (rcode == wire::kServFail ? s_->m.servfail : s_->m.refused).inc();
       if (s_->error_log.allow())
         spdlog::warn("upstream: {} answered {}", endpointText(),
-                     rcode == kRcodeServFail ? "SERVFAIL" : "REFUSED");
+                     rcode == wire::kServFail ? "SERVFAIL" : "REFUSED");
       nextAttempt();
       return;
     }
     if (s_->cache) s_->cache->insert(key_, reply, s_->now());
     std::vector<uint8_t> out(reply.begin(), reply.end());
-    writeU16(out, 0, client_id_);
+    store_big_u16(out.data(), client_id_);
     finish(out);
   }
 
@@ -312,7 +315,7 @@ class Query : public std::enable_shared_from_this<Query> {
   asio::steady_timer timer_;
   std::vector<uint8_t> wire_;  // the client's query; its ID is replaced on every attempt
   const uint16_t client_id_;
-  const DnsQuestion question_;
+  const wire::Question question_;
   const std::string key_;
   Forwarder::Done done_;
   const std::vector<udp::endpoint> servers_;
@@ -348,16 +351,12 @@ Forwarder::Forwarder(asio::io_context& io, UpstreamConfig config, metrics::Regis
 
 Forwarder::~Forwarder() = default;
 
-void Forwarder::forward(std::span<const uint8_t> query, Done done) {
+void Forwarder::forward(const wire::Query& query, std::span<const uint8_t> packet, Done done) {
   auto& s = impl_->shared;
-  auto question = parseQuestion(query);
-  auto key = AnswerCache::keyOf(query);
-  if (!question || !key) {
-    asio::post(s->io, [done = std::move(done)] { done({}); });
-    return;
-  }
+  wire::Question question = wire::questionOf(query, packet);
+  std::string key = AnswerCache::keyOf(question, query.has_edns, query.edns_do);
   if (s->cache) {
-    if (auto hit = s->cache->lookup(*key, query, s->now())) {
+    if (auto hit = s->cache->lookup(key, packet, question, s->now())) {
       s->m.hits.inc();
       asio::post(s->io, [done = std::move(done), reply = std::move(*hit)] { done(reply); });
       return;
@@ -371,7 +370,7 @@ void Forwarder::forward(std::span<const uint8_t> query, Done done) {
     servers = s->servers;
     first = s->preferred;
   }
-  std::make_shared<Query>(s, query, std::move(*question), std::move(*key), std::move(done),
+  std::make_shared<Query>(s, packet, std::move(question), std::move(key), std::move(done),
                           std::move(servers), first)
       ->start();
 }

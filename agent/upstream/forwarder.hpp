@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include "agent/dns/wire.hpp"
 #include "elasticdns/metrics.hpp"
 
 namespace elasticdns::agent {
@@ -43,11 +44,12 @@ class Forwarder {
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
 
-  /// Forward one query. `query` is the client's message (a well-formed query with one
-  /// question; the server has checked that); it is copied, so the caller may reuse its buffer.
+  /// Forward one query. `packet` is the client's message and `query` what wire::parseQuery()
+  /// found in it (kOk): neither is parsed again. `packet` is copied, so the caller may reuse its
+  /// buffer.
   /// May be called from any thread. `done` runs on the Forwarder's io_context, exactly once.
   /// A cached answer completes without network I/O (its TTLs aged, the client's ID set).
-  void forward(std::span<const uint8_t> query, Done done);
+  void forward(const wire::Query& query, std::span<const uint8_t> packet, Done done);
 
   /// Replace the upstream list (SIGHUP reload).
   void setServers(std::vector<boost::asio::ip::udp::endpoint> servers);

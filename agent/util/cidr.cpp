@@ -1,24 +1,27 @@
 #include "agent/util/cidr.hpp"
 
+#include <boost/asio/ip/network_v4.hpp>
+#include <boost/asio/ip/network_v6.hpp>
+
 namespace elasticdns::agent {
 
 namespace ip = boost::asio::ip;
 
 bool Cidr::contains(const ip::address& a) const {
-  auto bytesOf = [](const ip::address& x) {
-    if (x.is_v4()) return ip::make_address_v6(ip::v4_mapped, x.to_v4()).to_bytes();
-    return x.to_v6().to_bytes();
-  };
-  auto n = bytesOf(network);
-  auto b = bytesOf(a);
-  unsigned bits = network.is_v4() ? prefix + 96 : prefix;
-  for (unsigned i = 0; i < 16 && bits > 0; ++i) {
-    unsigned take = bits >= 8 ? 8 : bits;
-    uint8_t mask = static_cast<uint8_t>(0xFF << (8 - take));
-    if ((n[i] & mask) != (b[i] & mask)) return false;
-    bits -= take;
+  if (network.is_v4()) {
+    ip::address_v4 v4;
+    if (a.is_v4())
+      v4 = a.to_v4();
+    else if (a.to_v6().is_v4_mapped())
+      v4 = ip::make_address_v4(ip::v4_mapped, a.to_v6());
+    else
+      return false;
+    return ip::network_v4(v4, prefix).canonical() ==
+           ip::network_v4(network.to_v4(), prefix).canonical();
   }
-  return true;
+  const ip::address_v6 v6 = a.is_v4() ? ip::make_address_v6(ip::v4_mapped, a.to_v4()) : a.to_v6();
+  return ip::network_v6(v6, prefix).canonical() ==
+         ip::network_v6(network.to_v6(), prefix).canonical();
 }
 
 std::string Cidr::toString() const {

@@ -1,5 +1,5 @@
 // Query-path micro benchmark: ns per query for ldns_wire2pkt (+ free) against the agent's hand
-// parser (agent/wire.cpp), and for the whole answer (parse + Zone::answer from a snapshot of
+// parser (agent/dns/wire.cpp), and for the whole answer (parse + Zone::answer from a snapshot of
 // 10,000 containers, versioned policy), and for the forward_limit check of a forwarded query
 // (RateLimiter::allow, one caller and 100,000 callers). Prints figures; not run by ctest.
 //   agent_parse_bench [ITERATIONS]
@@ -13,28 +13,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
-#include "agent/dns/zone.hpp"
 #include "agent/dns/rate_limiter.hpp"
 #include "agent/dns/wire.hpp"
-// After the C++ headers: ldns's headers can redefine `bool` for C.
-#include <ldns/ldns.h>
+#include "agent/dns/zone.hpp"
+#include "support/dns_util.hpp"
+#include "support/topology_util.hpp"
 
 using namespace elasticdns;
 using namespace elasticdns::agent;
 using Clock = std::chrono::steady_clock;
-
-static std::vector<uint8_t> query(const std::string& name, uint16_t id) {
-  ldns_pkt* p = ldns_pkt_query_new(ldns_dname_new_frm_str(name.c_str()), LDNS_RR_TYPE_A,
-                                   LDNS_RR_CLASS_IN, LDNS_RD);
-  ldns_pkt_set_id(p, id);
-  uint8_t* w = nullptr;
-  size_t n = 0;
-  ldns_pkt2wire(&w, p, &n);
-  std::vector<uint8_t> out(w, w + n);
-  free(w);
-  ldns_pkt_free(p);
-  return out;
-}
 
 int main(int argc, char** argv) {
   const size_t iters = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 2'000'000;
@@ -43,13 +30,7 @@ int main(int argc, char** argv) {
   t.index = 1;
   t.versions = {{"v1", 1}, {"v2", 2}, {"v3", 3}};
   auto add = [&](std::string id, std::string svc, std::string ver, std::string addr) {
-    model::Container c;
-    c.id = id;
-    c.service = svc;
-    c.version = ver;
-    c.server = "bench";
-    c.address = addr;
-    t.containers[id] = c;
+    t.containers[id] = testing::container(id, svc, ver, "bench", addr);
   };
   add("client", "client", "v3", "127.0.0.1");
   for (int s = 0; s < services; ++s) {
@@ -69,8 +50,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::vector<uint8_t>> queries;
   for (int s = 0; s < services; ++s)
-    queries.push_back(
-        query("svc" + std::to_string(s) + ".cloud66.local", static_cast<uint16_t>(s)));
+    queries.push_back(testing::makeQuery("svc" + std::to_string(s) + ".cloud66.local",
+                                         LDNS_RR_TYPE_A, {.id = static_cast<uint16_t>(s)}));
 
   auto t0 = Clock::now();
   size_t ok = 0;

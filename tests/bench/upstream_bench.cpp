@@ -13,9 +13,7 @@
 
 #include "agent/upstream/answer_cache.hpp"
 #include "agent/upstream/forwarder.hpp"
-
-// After the C++ headers: ldns's headers define macros that break <optional>.
-#include <ldns/ldns.h>
+#include "support/dns_util.hpp"
 
 namespace {
 
@@ -24,37 +22,15 @@ using asio::ip::udp;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-std::vector<uint8_t> wire(ldns_pkt* p) {
-  uint8_t* buf = nullptr;
-  size_t n = 0;
-  ldns_pkt2wire(&buf, p, &n);
-  std::vector<uint8_t> out(buf, buf + n);
-  free(buf);
-  return out;
-}
-
-std::vector<uint8_t> query(const char* name, uint16_t id) {
-  ldns_pkt* p = nullptr;
-  ldns_pkt_query_new_frm_str(&p, name, LDNS_RR_TYPE_A, LDNS_RR_CLASS_IN, LDNS_RD);
-  ldns_pkt_set_id(p, id);
-  auto w = wire(p);
-  ldns_pkt_free(p);
-  return w;
+std::vector<uint8_t> query(const std::string& name, uint16_t id) {
+  return elasticdns::testing::makeQuery(name, LDNS_RR_TYPE_A, {.id = id});
 }
 
 std::vector<uint8_t> reply(std::span<const uint8_t> q) {
-  ldns_pkt* p = nullptr;
-  ldns_wire2pkt(&p, q.data(), q.size());
-  ldns_pkt_set_qr(p, true);
-  for (int i = 1; i <= 3; ++i) {
-    ldns_rr* rr = nullptr;
-    std::string text = "www.example.test. 300 IN A 192.0.2." + std::to_string(i);
-    ldns_rr_new_frm_str(&rr, text.c_str(), 0, nullptr, nullptr);
-    ldns_pkt_push_rr(p, LDNS_SECTION_ANSWER, rr);
-  }
-  auto w = wire(p);
-  ldns_pkt_free(p);
-  return w;
+  return elasticdns::testing::makeReply(
+      q, LDNS_RCODE_NOERROR,
+      {"www.example.test. 300 IN A 192.0.2.1", "www.example.test. 300 IN A 192.0.2.2",
+       "www.example.test. 300 IN A 192.0.2.3"});
 }
 
 double nsPer(Clock::duration d, size_t n) {
@@ -71,12 +47,15 @@ int main(int argc, char** argv) {
 
   // 1. AnswerCache::lookup, hit: copy, TTL ageing walk, ID/name echo.
   agent::AnswerCache cache(10'000, 3600s, 300s);
-  auto key = *agent::AnswerCache::keyOf(q);
+  agent::wire::Query parsed;
+  agent::wire::parseQuery(q, parsed);
+  const auto question = agent::wire::questionOf(parsed, q);
+  auto key = agent::AnswerCache::keyOf(question, parsed.has_edns, parsed.edns_do);
   auto t0 = Clock::now();
   cache.insert(key, r, t0);
   size_t bytes = 0;
   auto start = Clock::now();
-  for (size_t i = 0; i < iterations; ++i) bytes += cache.lookup(key, q, t0 + 5s)->size();
+  for (size_t i = 0; i < iterations; ++i) bytes += cache.lookup(key, q, question, t0 + 5s)->size();
   auto lookup_ns = nsPer(Clock::now() - start, iterations);
 
   // 2. Forwarder::forward served from cache, including the post to the io_context.
@@ -99,12 +78,12 @@ int main(int argc, char** argv) {
   });
   size_t answered = 0;
   auto done = [&](std::span<const uint8_t> reply) { answered += !reply.empty(); };
-  forwarder.forward(q, done);  // first one fills the cache
+  forwarder.forward(parsed, q, done);  // first one fills the cache
   io.run();
   io.restart();
   start = Clock::now();
   for (size_t i = 0; i < iterations; ++i) {
-    forwarder.forward(q, done);
+    forwarder.forward(parsed, q, done);
     io.poll();
   }
   auto hit_ns = nsPer(Clock::now() - start, iterations);
@@ -114,10 +93,12 @@ int main(int argc, char** argv) {
   std::vector<double> latencies;
   latencies.reserve(misses);
   for (size_t i = 0; i < misses; ++i) {
-    auto mq = query(("n" + std::to_string(i) + ".example.test.").c_str(), 7);
+    auto mq = query("n" + std::to_string(i) + ".example.test.", 7);
     auto s = Clock::now();
     bool got = false;
-    forwarder.forward(mq, [&](std::span<const uint8_t> rep) { got = !rep.empty(); });
+    agent::wire::Query mparsed;
+    agent::wire::parseQuery(mq, mparsed);
+    forwarder.forward(mparsed, mq, [&](std::span<const uint8_t> rep) { got = !rep.empty(); });
     io.restart();
     while (!got && io.run_one()) {
     }

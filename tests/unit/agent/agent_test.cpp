@@ -11,14 +11,14 @@
 #include <future>
 
 #include "agent/sync/snapshot_file.hpp"
-#include "support/agent_dns_util.hpp"
+#include "support/dns_util.hpp"
 #include "support/temp_dir.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 using namespace std::chrono_literals;
-using namespace elasticdns::agent::testing;
+using namespace elasticdns::testing;
 
 model::Topology persistedTopology() {
   model::Topology t;
@@ -86,7 +86,7 @@ Pkt ask(const boost::asio::ip::udp::endpoint& to, const std::vector<uint8_t>& qu
   uint8_t reply[1232];
   ssize_t n = ::recv(fd, reply, sizeof reply, 0);
   ::close(fd);
-  return n > 0 ? parse(reply, static_cast<size_t>(n)) : nullptr;
+  return n > 0 ? fromWire({reply, static_cast<size_t>(n)}) : nullptr;
 }
 
 TEST_F(AgentTest, AnswersFromThePersistedSnapshotThenDrainsOnStop) {

@@ -66,7 +66,9 @@ TEST(Config, DurationsAndListen) {
   EXPECT_EQ(parseDuration("500ms").value(), std::chrono::milliseconds(500));
   EXPECT_EQ(parseDuration("30s").value(), std::chrono::milliseconds(30000));
   EXPECT_EQ(parseDuration("5m").value(), std::chrono::milliseconds(300000));
-  for (const char* bad : {"", "s", "30", "-1s", "1.5s", "30x", "9999999999s"})
+  // One grammar with the agent's config: a bare number is seconds.
+  EXPECT_EQ(parseDuration("30").value(), std::chrono::milliseconds(30000));
+  for (const char* bad : {"", "s", "-1s", "1.5s", "30x", "9999999999s"})
     EXPECT_FALSE(parseDuration(bad)) << bad;
   EXPECT_EQ(parseHostPort("127.0.0.1:0").value(), (text::HostPort{"127.0.0.1", 0}));
   EXPECT_EQ(parseHostPort("[::1]:8080").value(), (text::HostPort{"::1", 8080}));
@@ -80,7 +82,8 @@ TEST(Config, RejectsUnknownKeysAndBadValues) {
   EXPECT_EQ(parseConfig("listen: 127.0.0.1:1\nfoo: 1\n").error().field, "foo");
   EXPECT_EQ(parseConfig("durability: maybe\n").error().field, "durability");
   EXPECT_EQ(parseConfig("max_watchers: -1\n").error().field, "max_watchers");
-  EXPECT_EQ(parseConfig("idle_timeout: 1\n").error().field, "idle_timeout");
+  EXPECT_EQ(parseConfig("idle_timeout: 99ms\n").error().field, "idle_timeout");
+  EXPECT_EQ(parseConfig("idle_timeout: 1x\n").error().field, "idle_timeout");
   EXPECT_EQ(parseConfig("listen: [1]\n").error().field, "listen");
 }
 

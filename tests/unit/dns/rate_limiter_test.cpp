@@ -3,10 +3,10 @@
 
 #include <gtest/gtest.h>
 
-#include "support/agent_dns_util.hpp"
+#include "support/dns_util.hpp"
 
 using namespace elasticdns::agent;
-using elasticdns::agent::testing::v4;
+using elasticdns::testing::v4;
 using std::chrono::milliseconds;
 
 namespace {

@@ -3,15 +3,15 @@
 
 #include <gtest/gtest.h>
 
-#include "support/agent_dns_util.hpp"
+#include "support/dns_util.hpp"
 
 namespace elasticdns::agent::wire {
 namespace {
 
-using namespace elasticdns::agent::testing;
+using namespace elasticdns::testing;
 
 TEST(AgentWire, ParsesAQuery) {
-  auto pkt = makeQuery("Api.Cloud66.Local", LDNS_RR_TYPE_AAAA, 0, 77);
+  auto pkt = makeQuery("Api.Cloud66.Local", LDNS_RR_TYPE_AAAA, {.id = 77});
   Query q;
   ASSERT_EQ(parseQuery(pkt, q), ParseStatus::kOk);
   EXPECT_EQ(q.id, 77);
@@ -24,13 +24,13 @@ TEST(AgentWire, ParsesAQuery) {
 }
 
 TEST(AgentWire, ParsesEdns) {
-  auto pkt = makeQuery("a.b", LDNS_RR_TYPE_A, 4096);
+  auto pkt = makeQuery("a.b", LDNS_RR_TYPE_A, {.edns = true, .udp_size = 4096});
   Query q;
   ASSERT_EQ(parseQuery(pkt, q), ParseStatus::kOk);
   EXPECT_TRUE(q.has_edns);
   EXPECT_EQ(q.edns_udp_size, 4096);
   EXPECT_EQ(udpLimit(q), kMaxUdpPayload) << "capped";
-  auto small = makeQuery("a.b", LDNS_RR_TYPE_A, 100);
+  auto small = makeQuery("a.b", LDNS_RR_TYPE_A, {.edns = true, .udp_size = 100});
   ASSERT_EQ(parseQuery(small, q), ParseStatus::kOk);
   EXPECT_EQ(udpLimit(q), 512u) << "at least 512";
 }
@@ -43,7 +43,7 @@ TEST(AgentWire, RootName) {
 }
 
 TEST(AgentWire, RejectsMalformed) {
-  auto good = makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, 1232);
+  auto good = makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, {.edns = true, .udp_size = 1232});
   Query q;
   struct Case {
     const char* what;
@@ -106,13 +106,13 @@ TEST(AgentWire, DotInsideALabelCannotForgeAName) {
 }
 
 TEST(AgentWire, ErrorResponsesParseWithLdns) {
-  auto pkt = makeQuery("x.example", LDNS_RR_TYPE_A, 1232, 9);
+  auto pkt = makeQuery("x.example", LDNS_RR_TYPE_A, {.id = 9, .edns = true, .udp_size = 1232});
   Query q;
   ASSERT_EQ(parseQuery(pkt, q), ParseStatus::kOk);
   std::vector<uint8_t> out(512);
   for (uint16_t rcode : {uint16_t{kRefused}, uint16_t{kServFail}, uint16_t{kFormErr}}) {
     size_t n = writeErrorResponse(q, pkt, rcode, out);
-    auto r = parse(out.data(), n);
+    auto r = fromWire(std::span<const uint8_t>(out.data(), n));
     ASSERT_TRUE(r);
     EXPECT_EQ(ldns_pkt_get_rcode(r.get()), rcode);
     EXPECT_EQ(ldns_pkt_id(r.get()), 9);
@@ -122,7 +122,7 @@ TEST(AgentWire, ErrorResponsesParseWithLdns) {
     EXPECT_TRUE(ldns_pkt_edns(r.get()));
   }
   size_t n = writeErrorResponse(q, pkt, kRcodeBadVers, out);
-  auto r = parse(out.data(), n);
+  auto r = fromWire(std::span<const uint8_t>(out.data(), n));
   ASSERT_TRUE(r);
   EXPECT_EQ(ldns_pkt_edns_extended_rcode(r.get()), 1) << "BADVERS = extended rcode 1";
   EXPECT_EQ(writeErrorResponse(q, pkt, kRefused, std::span<uint8_t>(out.data(), 5)), 0u);

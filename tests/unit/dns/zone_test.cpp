@@ -7,26 +7,14 @@
 #include <algorithm>
 #include <set>
 
-#include "support/agent_dns_util.hpp"
+#include "support/dns_util.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
 
 using namespace std::chrono_literals;
-using namespace elasticdns::agent::testing;
-
-model::Container container(std::string id, std::string service, std::string version,
-                           std::string server, std::string address,
-                           model::ContainerState state = model::ContainerState::kRunning) {
-  model::Container c;
-  c.id = id;
-  c.service = service;
-  c.version = version;
-  c.server = server;
-  c.address = address;
-  c.state = state;
-  return c;
-}
+using namespace elasticdns::testing;
 
 model::Topology topology() {
   model::Topology t;
@@ -95,7 +83,7 @@ class AgentAnswers : public ::testing::Test {
   Reply ask(const std::string& name, ldns_rr_type type, const char* from = "127.0.0.1",
             uint16_t edns = 0, size_t limit = 0, policy::TimePoint now = {}, bool stale = false,
             std::string_view container_id = {}) {
-    auto query = makeQuery(name, type, edns);
+    auto query = makeQuery(name, type, {.edns = edns != 0, .udp_size = edns});
     wire::Query q;
     EXPECT_EQ(wire::parseQuery(query, q), wire::ParseStatus::kOk);
     sockaddr_storage src = v4(from);
@@ -113,7 +101,8 @@ class AgentAnswers : public ::testing::Test {
     r.bytes.resize(wire::kMaxMessageSize);
     r.outcome = zone->answer(in, r.bytes);
     r.bytes.resize(r.outcome.length);
-    if (r.outcome.length) r.pkt = parse(r.bytes.data(), r.bytes.size());
+    if (r.outcome.length)
+      r.pkt = fromWire(std::span<const uint8_t>(r.bytes.data(), r.bytes.size()));
     return r;
   }
   std::set<std::string> addressesOf(const std::string& name, const char* from,

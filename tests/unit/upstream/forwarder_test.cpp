@@ -13,8 +13,8 @@
 #include <boost/asio/write.hpp>
 
 #include "agent/upstream/forwarder.hpp"
+#include "support/dns_util.hpp"
 #include "support/metrics_util.hpp"
-#include "support/upstream_dns_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -101,7 +101,9 @@ class ForwarderTest : public ::testing::Test {
   // Forwards `q` and runs the io_context until `done` (at most 5 s).
   std::optional<std::vector<uint8_t>> forward(Forwarder& f, std::span<const uint8_t> q) {
     std::optional<std::vector<uint8_t>> result;
-    f.forward(q, [&](std::span<const uint8_t> r) {
+    wire::Query parsed;
+    EXPECT_EQ(wire::parseQuery(q, parsed), wire::ParseStatus::kOk);
+    f.forward(parsed, q, [&](std::span<const uint8_t> r) {
       result.emplace(r.begin(), r.end());
       io_.stop();
     });

@@ -1,15 +1,21 @@
 #pragma once
-// DNS messages for the forwarder's tests, built and read with ldns (an independent codec, so
+// DNS messages for the tests and benchmarks, built and read with ldns (an independent codec, so
 // the tests do not check the agent's wire code against itself).
-#include <ldns/ldns.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cstdint>
+#include <cstring>
 #include <initializer_list>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+// After the C++ headers: ldns's headers can redefine `bool` for C.
+#include <ldns/ldns.h>
 
 namespace elasticdns::testing {
 
@@ -34,12 +40,13 @@ inline Pkt fromWire(std::span<const uint8_t> wire) {
 }
 
 struct QueryOptions {
-  uint16_t id = 0x1234;
+  uint16_t id = 4242;
   bool edns = false;
   bool dnssec_ok = false;
   uint16_t udp_size = 1232;
 };
 
+/// A query for `name` (presentation form, trailing dot optional), with RD set.
 inline Pkt makeQueryPkt(const std::string& name, ldns_rr_type type, const QueryOptions& o = {}) {
   ldns_pkt* p = nullptr;
   if (ldns_pkt_query_new_frm_str(&p, name.c_str(), type, LDNS_RR_CLASS_IN, LDNS_RD) !=
@@ -56,6 +63,35 @@ inline Pkt makeQueryPkt(const std::string& name, ldns_rr_type type, const QueryO
 inline std::vector<uint8_t> makeQuery(const std::string& name, ldns_rr_type type,
                                       const QueryOptions& o = {}) {
   return toWire(makeQueryPkt(name, type, o).get());
+}
+
+/// The rdata of the answer section's records, as text ("10.0.0.1", "0 0 3000 api.x.").
+inline std::vector<std::string> answers(const ldns_pkt* p) {
+  std::vector<std::string> out;
+  ldns_rr_list* l = ldns_pkt_answer(p);
+  for (size_t i = 0; i < ldns_rr_list_rr_count(l); ++i) {
+    ldns_rr* rr = ldns_rr_list_rr(l, i);
+    std::string s;
+    for (size_t k = 0; k < ldns_rr_rd_count(rr); ++k) {
+      char* t = ldns_rdf2str(ldns_rr_rdf(rr, k));
+      if (!s.empty()) s += " ";
+      s += t;
+      free(t);
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+/// An IPv4 socket address.
+inline sockaddr_storage v4(const char* addr, uint16_t port = 5353) {
+  sockaddr_storage ss{};
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  sin.sin_port = htons(port);
+  inet_pton(AF_INET, addr, &sin.sin_addr);
+  std::memcpy(&ss, &sin, sizeof sin);
+  return ss;
 }
 
 inline ldns_rr* rr(const std::string& text) {
