@@ -13,6 +13,7 @@
 #include "agent/sync/snapshot_file.hpp"
 #include "support/dns_util.hpp"
 #include "support/temp_dir.hpp"
+#include "support/topology_util.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -28,13 +29,7 @@ model::Topology persistedTopology() {
   flat.name = "flat";
   flat.dns_behaviour = model::DnsBehaviour::kNonVersioned;
   t.services["flat"] = flat;
-  model::Container c;
-  c.id = "flat-1";
-  c.service = "flat";
-  c.version = "v1";
-  c.server = "host1";
-  c.address = "10.5.0.3";
-  t.containers[c.id] = c;
+  t.containers["flat-1"] = container("flat-1", "flat", "v1", "host1", "10.5.0.3");
   t.recomputeDerived();
   return t;
 }
