@@ -196,73 +196,84 @@ Result<BpfConfig> parseBpf(const YAML::Node& n) {
   return b;
 }
 
-Result<AgentConfig> parseNode(const YAML::Node& root) {
-  AgentConfig c;
-  if (root.IsNull()) {
-    c.listen.emplace_back(ip::make_address("127.0.0.1"), kDnsPort);
-    return c;
-  }
-  if (!root.IsMap()) return err("", "the config must be a YAML mapping");
-  if (auto e = unknownKeys(root, kTopKeys, "")) return *e;
+// Each key (or group of keys) of the top-level mapping, in the order they are checked: a config
+// with several mistakes reports the first of them.
 
-  if (root["domain"]) {
-    auto v = scalar(root["domain"], "domain");
-    if (!v) return v.error();
-    std::string d = v.value();
-    if (!d.empty() && d.back() == '.') d.pop_back();
-    if (!validate::isDnsName(d) || d.size() > 200)
-      return err("domain", "not a lowercase DNS name (at most 200 chars): '" + v.value() + "'");
-    c.domain = d;
-  }
-  if (root["listen"]) {
-    auto v = stringList(root["listen"], "listen");
-    if (!v) return v.error();
-    if (v->empty()) return err("listen", "must not be empty");
-    if (v->size() > kMaxListen) return err("listen", "at most 16 addresses");
-    for (size_t i = 0; i < v->size(); ++i) {
-      auto e = endpoint(v.value()[i], "listen/" + std::to_string(i), std::nullopt);
-      if (!e) return e.error();
-      c.listen.emplace_back(e->first, e->second);
-    }
-  } else {
+std::optional<Error> parseDomain(const YAML::Node& root, AgentConfig& c) {
+  if (!root["domain"]) return std::nullopt;
+  auto v = scalar(root["domain"], "domain");
+  if (!v) return v.error();
+  std::string d = v.value();
+  if (!d.empty() && d.back() == '.') d.pop_back();
+  if (!validate::isDnsName(d) || d.size() > 200)
+    return err("domain", "not a lowercase DNS name (at most 200 chars): '" + v.value() + "'");
+  c.domain = d;
+  return std::nullopt;
+}
+
+std::optional<Error> parseListen(const YAML::Node& root, AgentConfig& c) {
+  if (!root["listen"]) {
     c.listen.emplace_back(ip::make_address("127.0.0.1"), kDnsPort);
+    return std::nullopt;
   }
-  if (root["server_name"]) {
-    auto v = scalar(root["server_name"], "server_name");
-    if (!v) return v.error();
-    if (!validate::isDnsName(v.value()))
-      return err("server_name", "not a DNS name: '" + v.value() + "'");
-    c.server_name = v.value();
+  auto v = stringList(root["listen"], "listen");
+  if (!v) return v.error();
+  if (v->empty()) return err("listen", "must not be empty");
+  if (v->size() > kMaxListen) return err("listen", "at most 16 addresses");
+  for (size_t i = 0; i < v->size(); ++i) {
+    auto e = endpoint(v.value()[i], "listen/" + std::to_string(i), std::nullopt);
+    if (!e) return e.error();
+    c.listen.emplace_back(e->first, e->second);
   }
-  if (root["central"]) {
-    const YAML::Node& n = root["central"];
-    if (!n.IsMap()) return err("central", "must be a mapping");
-    if (auto e = unknownKeys(n, kCentralKeys, "central/")) return *e;
-    if (n["urls"]) {
-      auto v = stringList(n["urls"], "central/urls");
-      if (!v) return v.error();
-      for (size_t i = 0; i < v->size(); ++i) {
-        auto url = text::parseHttpUrl(v.value()[i]);
-        if (!url) return err("central/urls/" + std::to_string(i), url.error().reason);
-      }
-      c.central_urls = v.value();
-    }
-    if (n["token_file"]) {
-      auto v = scalar(n["token_file"], "central/token_file");
-      if (!v) return v.error();
-      c.central_token_file = v.value();
-    }
-  }
-  if (root["upstreams"]) {
-    auto v = stringList(root["upstreams"], "upstreams");
+  return std::nullopt;
+}
+
+std::optional<Error> parseServerName(const YAML::Node& root, AgentConfig& c) {
+  if (!root["server_name"]) return std::nullopt;
+  auto v = scalar(root["server_name"], "server_name");
+  if (!v) return v.error();
+  if (!validate::isDnsName(v.value()))
+    return err("server_name", "not a DNS name: '" + v.value() + "'");
+  c.server_name = v.value();
+  return std::nullopt;
+}
+
+std::optional<Error> parseCentral(const YAML::Node& root, AgentConfig& c) {
+  if (!root["central"]) return std::nullopt;
+  const YAML::Node& n = root["central"];
+  if (!n.IsMap()) return err("central", "must be a mapping");
+  if (auto e = unknownKeys(n, kCentralKeys, "central/")) return *e;
+  if (n["urls"]) {
+    auto v = stringList(n["urls"], "central/urls");
     if (!v) return v.error();
     for (size_t i = 0; i < v->size(); ++i) {
-      auto e = endpoint(v.value()[i], "upstreams/" + std::to_string(i), kDnsPort);
-      if (!e) return e.error();
-      if (e->second == 0) return err("upstreams/" + std::to_string(i), "port 0");
-      c.upstreams.emplace_back(e->first, e->second);
+      auto url = text::parseHttpUrl(v.value()[i]);
+      if (!url) return err("central/urls/" + std::to_string(i), url.error().reason);
     }
+    c.central_urls = v.value();
   }
+  if (n["token_file"]) {
+    auto v = scalar(n["token_file"], "central/token_file");
+    if (!v) return v.error();
+    c.central_token_file = v.value();
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> parseUpstreams(const YAML::Node& root, AgentConfig& c) {
+  if (!root["upstreams"]) return std::nullopt;
+  auto v = stringList(root["upstreams"], "upstreams");
+  if (!v) return v.error();
+  for (size_t i = 0; i < v->size(); ++i) {
+    auto e = endpoint(v.value()[i], "upstreams/" + std::to_string(i), kDnsPort);
+    if (!e) return e.error();
+    if (e->second == 0) return err("upstreams/" + std::to_string(i), "port 0");
+    c.upstreams.emplace_back(e->first, e->second);
+  }
+  return std::nullopt;
+}
+
+std::optional<Error> parseDurations(const YAML::Node& root, AgentConfig& c) {
   struct D {
     const char* key;
     std::chrono::seconds* out;
@@ -277,27 +288,40 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
     *d.out = v.value();
   }
   if (c.sticky_window.count() == 0) return err("sticky_window", "must be at least 1s");
-  if (root["state_dir"]) {
-    auto v = scalar(root["state_dir"], "state_dir");
-    if (!v) return v.error();
-    c.state_dir = v.value();
+  return std::nullopt;
+}
+
+std::optional<Error> parseStateDir(const YAML::Node& root, AgentConfig& c) {
+  if (!root["state_dir"]) return std::nullopt;
+  auto v = scalar(root["state_dir"], "state_dir");
+  if (!v) return v.error();
+  c.state_dir = v.value();
+  return std::nullopt;
+}
+
+std::optional<Error> parseAllowNetworks(const YAML::Node& root, AgentConfig& c) {
+  if (!root["allow_networks"]) return std::nullopt;
+  auto v = stringList(root["allow_networks"], "allow_networks");
+  if (!v) return v.error();
+  for (size_t i = 0; i < v->size(); ++i) {
+    auto cidr = parseCidr(v.value()[i]);
+    if (!cidr) return err("allow_networks/" + std::to_string(i), cidr.error().reason);
+    c.allow_networks.push_back(cidr.value());
   }
-  if (root["allow_networks"]) {
-    auto v = stringList(root["allow_networks"], "allow_networks");
-    if (!v) return v.error();
-    for (size_t i = 0; i < v->size(); ++i) {
-      auto cidr = parseCidr(v.value()[i]);
-      if (!cidr) return err("allow_networks/" + std::to_string(i), cidr.error().reason);
-      c.allow_networks.push_back(cidr.value());
-    }
-  }
-  if (root["metrics_listen"]) {
-    auto v = scalar(root["metrics_listen"], "metrics_listen");
-    if (!v) return v.error();
-    auto e = endpoint(v.value(), "metrics_listen", std::nullopt);
-    if (!e) return e.error();
-    c.metrics_listen = ip::tcp::endpoint(e->first, e->second);
-  }
+  return std::nullopt;
+}
+
+std::optional<Error> parseMetricsListen(const YAML::Node& root, AgentConfig& c) {
+  if (!root["metrics_listen"]) return std::nullopt;
+  auto v = scalar(root["metrics_listen"], "metrics_listen");
+  if (!v) return v.error();
+  auto e = endpoint(v.value(), "metrics_listen", std::nullopt);
+  if (!e) return e.error();
+  c.metrics_listen = ip::tcp::endpoint(e->first, e->second);
+  return std::nullopt;
+}
+
+std::optional<Error> parseSubsystems(const YAML::Node& root, AgentConfig& c) {
   if (root["forward_limit"]) {
     if (auto e = parseForwardLimit(root["forward_limit"], c.forward_limit)) return *e;
   }
@@ -315,6 +339,22 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
     if (c.docker.enabled && c.central_urls.empty())
       return err("docker/enabled", "Docker discovery needs central/urls");
   }
+  return std::nullopt;
+}
+
+Result<AgentConfig> parseNode(const YAML::Node& root) {
+  AgentConfig c;
+  if (root.IsNull()) {
+    c.listen.emplace_back(ip::make_address("127.0.0.1"), kDnsPort);
+    return c;
+  }
+  if (!root.IsMap()) return err("", "the config must be a YAML mapping");
+  if (auto e = unknownKeys(root, kTopKeys, "")) return *e;
+  using Section = std::optional<Error> (*)(const YAML::Node&, AgentConfig&);
+  for (Section parse :
+       {parseDomain, parseListen, parseServerName, parseCentral, parseUpstreams, parseDurations,
+        parseStateDir, parseAllowNetworks, parseMetricsListen, parseSubsystems})
+    if (auto e = parse(root, c)) return *e;
   return c;
 }
 

@@ -72,6 +72,13 @@ struct DnsServer::Impl {
         registry(r),
         queries(s, options.forward_per_second, options.forward_burst, options.allow_networks) {}
 
+  std::optional<Error> adoptInherited(const udp::endpoint& want, const std::string& name);
+  std::optional<Error> bindFresh(const udp::endpoint& want, const std::string& name);
+  boost::system::error_code bindUdpGroup(const udp::endpoint& want,
+                                         std::vector<std::unique_ptr<udp::socket>>& socks,
+                                         udp::endpoint& bound);
+  boost::system::error_code bindTcp(const tcp::endpoint& at, std::unique_ptr<tcp::acceptor>& acc);
+
   /// Queries of counted type `t` answered with counted rcode `r`, from the zone or forwarded.
   uint64_t answered(size_t t, size_t r) const;
 
@@ -365,110 +372,129 @@ DnsServer::~DnsServer() {
   join();
 }
 
+// Inherited sockets (util/inherited_sockets.hpp): when systemd or the previous agent holds the
+// UDP and TCP sockets of `want`, adopt them, so queries that arrive while the agent restarts
+// wait in those sockets for the next process. systemd passes one UDP socket: every worker reads
+// it through a descriptor of its own (dup). A previous agent passes one per worker (the port's
+// SO_REUSEPORT group): K sockets over T workers, each socket read by at least one worker (dup'ed
+// when K < T), since the kernel keeps hashing datagrams to every one of them.
+// nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
+std::optional<Error> DnsServer::Impl::adoptInherited(const udp::endpoint& want,
+                                                     const std::string& name) {
+  if (!options.inherited) return std::nullopt;
+  std::string address = want.address().to_string();
+  auto owned = [](std::vector<int> fds) { return std::vector<UniqueFd>(fds.begin(), fds.end()); };
+  std::vector<UniqueFd> ufds = owned(options.inherited->takeAll(false, address, want.port()));
+  std::vector<UniqueFd> tfds = owned(options.inherited->takeAll(true, address, want.port()));
+  if (ufds.empty() && tfds.empty()) return std::nullopt;
+  std::string where = address + ":" + std::to_string(want.port());
+  if (ufds.empty() || tfds.size() != 1) {
+    if (tfds.size() > 1)
+      return Error{name, "inherited " + std::to_string(tfds.size()) + " TCP listeners for " +
+                             where + ", want one"};
+    return Error{name, "inherited only a " + std::string(ufds.empty() ? "TCP" : "UDP") +
+                           " socket for " + where + ": under systemd, list it in both " +
+                           "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
+  }
+  for (size_t j = ufds.size(), n = ufds.size(); j < workers.size(); ++j)
+    ufds.emplace_back(::dup(ufds[j % n].get()));
+  boost::system::error_code ec;
+  for (size_t j = 0; j < ufds.size() && !ec; ++j) {
+    auto sock = std::make_unique<udp::socket>(workers[j % workers.size()]->io);
+    sock->assign(want.protocol(), ufds[j].get(), ec);
+    if (!ec) ufds[j].release();  // the socket owns it now
+    if (!ec) sock->non_blocking(true, ec);
+    if (!ec) workers[j % workers.size()]->sockets.push_back(std::move(sock));
+  }
+  auto acc = std::make_unique<tcp::acceptor>(workers[0]->io);
+  if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0].get(), ec);
+  if (!ec) tfds[0].release();
+  if (ec)
+    return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
+  udp_bound.push_back(want);
+  tcp_bound.push_back(acc->local_endpoint());
+  workers[0]->acceptors.push_back(std::move(acc));
+  return Error{};
+}
+
+// One SO_REUSEPORT UDP socket per worker on `want` (port 0: the first one's port for all).
+boost::system::error_code DnsServer::Impl::bindUdpGroup(
+    const udp::endpoint& want, std::vector<std::unique_ptr<udp::socket>>& socks,
+    udp::endpoint& bound) {
+  boost::system::error_code ec;
+  bound = want;
+  for (auto& w : workers) {
+    auto sock = std::make_unique<udp::socket>(w->io);
+    sock->open(bound.protocol(), ec);
+    if (ec) break;
+    sock->set_option(asio::socket_base::reuse_address(true), ec);
+    int one = 1;
+    ::setsockopt(sock->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (bound.address().is_v6()) sock->set_option(asio::ip::v6_only(true), ec);
+    sock->bind(bound, ec);
+    if (ec) break;
+    sock->non_blocking(true, ec);
+    bound = sock->local_endpoint(ec);  // port 0: the others share the kernel's choice
+    socks.push_back(std::move(sock));
+  }
+  return ec;
+}
+
+// The TCP listener on the UDP sockets' address and port. SO_REUSEPORT like the UDP sockets:
+// when a handover fails, the new agent can still bind while the old one holds the port.
+boost::system::error_code DnsServer::Impl::bindTcp(const tcp::endpoint& at,
+                                                   std::unique_ptr<tcp::acceptor>& acc) {
+  boost::system::error_code ec;
+  acc = std::make_unique<tcp::acceptor>(workers[0]->io);
+  acc->open(at.protocol(), ec);
+  if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) {
+    int one = 1;
+    ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  }
+  if (!ec && at.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
+  if (!ec) acc->bind(at, ec);
+  if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+// Binds `want` afresh: UDP and TCP on one port (port 0: retried until one is free for both).
+std::optional<Error> DnsServer::Impl::bindFresh(const udp::endpoint& want,
+                                                const std::string& name) {
+  for (int attempt = 0; attempt < kBindRetries; ++attempt) {
+    std::vector<std::unique_ptr<udp::socket>> socks;
+    udp::endpoint ep;
+    if (auto ec = bindUdpGroup(want, socks, ep)) {
+      if (want.port() == 0 && ec == asio::error::address_in_use) continue;
+      return Error{name, "cannot bind udp " + want.address().to_string() + ":" +
+                             std::to_string(want.port()) + ": " + ec.message()};
+    }
+    std::unique_ptr<tcp::acceptor> acc;
+    tcp::endpoint tep(ep.address(), ep.port());
+    if (auto ec = bindTcp(tep, acc)) {
+      if (want.port() == 0 && ec == asio::error::address_in_use) continue;
+      return Error{name, "cannot bind tcp " + tep.address().to_string() + ":" +
+                             std::to_string(tep.port()) + ": " + ec.message()};
+    }
+    for (size_t i = 0; i < socks.size(); ++i) workers[i]->sockets.push_back(std::move(socks[i]));
+    udp_bound.push_back(ep);
+    tcp_bound.push_back(acc->local_endpoint());
+    workers[0]->acceptors.push_back(std::move(acc));
+    return std::nullopt;
+  }
+  return Error{name, "no port free for both UDP and TCP"};
+}
+
 std::optional<Error> DnsServer::bind() {
   Impl& s = *impl_;
-  // Inherited sockets (systemd_sockets.hpp): when systemd or the previous agent holds the UDP
-  // and TCP sockets of `want`, adopt them, so queries that arrive while the agent restarts wait
-  // in those sockets for the next process. systemd passes one UDP socket: every worker reads it
-  // through a descriptor of its own (dup). A previous agent passes one per worker (the port's
-  // SO_REUSEPORT group): K sockets over T workers, each socket read by at least one worker
-  // (dup'ed when K < T), since the kernel keeps hashing datagrams to every one of them.
-  // nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
-  auto adoptInherited = [&s](const udp::endpoint& want,
-                             const std::string& name) -> std::optional<Error> {
-    if (!s.options.inherited) return std::nullopt;
-    std::string address = want.address().to_string();
-    auto owned = [](std::vector<int> fds) { return std::vector<UniqueFd>(fds.begin(), fds.end()); };
-    std::vector<UniqueFd> ufds = owned(s.options.inherited->takeAll(false, address, want.port()));
-    std::vector<UniqueFd> tfds = owned(s.options.inherited->takeAll(true, address, want.port()));
-    if (ufds.empty() && tfds.empty()) return std::nullopt;
-    std::string where = address + ":" + std::to_string(want.port());
-    if (ufds.empty() || tfds.size() != 1) {
-      if (tfds.size() > 1)
-        return Error{name, "inherited " + std::to_string(tfds.size()) + " TCP listeners for " +
-                               where + ", want one"};
-      return Error{name, "inherited only a " + std::string(ufds.empty() ? "TCP" : "UDP") +
-                             " socket for " + where + ": under systemd, list it in both " +
-                             "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
-    }
-    for (size_t j = ufds.size(), n = ufds.size(); j < s.workers.size(); ++j)
-      ufds.emplace_back(::dup(ufds[j % n].get()));
-    boost::system::error_code ec;
-    for (size_t j = 0; j < ufds.size() && !ec; ++j) {
-      auto sock = std::make_unique<udp::socket>(s.workers[j % s.workers.size()]->io);
-      sock->assign(want.protocol(), ufds[j].get(), ec);
-      if (!ec) ufds[j].release();  // the socket owns it now
-      if (!ec) sock->non_blocking(true, ec);
-      if (!ec) s.workers[j % s.workers.size()]->sockets.push_back(std::move(sock));
-    }
-    auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
-    if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0].get(), ec);
-    if (!ec) tfds[0].release();
-    if (ec)
-      return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
-    s.udp_bound.push_back(want);
-    s.tcp_bound.push_back(acc->local_endpoint());
-    s.workers[0]->acceptors.push_back(std::move(acc));
-    return Error{};
-  };
   for (size_t li = 0; li < s.options.listen.size(); ++li) {
     const udp::endpoint& want = s.options.listen[li];
     std::string name = "listen/" + std::to_string(li);
-    boost::system::error_code ec;
-    if (auto e = adoptInherited(want, name)) {
+    if (auto e = s.adoptInherited(want, name)) {
       if (!e->reason.empty()) return *e;
       continue;
     }
-    bool done = false;
-    for (int attempt = 0; attempt < kBindRetries && !done; ++attempt) {
-      std::vector<std::unique_ptr<udp::socket>> socks;
-      udp::endpoint ep = want;
-      ec.clear();
-      for (auto& w : s.workers) {
-        auto sock = std::make_unique<udp::socket>(w->io);
-        sock->open(ep.protocol(), ec);
-        if (ec) break;
-        sock->set_option(asio::socket_base::reuse_address(true), ec);
-        int one = 1;
-        ::setsockopt(sock->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-        if (ep.address().is_v6()) sock->set_option(asio::ip::v6_only(true), ec);
-        sock->bind(ep, ec);
-        if (ec) break;
-        sock->non_blocking(true, ec);
-        ep = sock->local_endpoint(ec);  // port 0: the others share the kernel's choice
-        socks.push_back(std::move(sock));
-      }
-      if (ec) {
-        if (want.port() == 0 && ec == asio::error::address_in_use) continue;
-        return Error{name, "cannot bind udp " + want.address().to_string() + ":" +
-                               std::to_string(want.port()) + ": " + ec.message()};
-      }
-      auto acc = std::make_unique<tcp::acceptor>(s.workers[0]->io);
-      tcp::endpoint tep(ep.address(), ep.port());
-      acc->open(tep.protocol(), ec);
-      if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
-      // SO_REUSEPORT like the UDP sockets: when a handover fails, the new agent can still bind
-      // while the old one holds the port.
-      if (!ec) {
-        int one = 1;
-        ::setsockopt(acc->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      }
-      if (!ec && tep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
-      if (!ec) acc->bind(tep, ec);
-      if (!ec) acc->listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) {
-        if (want.port() == 0 && ec == asio::error::address_in_use) continue;
-        return Error{name, "cannot bind tcp " + tep.address().to_string() + ":" +
-                               std::to_string(tep.port()) + ": " + ec.message()};
-      }
-      for (size_t i = 0; i < socks.size(); ++i)
-        s.workers[i]->sockets.push_back(std::move(socks[i]));
-      s.udp_bound.push_back(ep);
-      s.tcp_bound.push_back(acc->local_endpoint());
-      s.workers[0]->acceptors.push_back(std::move(acc));
-      done = true;
-    }
-    if (!done) return Error{name, "no port free for both UDP and TCP"};
+    if (auto e = s.bindFresh(want, name)) return *e;
   }
   return std::nullopt;
 }

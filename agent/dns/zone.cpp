@@ -117,7 +117,7 @@ Zone::AddrSet makeAddrSet(const std::vector<AddrMember>& members, uint32_t ttl) 
   return s;
 }
 
-/// Bytes of records [from, from+n) of `list`, starting at record `start` and wrapping.
+/// Bytes of every record of `l` (a rotated answer copies them all, from a rotating start).
 size_t rotatedBytes(const Zone::RecordList& l) {
   return l.bytes.size();
 }
@@ -142,146 +142,186 @@ Zone::AddrKey Zone::addrKeyOf(const sockaddr_storage& s) noexcept {
   return k;
 }
 
-Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const ZoneConfig& cfg) {
-  auto z = std::make_shared<Zone>();
-  z->index_ = t.index;
-  z->domain_ = cfg.domain;
-  z->config_ = cfg;
-  const uint32_t ttl = static_cast<uint32_t>(cfg.ttl.count());
-  const uint32_t neg = static_cast<uint32_t>(cfg.negative_ttl.count());
+/// Builds one Zone from a topology, a step per part of the zone: the SOA, the callers, the
+/// services with their SRV names, the datasources, then the name table.
+class ZoneBuilder {
+ public:
+  ZoneBuilder(const model::Topology& t, const ZoneConfig& cfg)
+      : t_(t),
+        cfg_(cfg),
+        ttl_(static_cast<uint32_t>(cfg.ttl.count())),
+        negative_ttl_(static_cast<uint32_t>(cfg.negative_ttl.count())),
+        z_(std::make_shared<Zone>()) {}
 
-  std::vector<uint8_t> apex = nameWire(cfg.domain);
-  std::vector<uint8_t> hostmaster = nameWire("hostmaster." + cfg.domain);
-  if (apex.empty() || hostmaster.empty()) return Error{"domain", "not a valid DNS name"};
-
-  // SOA: mname = the apex, serial = the snapshot index (mod 2^32), minimum = negative TTL.
-  std::vector<uint8_t> soa = apex;
-  soa.insert(soa.end(), hostmaster.begin(), hostmaster.end());
-  size_t at = soa.size();
-  soa.resize(at + 20);
-  store_big_u32(&soa[at], static_cast<uint32_t>(t.index));
-  store_big_u32(&soa[at + 4], kSoaRefresh);
-  store_big_u32(&soa[at + 8], kSoaRetry);
-  store_big_u32(&soa[at + 12], kSoaExpire);
-  store_big_u32(&soa[at + 16], neg);
-  RecordList soa_answer, soa_negative;
-  appendRecord(soa_answer, kOwnerIsQuestion, wire::kTypeSoa, ttl, soa);
-  appendRecord(soa_negative, apex, wire::kTypeSoa, neg, soa);
-  z->soa_answer_ = std::move(soa_answer.bytes);
-  z->soa_negative_ = std::move(soa_negative.bytes);
-
-  // Servers get small ids; containers may name a server with no record of its own.
-  std::map<std::string, uint32_t> server_ids;
-  auto serverId = [&](const std::string& name) {
-    auto [it, fresh] = server_ids.emplace(name, static_cast<uint32_t>(server_ids.size()));
-    return it->second;
-  };
-  for (const auto& [name, s] : t.servers) serverId(name);
-  z->own_server_ = cfg.server_name.empty() ? kNoServer : serverId(cfg.server_name);
-
-  // Callers: every container (draining ones still ask), by id and by address.
-  std::set<std::pair<uint64_t, uint64_t>> ambiguous;
-  for (const auto& [id, c] : t.containers) {
-    uint32_t idx = static_cast<uint32_t>(z->callers_.size());
-    CallerInfo info{t.generationOf(c.version), serverId(c.server), hashOf(id), idx};
-    z->caller_names_.emplace_back(id, c.version);
-    z->callers_.push_back(info);
-    z->callers_by_id_.emplace(id, idx);
-    for (const std::string* a : {&c.address, &c.address6}) {
-      if (a->empty()) continue;
-      sockaddr_storage ss{};
-      if (a == &c.address) {
-        sockaddr_in sin{};
-        sin.sin_family = AF_INET;
-        auto rd = addressRdata(*a, false);
-        if (rd.size() != 4) return Error{"containers/" + id + "/address", "not an IPv4 address"};
-        std::memcpy(&sin.sin_addr, rd.data(), 4);
-        std::memcpy(&ss, &sin, sizeof sin);
-      } else {
-        sockaddr_in6 sin6{};
-        sin6.sin6_family = AF_INET6;
-        auto rd = addressRdata(*a, true);
-        if (rd.size() != 16) return Error{"containers/" + id + "/address6", "not an IPv6 address"};
-        std::memcpy(&sin6.sin6_addr, rd.data(), 16);
-        std::memcpy(&ss, &sin6, sizeof sin6);
-      }
-      AddrKey k = addrKeyOf(ss);
-      if (ambiguous.count({k.hi, k.lo})) continue;
-      auto [it, fresh] = z->callers_by_addr_.emplace(k, idx);
-      if (!fresh) {  // shared address (host network): the address cannot tell who asks
-        z->callers_by_addr_.erase(it);
-        ambiguous.insert({k.hi, k.lo});
-      }
-    }
+  Result<std::shared_ptr<const Zone>> build() {
+    z_->index_ = t_.index;
+    z_->domain_ = cfg_.domain;
+    z_->config_ = cfg_;
+    if (auto e = addSoa()) return *e;
+    // Servers get small ids; containers may name a server with no record of its own.
+    for (const auto& [name, s] : t_.servers) serverId(name);
+    z_->own_server_ = cfg_.server_name.empty() ? kNoServer : serverId(cfg_.server_name);
+    if (auto e = addCallers()) return *e;
+    Zone::NameEntry apex;
+    apex.kind = Zone::Kind::kApex;
+    names_.emplace("", std::move(apex));
+    if (auto e = addServices()) return *e;
+    if (auto e = addDatasources()) return *e;
+    fillNameTable();
+    return std::shared_ptr<const Zone>(std::move(z_));
   }
 
-  // Services: those with a record, and those only named by containers (defaults apply).
-  std::map<std::string, model::Service> services;
-  for (const auto& [name, s] : t.services) services[name] = s;
-  for (const auto& [id, c] : t.containers)
-    if (!services.count(c.service)) services[c.service].name = c.service;
+ private:
+  // SOA: mname = the apex, serial = the snapshot index (mod 2^32), minimum = negative TTL.
+  std::optional<Error> addSoa() {
+    std::vector<uint8_t> apex = nameWire(cfg_.domain);
+    std::vector<uint8_t> hostmaster = nameWire("hostmaster." + cfg_.domain);
+    if (apex.empty() || hostmaster.empty()) return Error{"domain", "not a valid DNS name"};
+    std::vector<uint8_t> soa = apex;
+    soa.insert(soa.end(), hostmaster.begin(), hostmaster.end());
+    size_t at = soa.size();
+    soa.resize(at + 20);
+    store_big_u32(&soa[at], static_cast<uint32_t>(t_.index));
+    store_big_u32(&soa[at + 4], kSoaRefresh);
+    store_big_u32(&soa[at + 8], kSoaRetry);
+    store_big_u32(&soa[at + 12], kSoaExpire);
+    store_big_u32(&soa[at + 16], negative_ttl_);
+    Zone::RecordList soa_answer, soa_negative;
+    appendRecord(soa_answer, kOwnerIsQuestion, wire::kTypeSoa, ttl_, soa);
+    appendRecord(soa_negative, apex, wire::kTypeSoa, negative_ttl_, soa);
+    z_->soa_answer_ = std::move(soa_answer.bytes);
+    z_->soa_negative_ = std::move(soa_negative.bytes);
+    return std::nullopt;
+  }
 
-  std::map<std::string, NameEntry> names;
-  auto addName = [&](const std::string& rel, NameEntry e) -> NameEntry& {
-    auto [it, fresh] = names.emplace(rel, std::move(e));
+  uint32_t serverId(const std::string& name) {
+    auto [it, fresh] = server_ids_.emplace(name, static_cast<uint32_t>(server_ids_.size()));
+    return it->second;
+  }
+
+  /// A container's address as the key of a caller's source address.
+  static Result<Zone::AddrKey> callerKey(const std::string& id, const std::string& address,
+                                         bool v6) {
+    auto rd = addressRdata(address, v6);
+    sockaddr_storage ss{};
+    if (!v6 && rd.size() == 4) {
+      sockaddr_in sin{};
+      sin.sin_family = AF_INET;
+      std::memcpy(&sin.sin_addr, rd.data(), 4);
+      std::memcpy(&ss, &sin, sizeof sin);
+    } else if (v6 && rd.size() == 16) {
+      sockaddr_in6 sin6{};
+      sin6.sin6_family = AF_INET6;
+      std::memcpy(&sin6.sin6_addr, rd.data(), 16);
+      std::memcpy(&ss, &sin6, sizeof sin6);
+    } else {
+      return Error{"containers/" + id + (v6 ? "/address6" : "/address"),
+                   v6 ? "not an IPv6 address" : "not an IPv4 address"};
+    }
+    return Zone::addrKeyOf(ss);
+  }
+
+  // Callers: every container (draining ones still ask), by id and by address.
+  std::optional<Error> addCallers() {
+    std::set<std::pair<uint64_t, uint64_t>> ambiguous;
+    for (const auto& [id, c] : t_.containers) {
+      uint32_t idx = static_cast<uint32_t>(z_->callers_.size());
+      z_->caller_names_.emplace_back(id, c.version);
+      z_->callers_.push_back({t_.generationOf(c.version), serverId(c.server), hashOf(id), idx});
+      z_->callers_by_id_.emplace(id, idx);
+      for (bool v6 : {false, true}) {
+        const std::string& address = v6 ? c.address6 : c.address;
+        if (address.empty()) continue;
+        auto k = callerKey(id, address, v6);
+        if (!k) return k.error();
+        if (ambiguous.count({k->hi, k->lo})) continue;
+        auto [it, fresh] = z_->callers_by_addr_.emplace(k.value(), idx);
+        if (!fresh) {  // shared address (host network): the address cannot tell who asks
+          z_->callers_by_addr_.erase(it);
+          ambiguous.insert({k->hi, k->lo});
+        }
+      }
+    }
+    return std::nullopt;
+  }
+
+  Zone::NameEntry& addName(const std::string& rel, Zone::NameEntry e) {
+    auto [it, fresh] = names_.emplace(rel, std::move(e));
     // Empty non-terminals between the name and the apex answer NODATA, not NXDOMAIN.
     for (size_t dot = rel.find('.'); dot != std::string::npos; dot = rel.find('.', dot + 1))
-      names.emplace(rel.substr(dot + 1), NameEntry{});
+      names_.emplace(rel.substr(dot + 1), Zone::NameEntry{});
     return it->second;
-  };
-  NameEntry apex_entry;
-  apex_entry.kind = Kind::kApex;
-  names.emplace("", std::move(apex_entry));
+  }
 
-  // Running containers per service, grouped by version generation and ordered by id.
-  std::map<std::string, std::map<uint64_t, std::vector<const model::Container*>>> running;
-  for (const auto& [id, c] : t.containers)
-    if (c.state == model::ContainerState::kRunning)
-      running[c.service][t.generationOf(c.version)].push_back(&c);
-
-  auto memberOf = [&](const model::Container& c) -> Result<AddrMember> {
+  static Result<AddrMember> memberOf(const model::Container& c) {
     AddrMember m{hashOf(c.id), {}, {}};
     if (!c.address.empty() && (m.v4 = addressRdata(c.address, false)).empty())
       return Error{"containers/" + c.id + "/address", "not an IPv4 address"};
     if (!c.address6.empty() && (m.v6 = addressRdata(c.address6, true)).empty())
       return Error{"containers/" + c.id + "/address6", "not an IPv6 address"};
     return m;
-  };
+  }
 
-  for (const auto& [name, s] : services) {
-    ServiceAnswers sa;
-    sa.versioned = s.dns_behaviour == model::DnsBehaviour::kVersioned;
-    sa.lb = s.load_balancing;
-    sa.hash = hashOf(name);
-    for (const auto& [gen, list] : running[name]) {
-      std::vector<AddrMember> all;
-      std::map<uint32_t, std::vector<AddrMember>> per_server;
-      for (const auto* c : list) {
-        auto m = memberOf(*c);
-        if (!m) return m.error();
-        all.push_back(m.value());
-        per_server[serverId(c->server)].push_back(std::move(m.value()));
-      }
-      VersionSet vs;
-      vs.all = makeAddrSet(all, ttl);
-      for (auto& [sid, members] : per_server) {
-        vs.servers.push_back(sid);
-        vs.by_server.push_back(makeAddrSet(members, ttl));
-      }
-      if (sa.generations.size() < ServiceAnswers::kInlineGenerations)
-        sa.inline_generations[sa.generations.size()] = gen;
-      sa.generations.push_back(gen);
-      sa.versions.push_back(std::move(vs));
+  /// The answers of one version of a service: all its running containers, and per server.
+  Result<Zone::VersionSet> versionSet(const std::vector<const model::Container*>& list) {
+    std::vector<AddrMember> all;
+    std::map<uint32_t, std::vector<AddrMember>> per_server;
+    for (const auto* c : list) {
+      auto m = memberOf(*c);
+      if (!m) return m.error();
+      all.push_back(m.value());
+      per_server[serverId(c->server)].push_back(std::move(m.value()));
     }
-    NameEntry e;
-    e.kind = Kind::kService;
-    e.service = std::move(sa);
-    addName(name, std::move(e));
+    Zone::VersionSet vs;
+    vs.all = makeAddrSet(all, ttl_);
+    for (auto& [sid, members] : per_server) {
+      vs.servers.push_back(sid);
+      vs.by_server.push_back(makeAddrSet(members, ttl_));
+    }
+    return vs;
+  }
 
-    // SRV from ports: priority 0, weight 0, the container port, target the service's name.
-    std::vector<uint8_t> target = nameWire(name + "." + cfg.domain);
+  // Services: those with a record, and those only named by containers (defaults apply).
+  std::optional<Error> addServices() {
+    for (const auto& [name, s] : t_.services) services_[name] = s;
+    for (const auto& [id, c] : t_.containers)
+      if (!services_.count(c.service)) services_[c.service].name = c.service;
+    // Running containers per service, grouped by version generation and ordered by id.
+    std::map<std::string, std::map<uint64_t, std::vector<const model::Container*>>> running;
+    for (const auto& [id, c] : t_.containers)
+      if (c.state == model::ContainerState::kRunning)
+        running[c.service][t_.generationOf(c.version)].push_back(&c);
+
+    for (const auto& [name, s] : services_) {
+      Zone::ServiceAnswers sa;
+      sa.versioned = s.dns_behaviour == model::DnsBehaviour::kVersioned;
+      sa.lb = s.load_balancing;
+      sa.hash = hashOf(name);
+      for (const auto& [gen, list] : running[name]) {
+        auto vs = versionSet(list);
+        if (!vs) return vs.error();
+        if (sa.generations.size() < Zone::ServiceAnswers::kInlineGenerations)
+          sa.inline_generations[sa.generations.size()] = gen;
+        sa.generations.push_back(gen);
+        sa.versions.push_back(std::move(vs.value()));
+      }
+      Zone::NameEntry e;
+      e.kind = Zone::Kind::kService;
+      e.service = std::move(sa);
+      addName(name, std::move(e));
+      if (auto failed = addSrv(name, s)) return failed;
+    }
+    return std::nullopt;
+  }
+
+  // SRV from ports: priority 0, weight 0, the container port, target the service's name.
+  std::optional<Error> addSrv(const std::string& name, const model::Service& s) {
+    std::vector<uint8_t> target = nameWire(name + "." + cfg_.domain);
     if (target.empty()) return Error{"services/" + name, "name too long for the domain"};
-    std::map<std::string, RecordList> srv;
+    std::map<std::string, Zone::RecordList> srv;
+    auto add = [&](const std::string& rel, const std::vector<uint8_t>& rdata) {
+      appendRecord(srv[rel], kOwnerIsQuestion, wire::kTypeSrv, ttl_, rdata);
+    };
     for (const auto& p : s.ports) {
       std::vector<uint8_t> rdata(6);
       store_big_u16(&rdata[0], 0);
@@ -289,70 +329,85 @@ Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const 
       store_big_u16(&rdata[4], p.container);
       rdata.insert(rdata.end(), target.begin(), target.end());
       std::string port = std::to_string(p.container);
-      appendRecord(srv["_" + port + "._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
-      if (p.udp != 0)
-        appendRecord(srv["_" + port + "._udp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl,
-                     rdata);
-      if (p.http != 0)
-        appendRecord(srv["_http._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
-      if (p.https != 0)
-        appendRecord(srv["_https._tcp." + name], kOwnerIsQuestion, wire::kTypeSrv, ttl, rdata);
+      add("_" + port + "._tcp." + name, rdata);
+      if (p.udp != 0) add("_" + port + "._udp." + name, rdata);
+      if (p.http != 0) add("_http._tcp." + name, rdata);
+      if (p.https != 0) add("_https._tcp." + name, rdata);
     }
     for (auto& [rel, list] : srv) {
-      if (nameWire(rel + "." + cfg.domain).empty())
+      if (nameWire(rel + "." + cfg_.domain).empty())
         return Error{"services/" + name, "SRV name too long"};
-      NameEntry se;
-      se.kind = Kind::kSrv;
+      Zone::NameEntry se;
+      se.kind = Zone::Kind::kSrv;
       se.srv = std::move(list);
       addName(rel, std::move(se));
     }
+    return std::nullopt;
   }
 
   // Datasources: <group>.<type>, and <type> for the primary group (else `default`).
-  std::map<std::string, const model::Datasource*> type_answer;
-  for (const auto& [key, d] : t.datasources) {
-    std::vector<AddrMember> members;
-    for (const auto& a : d.addresses) {
-      bool v6 = a.find(':') != std::string::npos;
-      auto rd = addressRdata(a, v6);
-      if (rd.empty()) return Error{"datasources/" + key + "/addresses", "not an address: " + a};
-      AddrMember m{hashOf(a), {}, {}};
-      (v6 ? m.v6 : m.v4) = std::move(rd);
-      members.push_back(std::move(m));
+  std::optional<Error> addDatasources() {
+    std::map<std::string, const model::Datasource*> type_answer;
+    for (const auto& [key, d] : t_.datasources) {
+      std::vector<AddrMember> members;
+      for (const auto& a : d.addresses) {
+        bool v6 = a.find(':') != std::string::npos;
+        auto rd = addressRdata(a, v6);
+        if (rd.empty()) return Error{"datasources/" + key + "/addresses", "not an address: " + a};
+        AddrMember m{hashOf(a), {}, {}};
+        (v6 ? m.v6 : m.v4) = std::move(rd);
+        members.push_back(std::move(m));
+      }
+      std::string rel = d.group + "." + d.type;
+      if (nameWire(rel + "." + cfg_.domain).empty())
+        return Error{"datasources/" + key, "name too long"};
+      Zone::NameEntry e;
+      e.kind = Zone::Kind::kFixed;
+      e.fixed = makeAddrSet(members, ttl_);
+      addName(rel, std::move(e));
+      auto& chosen = type_answer[d.type];
+      if (d.primary && (chosen == nullptr || !chosen->primary)) chosen = &d;
+      if (!d.primary && d.group == "default" && chosen == nullptr) chosen = &d;
     }
-    std::string rel = d.group + "." + d.type;
-    if (nameWire(rel + "." + cfg.domain).empty())
-      return Error{"datasources/" + key, "name too long"};
-    NameEntry e;
-    e.kind = Kind::kFixed;
-    e.fixed = makeAddrSet(members, ttl);
-    addName(rel, std::move(e));
-    auto& chosen = type_answer[d.type];
-    if (d.primary && (chosen == nullptr || !chosen->primary)) chosen = &d;
-    if (!d.primary && d.group == "default" && chosen == nullptr) chosen = &d;
-  }
-  for (const auto& [type, d] : type_answer) {
-    if (d == nullptr || services.count(type)) continue;  // a service of that name wins
-    NameEntry e;
-    e.kind = Kind::kFixed;
-    e.fixed = names.at(d->group + "." + d->type).fixed;
-    names.insert_or_assign(type, std::move(e));
+    for (const auto& [type, d] : type_answer) {
+      if (d == nullptr || services_.count(type)) continue;  // a service of that name wins
+      Zone::NameEntry e;
+      e.kind = Zone::Kind::kFixed;
+      e.fixed = names_.at(d->group + "." + d->type).fixed;
+      names_.insert_or_assign(type, std::move(e));
+    }
+    return std::nullopt;
   }
 
-  size_t size = 16;
-  while (size < names.size() * 2) size *= 2;
-  z->slots_.resize(size);
-  for (auto& [rel, e] : names) {
-    uint64_t h = nameHash(rel);
-    size_t i = h & (size - 1);
-    while (z->slots_[i].entry != kNoEntry) i = (i + 1) & (size - 1);
-    z->slots_[i] = Slot{h, static_cast<uint32_t>(z->entries_.size())};
-    z->entries_.emplace_back(rel, std::move(e));
+  // The open-addressing name table (zone.hpp) and the names explanations print.
+  void fillNameTable() {
+    size_t size = 16;
+    while (size < names_.size() * 2) size *= 2;
+    z_->slots_.resize(size);
+    for (auto& [rel, e] : names_) {
+      uint64_t h = nameHash(rel);
+      size_t i = h & (size - 1);
+      while (z_->slots_[i].entry != Zone::kNoEntry) i = (i + 1) & (size - 1);
+      z_->slots_[i] = Zone::Slot{h, static_cast<uint32_t>(z_->entries_.size())};
+      z_->entries_.emplace_back(rel, std::move(e));
+    }
+    z_->server_names_.resize(server_ids_.size());
+    for (const auto& [name, id] : server_ids_) z_->server_names_[id] = name;
+    for (const auto& [name, gen] : t_.versions) z_->version_names_[gen] = name;
   }
-  z->server_names_.resize(server_ids.size());
-  for (const auto& [name, id] : server_ids) z->server_names_[id] = name;
-  for (const auto& [name, gen] : t.versions) z->version_names_[gen] = name;
-  return std::shared_ptr<const Zone>(std::move(z));
+
+  const model::Topology& t_;
+  const ZoneConfig& cfg_;
+  const uint32_t ttl_;
+  const uint32_t negative_ttl_;
+  std::shared_ptr<Zone> z_;
+  std::map<std::string, uint32_t> server_ids_;
+  std::map<std::string, model::Service> services_;
+  std::map<std::string, Zone::NameEntry> names_;
+};
+
+Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const ZoneConfig& cfg) {
+  return ZoneBuilder(t, cfg).build();
 }
 
 const Zone::NameEntry* Zone::findName(std::string_view rel) const noexcept {

@@ -142,6 +142,8 @@ class Zone {
   static AddrKey addrKeyOf(const sockaddr_storage& s) noexcept;
 
  private:
+  friend class ZoneBuilder;  // zone.cpp: fills the tables of a new zone
+
   CallerInfo resolveCaller(const AnswerInput& in, bool& known) const noexcept;
   /// TXT answer to `_explain.<service>.<domain>`: who the caller is, the policy, the choice.
   AnswerOutcome explain(const AnswerInput& in, std::string_view service,
