@@ -19,8 +19,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "support/metrics_util.hpp"
 #include "agent/sync/sync_client.hpp"
+#include "support/metrics_util.hpp"
 
 #ifndef ELASTICDNS_CENTRAL_BIN
 #error "ELASTICDNS_CENTRAL_BIN must name the elasticdns-central executable"

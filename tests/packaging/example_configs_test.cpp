@@ -1,6 +1,6 @@
 // The configs the package installs (agent/agent.example.yml, central/central.example.yml) and
-// every YAML example of agent/README.md's operations section parse with the daemons' own parsers; the
-// `docker:` section of the agent's config rejects bad input naming the key.
+// every YAML example of agent/README.md's operations section parse with the daemons' own parsers;
+// the `docker:` section of the agent's config rejects bad input naming the key.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -25,8 +25,7 @@ std::string readFile(const std::string& path) {
 }
 
 std::vector<std::string> operationsExamples() {
-  return elasticdns::testing::readmeYamlBlocks("agent/README.md",
-                                               "<!-- operations -->");
+  return elasticdns::testing::readmeYamlBlocks("agent/README.md", "<!-- operations -->");
 }
 
 TEST(PkgConfig, InstalledAgentConfigParses) {

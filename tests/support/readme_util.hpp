@@ -30,8 +30,8 @@ inline std::vector<std::string> readmeYamlBlocks(const std::string& doc,
   auto end = std::string::npos;
   if (!end_marker.empty()) {
     end = text.find(end_marker, begin);
-    EXPECT_NE(end, std::string::npos) << doc << ": no marker " << end_marker << " after "
-                                      << begin_marker;
+    EXPECT_NE(end, std::string::npos)
+        << doc << ": no marker " << end_marker << " after " << begin_marker;
   }
   std::string section = text.substr(begin, end == std::string::npos ? end : end - begin);
   std::vector<std::string> out;

@@ -1,5 +1,5 @@
-// The agent's YAML config: every example in agent/README.md's configuration section parses; bad input is
-// rejected with the key and the reason.
+// The agent's YAML config: every example in agent/README.md's configuration section parses; bad
+// input is rejected with the key and the reason.
 #include "agent/config.hpp"
 
 #include <gtest/gtest.h>

@@ -14,10 +14,10 @@
 #include <thread>
 #include <vector>
 
-#include "support/readme_util.hpp"
-#include "agent/ebpf/callers.hpp"
 #include "agent/config.hpp"
+#include "agent/ebpf/callers.hpp"
 #include "agent/ebpf/loader.hpp"
+#include "support/readme_util.hpp"
 
 using namespace elasticdns::agent;
 namespace fs = std::filesystem;
@@ -250,7 +250,8 @@ TEST(CallerRegistry, SocketToContainerThroughTreeAndRescanOnUnknownId) {
 namespace elasticdns::agent {
 namespace {
 
-// Every YAML example in agent/README.md's eBPF section parses as an agent config with a valid pattern.
+// Every YAML example in agent/README.md's eBPF section parses as an agent config with a valid
+// pattern.
 TEST(ReadmeEbpfSection, ExamplesParse) {
   auto examples = elasticdns::testing::readmeYamlBlocks("agent/README.md", "<!-- ebpf -->",
                                                         "<!-- operations -->");
