@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/endian/conversion.hpp>
 
 namespace elasticdns::agent::handover {
 namespace {
@@ -25,19 +26,14 @@ Error fail(std::string reason) {
   return Error{"handover", std::move(reason)};
 }
 
-void put16(std::vector<uint8_t>& out, uint16_t v) {
-  out.push_back(static_cast<uint8_t>(v >> 8));
-  out.push_back(static_cast<uint8_t>(v));
+/// Appends `v` in network byte order.
+void append16(std::vector<uint8_t>& out, uint16_t v) {
+  out.resize(out.size() + 2);
+  boost::endian::store_big_u16(&out[out.size() - 2], v);
 }
-void put32(std::vector<uint8_t>& out, uint32_t v) {
-  put16(out, static_cast<uint16_t>(v >> 16));
-  put16(out, static_cast<uint16_t>(v));
-}
-uint16_t get16(const uint8_t* p) {
-  return static_cast<uint16_t>(p[0] << 8 | p[1]);
-}
-uint32_t get32(const uint8_t* p) {
-  return static_cast<uint32_t>(get16(p)) << 16 | get16(p + 2);
+void append32(std::vector<uint8_t>& out, uint32_t v) {
+  out.resize(out.size() + 4);
+  boost::endian::store_big_u32(&out[out.size() - 4], v);
 }
 
 const char* typeName(Type t) {
@@ -96,14 +92,14 @@ std::optional<Error> sendFrame(int fd, const Message& m, const std::vector<int>&
 
 std::vector<uint8_t> encode(const Message& m) {
   std::vector<uint8_t> payload;
-  put32(payload, m.pid);
-  if (m.type == Type::kSockets) put16(payload, m.fd_count);
+  append32(payload, m.pid);
+  if (m.type == Type::kSockets) append16(payload, m.fd_count);
   if (m.type == Type::kRefused)
     payload.insert(
         payload.end(), m.reason.begin(),
         m.reason.begin() + static_cast<std::ptrdiff_t>(std::min(m.reason.size(), kMaxReason)));
   std::vector<uint8_t> out{kProtocolVersion, static_cast<uint8_t>(m.type)};
-  put16(out, static_cast<uint16_t>(payload.size()));
+  append16(out, static_cast<uint16_t>(payload.size()));
   out.insert(out.end(), payload.begin(), payload.end());
   return out;
 }
@@ -116,7 +112,7 @@ Result<Parsed> parse(std::span<const uint8_t> bytes) {
                 ": restart with matching agent versions, or stop the old agent first");
   if (bytes.size() < kHeaderSize) return Parsed{};
   uint8_t type = bytes[1];
-  size_t length = get16(&bytes[2]);
+  size_t length = boost::endian::load_big_u16(&bytes[2]);
   if (type < static_cast<uint8_t>(Type::kRequest) || type > static_cast<uint8_t>(Type::kRefused))
     return fail("unknown message type " + std::to_string(type));
   if (length > kMaxPayload)
@@ -131,9 +127,9 @@ Result<Parsed> parse(std::span<const uint8_t> bytes) {
                 (m.type == Type::kRefused ? "at least " : "") + std::to_string(want));
   if (bytes.size() < kHeaderSize + length) return Parsed{};
   const uint8_t* p = bytes.data() + kHeaderSize;
-  m.pid = get32(p);
+  m.pid = boost::endian::load_big_u32(p);
   if (m.type == Type::kSockets) {
-    m.fd_count = get16(p + 4);
+    m.fd_count = boost::endian::load_big_u16(p + 4);
     if (m.fd_count > kMaxFds)
       return fail("sockets message announces " + std::to_string(m.fd_count) +
                   " descriptors, more than " + std::to_string(kMaxFds));
