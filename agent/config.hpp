@@ -42,7 +42,7 @@ struct AgentConfig {
     uint32_t burst = 1000;
   } forward_limit;
   BpfConfig bpf;
-  DockerConfig docker;  // Docker discovery (docker_discovery.hpp)
+  DockerConfig docker;  // Docker discovery (ops/docker.hpp)
 };
 
 constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo

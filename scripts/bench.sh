@@ -3,7 +3,7 @@
 #   central     acknowledged writes/s, fan-out to 1,000 watchers (p50/p99), RSS at 100k containers
 #   propagation write at central → every agent answers accordingly (p50/p99 over 100 changes)
 #   ebpf        queries/s through redirect + identity vs. without the hooks (real agent)
-#   agent       the agent beside gdnsd, knot and unbound in ../shared/bench/peers.sh
+#   agent       the agent beside gdnsd, knot and unbound in the shared DNS benchmark harness
 # Root (namespaces, cgroups, BPF). Loopback and the benchmarks' own namespaces only.
 #   scripts/bench.sh [central|propagation|ebpf|agent ...]    default: all
 # Run it on an otherwise idle machine: the figures are only comparable within one run.

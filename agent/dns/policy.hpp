@@ -1,6 +1,6 @@
 #pragma once
-// The answer policy of DESIGN.md section 1, as pure functions: no I/O, no clock, no state.
-// agent/answers.cpp applies them to the precomputed tables of a snapshot.
+// The answer policy (agent/README.md, "Answers"), as pure functions: no I/O, no clock, no state.
+// agent/dns/zone.cpp applies them to the precomputed tables of a snapshot.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>

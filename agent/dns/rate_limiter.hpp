@@ -1,5 +1,5 @@
 #pragma once
-// Per-caller rate limit of forwarded queries (DESIGN.md section 6: the agent is not an open
+// Per-caller rate limit of forwarded queries (the agent is not an open
 // resolver). A token bucket per caller: `per_second` tokens a second, at most `burst` saved up;
 // a forwarded query takes one, and a caller with none left gets REFUSED. Answers from the zone
 // are never limited: they cost the agent a lookup and nobody else anything.

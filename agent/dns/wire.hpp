@@ -8,9 +8,9 @@
 // Why a hand parser and not ldns_wire2pkt: tests/bench/agent_parse_bench.cpp measures both on
 // the same queries. On this machine kind ldns_wire2pkt + ldns_pkt_free costs ~1.0 µs a query
 // (it allocates the packet, the rr list and every rdf), the hand parser ~0.1 µs, against a
-// budget of ~4.4 µs a query in total at the per-core ceiling (RESULTS.md): ldns alone would
+// budget of ~4.4 µs a query in total at the per-core ceiling of the packet path: ldns alone would
 // cost a fifth of the throughput. ldns stays the library that builds the answers
-// (agent/answers.cpp) and that the tests use to check them.
+// (agent/dns/zone.cpp) and that the tests use to check them.
 #include <cstddef>
 #include <cstdint>
 #include <functional>

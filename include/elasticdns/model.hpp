@@ -1,5 +1,5 @@
 #pragma once
-// The topology that central owns and every agent mirrors (DESIGN.md section 3).
+// The topology that central owns and every agent mirrors (README.md, "Topology model").
 #include <cstdint>
 #include <map>
 #include <optional>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks elasticdns-agent beside well-known DNS servers with the shared harness
-# (../shared/bench/peers.sh, or $PEERS): same zone, same load, one run, medians.
+# (peers.sh, found beside the checkout or named by $PEERS): same zone, same load, one run, medians.
 #   tests/bench/agent_peers.sh [BUILD_DIR] [-- extra peers.sh options]
 # Default: 3 rounds of the bare recvmmsg responder, gdnsd, knot, unbound and the agent (10,000 containers in its snapshot).
 set -euo pipefail

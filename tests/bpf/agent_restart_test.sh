@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hot handover of the real elasticdns-agent (agent/handover.hpp), outside systemd: a container
+# Hot handover of the real elasticdns-agent (agent/ops/handover.hpp), outside systemd: a container
 # (own cgroup and netns, resolv.conf naming a blackholed address, eBPF redirect to the agent)
 # queries api.cloud66.local without pause over UDP and TCP while a new agent process is started
 # three times; each takes the running one's sockets (every worker's UDP socket, the TCP

@@ -1,4 +1,4 @@
-// Fuzz target for the handover messages (agent/handover.hpp): parse() must never read out of
+// Fuzz target for the handover messages (agent/ops/handover.hpp): parse() must never read out of
 // bounds, and a message it accepts must encode back to the bytes it consumed. Replayed by
 // ctest on its corpus with mutations; a libFuzzer binary with clang and -DELASTICDNS_FUZZ=ON.
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Table-driven tests of the pure answer policy (DESIGN.md section 1).
+// Table-driven tests of the pure answer policy.
 #include "agent/dns/policy.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Hot handover (agent/handover.hpp): the message framing, and the exchange over real unix
+// Hot handover (agent/ops/handover.hpp): the message framing, and the exchange over real unix
 // sockets with real UDP/TCP descriptors passed by SCM_RIGHTS (a Listener on its own
 // io_context thread, the starting agent's takeSockets()).
 #include "agent/ops/handover.hpp"
