@@ -1,5 +1,5 @@
 #pragma once
-// The agent's configuration file (YAML), README "Agent configuration". Strict: unknown keys,
+// The agent's configuration file (YAML), agent/README.md "Configuration". Strict: unknown keys,
 // wrong types and values out of range are errors naming the key.
 #include <chrono>
 #include <cstdint>

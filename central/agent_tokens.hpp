@@ -1,5 +1,5 @@
 #pragma once
-// Per-server agent tokens (--agent-tokens-file, README "Operations"): each host's agent gets a
+// Per-server agent tokens (--agent-tokens-file, central/README.md): each host's agent gets a
 // token of its own that reads everything and writes only the containers of its own server
 // (what Docker discovery registers). The shared agent token reads; the admin token writes
 // everything.

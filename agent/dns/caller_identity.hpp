@@ -1,7 +1,7 @@
 #pragma once
 // "Who is asking": the seam between the DNS server and whatever identifies the sending
-// container. The eBPF caller registry (agent/ebpf/callers.*) implements it by socket; without it the
-// policy falls back to the caller's source address looked up in the topology.
+// container. The eBPF caller registry (agent/ebpf/callers.*) implements it by socket; without it
+// the policy falls back to the caller's source address looked up in the topology.
 #include <sys/socket.h>
 
 #include <cstdint>

@@ -4,10 +4,10 @@
 // UDP: each worker owns an io_context and its own SO_REUSEPORT socket per listen address; it
 // waits for readability (async_wait), then drains the socket with non-blocking recvmmsg and
 // answers with sendmmsg on the native handle (the batching that lets the fastest
-// authoritative servers reach ~97 % of the packet path's ceiling on this machine kind). Each worker's QueryHandler (query_handler.hpp) decides
-// about every message; the server sends its reply or hands the query to the forwarder.
-// TCP (RFC 7766): async accept on worker 0, length-prefixed messages answered in order
-// (pipelining), idle timeout, a bounded number of connections.
+// authoritative servers reach ~97 % of the packet path's ceiling on this machine kind). Each
+// worker's QueryHandler (query_handler.hpp) decides about every message; the server sends its reply
+// or hands the query to the forwarder. TCP (RFC 7766): async accept on worker 0, length-prefixed
+// messages answered in order (pipelining), idle timeout, a bounded number of connections.
 #include <atomic>
 #include <chrono>
 #include <functional>

@@ -4,7 +4,7 @@
 // by copying bytes: no allocation, no lock (except the sticky table's tiny shard lock), no
 // exception on the query path.
 //
-// Names (relative to `domain`, see README "Agent answers"):
+// Names (relative to `domain`, see agent/README.md "Answers"):
 //   <domain>                      SOA (the zone apex)
 //   _explain.<service>            TXT: why this caller gets what it gets (for operators)
 //   <service>                     A/AAAA of the service's containers, by the answer policy
