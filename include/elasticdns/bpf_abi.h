@@ -1,5 +1,6 @@
 /* ElasticDNS eBPF ABI: every struct and constant shared by the programs in bpf/ and the agent's
- * loader and caller registry (agent/ebpf/loader.cpp, agent/ebpf/callers.cpp). C, included by both sides.
+ * loader and caller registry (agent/ebpf/loader.cpp, agent/ebpf/callers.cpp). C, included by
+ * both sides.
  * Any change to a layout below must bump EDNS_BPF_ABI_VERSION: a restarted agent checks it
  * before it reuses the maps pinned by its predecessor. */
 #ifndef ELASTICDNS_BPF_ABI_H
