@@ -21,7 +21,10 @@
 
 namespace elasticdns::agent::wire {
 
-constexpr size_t kHeaderSize = 12;            // RFC 1035 4.1.1
+constexpr size_t kHeaderSize = 12;  // RFC 1035 4.1.1
+/// A compression pointer to the question name, which always starts right after the header
+/// (RFC 1035 4.1.4): the owner of every answer record about the question.
+constexpr uint8_t kPointerToQuestion[2] = {0xC0, kHeaderSize};
 constexpr size_t kMaxNameWireLength = 255;    // RFC 1035 2.3.4
 constexpr size_t kMaxLabelLength = 63;        // RFC 1035 2.3.4
 constexpr size_t kMinUdpPayload = 512;        // RFC 1035 2.3.4

@@ -21,8 +21,7 @@ using boost::endian::store_big_u16;
 using boost::endian::store_big_u32;
 
 constexpr uint32_t kNoServer = 0xFFFFFFFF;
-constexpr uint8_t kOwnerIsQuestion[2] = {0xC0, 0x0C};  // pointer to offset 12, RFC 1035 4.1.4
-constexpr size_t kTtlOffsetInRecord = 6;               // after owner pointer, type, class
+constexpr size_t kTtlOffsetInRecord = 6;  // after owner pointer, type, class
 constexpr uint32_t kSoaRefresh = 3600, kSoaRetry = 600, kSoaExpire = 86400;
 
 /// Hash of a name for the name table: 8 bytes at a time, multiply-xorshift mixing.
@@ -103,13 +102,13 @@ Zone::AddrSet makeAddrSet(const std::vector<AddrMember>& members, uint32_t ttl) 
     s.members.push_back(m.key);
     if (!m.v4.empty()) {
       s.a_of.push_back(static_cast<int32_t>(s.a.count()));
-      appendRecord(s.a, kOwnerIsQuestion, wire::kTypeA, ttl, m.v4);
+      appendRecord(s.a, wire::kPointerToQuestion, wire::kTypeA, ttl, m.v4);
     } else {
       s.a_of.push_back(-1);
     }
     if (!m.v6.empty()) {
       s.aaaa_of.push_back(static_cast<int32_t>(s.aaaa.count()));
-      appendRecord(s.aaaa, kOwnerIsQuestion, wire::kTypeAaaa, ttl, m.v6);
+      appendRecord(s.aaaa, wire::kPointerToQuestion, wire::kTypeAaaa, ttl, m.v6);
     } else {
       s.aaaa_of.push_back(-1);
     }
@@ -187,7 +186,7 @@ class ZoneBuilder {
     store_big_u32(&soa[at + 12], kSoaExpire);
     store_big_u32(&soa[at + 16], negative_ttl_);
     Zone::RecordList soa_answer, soa_negative;
-    appendRecord(soa_answer, kOwnerIsQuestion, wire::kTypeSoa, ttl_, soa);
+    appendRecord(soa_answer, wire::kPointerToQuestion, wire::kTypeSoa, ttl_, soa);
     appendRecord(soa_negative, apex, wire::kTypeSoa, negative_ttl_, soa);
     z_->soa_answer_ = std::move(soa_answer.bytes);
     z_->soa_negative_ = std::move(soa_negative.bytes);
@@ -320,7 +319,7 @@ class ZoneBuilder {
     if (target.empty()) return Error{"services/" + name, "name too long for the domain"};
     std::map<std::string, Zone::RecordList> srv;
     auto add = [&](const std::string& rel, const std::vector<uint8_t>& rdata) {
-      appendRecord(srv[rel], kOwnerIsQuestion, wire::kTypeSrv, ttl_, rdata);
+      appendRecord(srv[rel], wire::kPointerToQuestion, wire::kTypeSrv, ttl_, rdata);
     };
     for (const auto& p : s.ports) {
       std::vector<uint8_t> rdata(6);
@@ -442,97 +441,6 @@ Zone::CallerInfo Zone::resolveCaller(const AnswerInput& in, bool& known) const n
     return callers_[it->second];
   }
   return CallerInfo{0, own_server_, AddrKeyHash{}(k) ^ 0x5bd1e995ull};
-}
-
-AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
-                            std::span<uint8_t> out) const noexcept {
-  AnswerOutcome r;
-  const NameEntry* e = findName(service);
-  if (e == nullptr || e->kind != Kind::kService) return r;  // answered as an ordinary name
-  const wire::Query& q = *in.query;
-  const ServiceAnswers& sa = e->service;
-  bool known = false;
-  CallerInfo c = resolveCaller(in, known);
-  AddressTextBuffer source_text;
-  const char* src = addressText(*in.source, source_text);
-  auto versionName = [&](uint64_t g) -> const char* {
-    auto it = version_names_.find(g);
-    return it == version_names_.end() ? "-" : it->second.c_str();
-  };
-  const char* server = c.server < server_names_.size() ? server_names_[c.server].c_str() : "-";
-  // Up to 5 character-strings of at most 255 bytes each (RFC 1035 3.3.14).
-  char lines[5][256];
-  int n = 0;
-  if (known)
-    std::snprintf(lines[n++], 256, "caller=%s version=%s server=%s source=%s",
-                  caller_names_[c.index].first.c_str(), caller_names_[c.index].second.c_str(),
-                  server, src);
-  else
-    std::snprintf(lines[n++], 256, "caller=unknown source=%s server=%s (this host)", src, server);
-  std::snprintf(lines[n++], 256, "policy=%s load_balancing=%s",
-                sa.versioned ? "versioned" : "non-versioned",
-                std::string(model::toString(sa.lb)).c_str());
-  if (sa.versions.empty()) {
-    std::snprintf(lines[n++], 256, "answer=none (no running container)");
-  } else {
-    auto gens = sa.generationSpan();
-    size_t v = policy::chooseVersion(gens, c.generation, sa.versioned);
-    const char* why = !sa.versioned             ? "latest (non-versioned)"
-                      : c.generation == 0       ? "latest (unknown caller)"
-                      : gens[v] == c.generation ? "own version"
-                      : gens[v] < c.generation  ? "newest older version"
-                                                : "latest (every version is newer)";
-    const VersionSet& vs = sa.versions[v];
-    std::snprintf(lines[n++], 256, "version=%s (%s) containers=%zu", versionName(gens[v]), why,
-                  vs.all.members.size());
-    if (sa.lb == model::LoadBalancing::kClosest) {
-      auto i = policy::chooseClosest(vs.servers, c.server);
-      std::snprintf(lines[n++], 256, "closest=%s",
-                    i ? "containers on the caller's server" : "all (none on the caller's server)");
-    } else if (sa.lb == model::LoadBalancing::kSticky && in.sticky != nullptr) {
-      auto pin = in.sticky->find(c.key * 0x9E3779B97F4A7C15ull ^ sa.hash);
-      long left =
-          pin ? static_cast<long>(
-                    std::chrono::duration_cast<std::chrono::seconds>(pin->expires - in.now).count())
-              : 0;
-      std::snprintf(lines[n++], 256, "pin=%s", pin && left > 0 ? "held" : "none");
-      if (pin && left > 0) std::snprintf(lines[n - 1], 256, "pin=held for %lds more", left);
-    }
-  }
-  size_t rdlen = 0;
-  for (int i = 0; i < n; ++i) rdlen += 1 + std::strlen(lines[i]);
-  const size_t rr = 2 + 10 + rdlen;
-  const bool opt = q.has_edns;
-  size_t total = wire::kHeaderSize + (q.question_end - wire::kHeaderSize) + rr +
-                 (opt ? wire::optSize(false) : 0);
-  bool tc = total > in.limit || total > out.size();
-  r.in_zone = true;
-  uint16_t flags = wire::responseFlags(q, true, wire::kNoError);
-  if (tc) flags |= wire::kFlagTc;
-  size_t len = wire::writeHeaderAndQuestion(q, in.packet, flags, tc ? 0 : 1, 0, opt ? 1 : 0, out);
-  if (len == 0) return r;
-  uint8_t* o = out.data() + len;
-  if (!tc) {
-    std::memcpy(o, kOwnerIsQuestion, 2);
-    store_big_u16(o + 2, wire::kTypeTxt);
-    store_big_u16(o + 4, wire::kClassIn);
-    store_big_u32(o + 6, 0);  // never cache an explanation
-    store_big_u16(o + 10, static_cast<uint16_t>(rdlen));
-    o += 12;
-    for (int i = 0; i < n; ++i) {
-      size_t l = std::strlen(lines[i]);
-      *o++ = static_cast<uint8_t>(l);
-      std::memcpy(o, lines[i], l);
-      o += l;
-    }
-  }
-  if (opt) {
-    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, false, 0);
-    o += wire::optSize(false);
-  }
-  r.truncated = tc;
-  r.length = static_cast<size_t>(o - out.data());
-  return r;
 }
 
 AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const noexcept {
