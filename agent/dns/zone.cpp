@@ -116,11 +116,6 @@ Zone::AddrSet makeAddrSet(const std::vector<AddrMember>& members, uint32_t ttl) 
   return s;
 }
 
-/// Bytes of every record of `l` (a rotated answer copies them all, from a rotating start).
-size_t rotatedBytes(const Zone::RecordList& l) {
-  return l.bytes.size();
-}
-
 }  // namespace
 
 Zone::AddrKey Zone::addrKeyOf(const sockaddr_storage& s) noexcept {
@@ -547,7 +542,7 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
     ans_bytes = end - off;
     ancount = 1;
   } else if (list != nullptr) {
-    ans_bytes = rotatedBytes(*list);
+    ans_bytes = list->bytes.size();  // every record, copied from a rotating start
     ancount = static_cast<uint16_t>(list->count());
   }
   const bool negative = ancount == 0;

@@ -18,6 +18,7 @@
 
 #include "agent/upstream/forwarder.hpp"
 #include "support/dns_util.hpp"
+#include "support/forward_util.hpp"
 #include "support/metrics_util.hpp"
 
 namespace elasticdns::agent {
@@ -150,16 +151,7 @@ class UnboundTest : public ::testing::Test {
     if (!dir_.empty()) fs::remove_all(dir_);
   }
   std::optional<std::vector<uint8_t>> forward(Forwarder& f, std::span<const uint8_t> q) {
-    std::optional<std::vector<uint8_t>> result;
-    wire::Query parsed;
-    EXPECT_EQ(wire::parseQuery(q, parsed), wire::ParseStatus::kOk);
-    f.forward(parsed, q, [&](std::span<const uint8_t> r) {
-      result.emplace(r.begin(), r.end());
-      io_.stop();
-    });
-    io_.restart();
-    io_.run_for(10s);
-    return result;
+    return elasticdns::testing::forwardAndWait(io_, f, q, 10s);
   }
   UpstreamConfig config(std::vector<udp::endpoint> servers) {
     UpstreamConfig c;

@@ -14,6 +14,7 @@
 
 #include "agent/upstream/forwarder.hpp"
 #include "support/dns_util.hpp"
+#include "support/forward_util.hpp"
 #include "support/metrics_util.hpp"
 
 namespace elasticdns::agent {
@@ -100,16 +101,7 @@ class ForwarderTest : public ::testing::Test {
  protected:
   // Forwards `q` and runs the io_context until `done` (at most 5 s).
   std::optional<std::vector<uint8_t>> forward(Forwarder& f, std::span<const uint8_t> q) {
-    std::optional<std::vector<uint8_t>> result;
-    wire::Query parsed;
-    EXPECT_EQ(wire::parseQuery(q, parsed), wire::ParseStatus::kOk);
-    f.forward(parsed, q, [&](std::span<const uint8_t> r) {
-      result.emplace(r.begin(), r.end());
-      io_.stop();
-    });
-    io_.restart();
-    io_.run_for(5s);
-    return result;
+    return elasticdns::testing::forwardAndWait(io_, f, q, 5s);
   }
   UpstreamConfig config(std::vector<udp::endpoint> servers) {
     UpstreamConfig c;
