@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <set>
 
 #include "elasticdns/validate.hpp"
 
@@ -75,6 +76,10 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
     if (!protocol::holds(topology_, *item.record))
       planned.push_back({ChangeOp::kPut, item.kind, item.key, item.record});
   }
+  if (auto e = checkPortSharing(planned)) {
+    status = 400;
+    return e;
+  }
   for (size_t k = 0; k < protocol::kRecordKindCount; ++k) {
     const auto& info = protocol::kindInfo(static_cast<RecordKind>(k));
     if (added[k] && protocol::countOf(topology_, info.kind) + added[k] > info.max_records) {
@@ -89,6 +94,25 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
     out.push_back(std::move(c));
   }
   return std::nullopt;
+}
+
+// The traffic port rule (validate::checkPortSharing) over the services as they would be after
+// `planned`, for the services it puts.
+std::optional<Error> TopologyState::checkPortSharing(
+    const std::vector<PlannedChange>& planned) const {
+  std::set<std::string> touched;
+  for (const auto& c : planned)
+    if (c.kind == RecordKind::kService && c.op == ChangeOp::kPut) touched.insert(c.key);
+  if (touched.empty()) return std::nullopt;
+  auto services = topology_.services;
+  for (const auto& c : planned) {
+    if (c.kind != RecordKind::kService) continue;
+    if (c.op == ChangeOp::kDelete)
+      services.erase(c.key);
+    else
+      services[c.key] = std::get<model::Service>(*c.record);
+  }
+  return validate::checkPortSharing(services, &touched);
 }
 
 std::optional<Error> TopologyState::planVersion(const model::Container& c,

@@ -76,6 +76,7 @@ class TopologyState {
   // A container's version, when new, is planned before the container that introduces it.
   std::optional<Error> planVersion(const model::Container& c, std::vector<PlannedChange>& planned,
                                    int& status) const;
+  std::optional<Error> checkPortSharing(const std::vector<PlannedChange>& planned) const;
   void applyToMemory(const PlannedChange& c);
   static std::vector<StoredChange> serialize(const std::vector<PlannedChange>& changes);
   // Counts a running container in (or out of) its service's per-version tally and updates

@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
+#include <cctype>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -318,6 +320,66 @@ std::optional<Error> checkTopology(const model::Topology& t) {
   }
   for (const auto& [key, d] : t.datasources)
     if (key != d.key()) return err("datasources/" + key, "key does not match type/group");
+  return std::nullopt;
+}
+
+namespace {
+
+// One service's claim on an external port.
+struct PortClaim {
+  const char* kind;  // "http", "https", "tcp", "udp"
+  const model::Service* service;
+};
+
+std::string lowered(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+std::optional<Error> checkClaim(const PortClaim& a, const PortClaim& b, uint16_t port) {
+  std::string where = "services/" + b.service->name;
+  std::string what = std::string(b.kind) + " port " + std::to_string(port);
+  if (a.service == b.service) return err(where + "/ports", what + " is published twice");
+  std::string both = "services '" + a.service->name + "' and '" + b.service->name + "'";
+  if (std::string_view(a.kind) != b.kind)
+    return err(where + "/ports",
+               what + ": " + both + " publish it as " + a.kind + " and " + b.kind);
+  if (std::string_view(a.kind) == "tcp" || std::string_view(a.kind) == "udp")
+    return err(where + "/ports", what + " is published by both " + both);
+  if (a.service->traffic_matches.empty() || b.service->traffic_matches.empty())
+    return err(where + "/traffic_matches",
+               what + " is published by both " + both + ": each needs distinct traffic_matches");
+  std::set<std::string> theirs;
+  for (const auto& m : a.service->traffic_matches) theirs.insert(lowered(m));
+  for (const auto& m : b.service->traffic_matches)
+    if (theirs.count(lowered(m)))
+      return err(where + "/traffic_matches", what + ": " + both + " both match '" + m + "'");
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<Error> checkPortSharing(const std::map<std::string, model::Service>& services,
+                                      const std::set<std::string>* touched) {
+  // {udp?, port} → the claims so far, in service-name order.
+  std::map<std::pair<bool, uint16_t>, std::vector<PortClaim>> claims;
+  for (const auto& [name, s] : services) {
+    for (const auto& p : s.ports) {
+      std::pair<const char*, uint16_t> published[] = {
+          {"http", p.http}, {"https", p.https}, {"tcp", p.tcp}, {"udp", p.udp}};
+      for (const auto& [kind, port] : published) {
+        if (port == 0) continue;
+        PortClaim claim{kind, &s};
+        auto& list = claims[{std::string_view(kind) == "udp", port}];
+        for (const auto& other : list) {
+          if (touched && !touched->count(other.service->name) && !touched->count(name)) continue;
+          if (auto e = checkClaim(other, claim, port)) return e;
+        }
+        list.push_back(claim);
+      }
+    }
+  }
   return std::nullopt;
 }
 

@@ -3,6 +3,9 @@
 // Every parser here is strict: unknown fields, wrong types, bad names or addresses and values
 // out of range are rejected with an Error naming the field; nothing is partially accepted.
 #include <cstddef>
+#include <map>
+#include <set>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json_fwd.hpp>
@@ -54,5 +57,14 @@ Result<model::PortMapping> parsePort(const nlohmann::json& j);
 /// and its version is known; sizes within bounds. (A container may name a server or service
 /// with no record of its own; defaults apply.)
 std::optional<Error> checkTopology(const model::Topology& t);
+
+/// Traffic distribution's port rule (every host's nginx publishes every service's ports): an
+/// external port has one kind (http, https and tcp share the TCP port numbers, udp has its
+/// own); a tcp or udp port belongs to one service; an http or https port shared by several
+/// services needs traffic_matches on each of them, no match (case-insensitive, "_" included)
+/// in two of them; no service publishes a port twice. Only conflicts that involve a service
+/// in `touched` are reported (nullptr: all). The error names both services and the port.
+std::optional<Error> checkPortSharing(const std::map<std::string, model::Service>& services,
+                                      const std::set<std::string>* touched = nullptr);
 
 }  // namespace elasticdns::validate
