@@ -59,7 +59,7 @@ bool needsRestart(const AgentConfig& next, const AgentConfig& now) {
          next.central_token_file != now.central_token_file || next.state_dir != now.state_dir ||
          next.docker != now.docker ||
          next.forward_limit.per_second != now.forward_limit.per_second ||
-         next.forward_limit.burst != now.forward_limit.burst;
+         next.forward_limit.burst != now.forward_limit.burst || next.traffic != now.traffic;
 }
 
 /// One worker per core this process may run on (its affinity, not the machine's count).
@@ -77,6 +77,27 @@ int badConfig(const std::string& message) {
 }
 
 }  // namespace
+
+TrafficSettings trafficSettingsOf(const AgentConfig& c,
+                                  const std::vector<asio::ip::udp::endpoint>& dns_endpoints) {
+  TrafficSettings s;
+  s.config = c.traffic;
+  s.domain = c.domain;
+  s.resolver = c.traffic.resolver;
+  if (s.resolver.empty() && !dns_endpoints.empty()) {
+    auto ep = dns_endpoints.front();
+    auto address = ep.address();
+    if (address.is_unspecified())
+      address = address.is_v4() ? asio::ip::address(asio::ip::address_v4::loopback())
+                                : asio::ip::address(asio::ip::address_v6::loopback());
+    s.resolver = text::formatHostPort(address.to_string(), ep.port());
+  }
+  if (s.resolver.empty()) s.resolver = "127.0.0.1:53";
+  s.work_dir = !c.traffic.work_dir.empty() ? std::filesystem::path(c.traffic.work_dir)
+               : !c.state_dir.empty()      ? std::filesystem::path(c.state_dir) / "traffic"
+                                           : std::filesystem::path("/var/lib/elasticdns/traffic");
+  return s;
+}
 
 Agent::Agent(AgentConfig config, std::string config_path)
     : config_(std::move(config)),
@@ -107,6 +128,7 @@ std::optional<int> Agent::start() {
   // Before eBPF: a start that fails must not have moved the redirect.
   if (auto failed = startMetrics(metrics_fd)) return failed;
   startBpf();
+  startTraffic();  // before sync: the first snapshot reaches it
   startSync();
   startDocker();
   server_->start(bpf_ ? static_cast<CallerIdentity&>(bpf_->identity()) : no_identity_);
@@ -241,6 +263,7 @@ void Agent::startBpf() {
 
 void Agent::startSync() {
   auto publish = [this](std::shared_ptr<const model::Topology> t) {
+    if (traffic_) traffic_->update(t);
     auto r = store_.publish(std::move(t), zoneConfigOf(config_));
     if (!r)
       spdlog::error("zone: snapshot not published: {}", r.error().message());
@@ -272,6 +295,16 @@ void Agent::startDocker() {
   options.token = token_;
   docker_ = std::make_unique<DockerDiscovery>(control_, options, registry_);
   docker_->start();
+}
+
+// Traffic distribution: nginx follows the topology's ports and traffic_matches.
+void Agent::startTraffic() {
+  if (!config_.traffic.enabled) return;
+  auto settings = trafficSettingsOf(config_, server_->udpEndpoints());
+  spdlog::info("traffic: nginx configuration in {} and {}, resolving at {}",
+               settings.config.http_file, settings.config.stream_file, settings.resolver);
+  traffic_ = std::make_unique<NginxController>(std::move(settings), registry_);
+  traffic_->start();
 }
 
 void Agent::announce() {
@@ -318,8 +351,8 @@ void Agent::reload() {
     spdlog::error("config: reload rejected, keeping the old config: {}", next.error().message());
   } else if (needsRestart(next.value(), config_)) {
     spdlog::error(
-        "config: reload rejected: listen, metrics_listen, central, state_dir, docker and "
-        "forward_limit need a restart");
+        "config: reload rejected: listen, metrics_listen, central, state_dir, docker, "
+        "forward_limit and traffic need a restart");
   } else if (auto r = store_.reconfigure(zoneConfigOf(next.value())); !r) {
     spdlog::error("config: reload rejected: {}", r.error().message());
   } else {
@@ -328,6 +361,7 @@ void Agent::reload() {
     auto servers = upstreamsOf(config_);
     have_upstreams_ = !servers.empty();
     forwarder_->setServers(std::move(servers));
+    if (traffic_) traffic_->recheck();
     spdlog::info("config: reloaded {}", config_path_);
   }
 }

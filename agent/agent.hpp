@@ -25,10 +25,17 @@
 #include "agent/ops/handover.hpp"
 #include "agent/ops/metrics_http.hpp"
 #include "agent/sync/sync_client.hpp"
+#include "agent/traffic/nginx_controller.hpp"
 #include "agent/upstream/forwarder.hpp"
 #include "elasticdns/metrics.hpp"
 
 namespace elasticdns::agent {
+
+/// The traffic part's settings: the config's, with the resolver defaulting to the first of
+/// `dns_endpoints` (the bound DNS addresses; 0.0.0.0 and :: become loopback) and the work
+/// directory to <state_dir>/traffic.
+TrafficSettings trafficSettingsOf(const AgentConfig& config,
+                                  const std::vector<boost::asio::ip::udp::endpoint>& dns_endpoints);
 
 class Agent {
  public:
@@ -61,6 +68,7 @@ class Agent {
   void startBpf();
   void startSync();
   void startDocker();
+  void startTraffic();
   void announce();
   void checkStale();
   void waitForHangup();
@@ -94,6 +102,7 @@ class Agent {
   std::unique_ptr<MetricsHttp> metrics_http_;
   std::unique_ptr<SyncClient> sync_;
   std::unique_ptr<DockerDiscovery> docker_;
+  std::unique_ptr<NginxController> traffic_;  // only with traffic.enabled
 
   std::chrono::steady_clock::time_point started_;
   boost::asio::steady_timer stale_timer_;

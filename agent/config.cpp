@@ -75,11 +75,11 @@ Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& value, cons
   return std::pair{address, hp->port};
 }
 
-const std::set<std::string> kTopKeys = {"domain",       "listen",         "server_name",
-                                        "central",      "upstreams",      "ttl",
-                                        "negative_ttl", "sticky_window",  "stale_after",
-                                        "state_dir",    "allow_networks", "metrics_listen",
-                                        "bpf",          "docker",         "forward_limit"};
+const std::set<std::string> kTopKeys = {
+    "domain",      "listen",    "server_name",    "central",
+    "upstreams",   "ttl",       "negative_ttl",   "sticky_window",
+    "stale_after", "state_dir", "allow_networks", "metrics_listen",
+    "bpf",         "docker",    "forward_limit",  "traffic"};
 const std::set<std::string> kForwardLimitKeys = {"per_second", "burst"};
 const std::set<std::string> kCentralKeys = {"urls", "token_file"};
 const std::set<std::string> kBpfKeys = {
@@ -338,6 +338,11 @@ std::optional<Error> parseSubsystems(const YAML::Node& root, AgentConfig& c) {
       return err("docker/enabled", "Docker discovery needs server_name");
     if (c.docker.enabled && c.central_urls.empty())
       return err("docker/enabled", "Docker discovery needs central/urls");
+  }
+  if (root["traffic"]) {
+    auto t = parseTrafficConfig(root["traffic"]);
+    if (!t) return t.error();
+    c.traffic = t.value();
   }
   return std::nullopt;
 }

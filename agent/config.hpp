@@ -13,6 +13,7 @@
 
 #include "agent/ebpf/bpf_config.hpp"
 #include "agent/ops/docker_config.hpp"
+#include "agent/traffic/traffic_config.hpp"
 #include "agent/util/cidr.hpp"
 #include "elasticdns/result.hpp"
 
@@ -42,7 +43,8 @@ struct AgentConfig {
     uint32_t burst = 1000;
   } forward_limit;
   BpfConfig bpf;
-  DockerConfig docker;  // Docker discovery (ops/docker.hpp)
+  DockerConfig docker;    // Docker discovery (ops/docker.hpp)
+  TrafficConfig traffic;  // nginx from ports and traffic_matches (traffic/)
 };
 
 constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo

@@ -9,6 +9,7 @@
 #include "agent/agent.hpp"
 #include "agent/config.hpp"
 #include "agent/ebpf/loader.hpp"
+#include "agent/traffic/print_config.hpp"
 
 using namespace elasticdns::agent;
 
@@ -25,15 +26,40 @@ int detach(const AgentConfig& config) {
   return 0;
 }
 
+/// --print-traffic-config: the nginx configuration for the topology in `topology_path`
+/// (default: the snapshot in state_dir).
+int printTraffic(const AgentConfig& config, std::string topology_path) {
+  if (topology_path.empty()) {
+    if (config.state_dir.empty()) {
+      std::cerr << "elasticdns-agent: --print-traffic-config needs --topology FILE (or a "
+                   "state_dir with a snapshot)\n";
+      return 2;
+    }
+    topology_path = config.state_dir + "/topology.json";
+  }
+  auto topology = loadTopologyFile(topology_path);
+  if (!topology) {
+    std::cerr << "elasticdns-agent: topology: " << topology.error().message() << "\n";
+    return 1;
+  }
+  std::cout << printableTrafficConfig(trafficSettingsOf(config, config.listen), topology.value());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   namespace po = boost::program_options;
   std::string config_path;
+  std::string topology_path;
   po::options_description opts("elasticdns-agent options");
   opts.add_options()("help,h", "show this help")(
       "config,c", po::value<std::string>(&config_path)->required(), "YAML config file")(
-      "detach", "detach the eBPF programs pinned under bpf.pin_path, remove the pins, and exit");
+      "detach", "detach the eBPF programs pinned under bpf.pin_path, remove the pins, and exit")(
+      "print-traffic-config", "print the nginx configuration of the topology, and exit")(
+      "topology", po::value<std::string>(&topology_path),
+      "with --print-traffic-config: central's GET /v1/topology answer or a snapshot file "
+      "(- = stdin); default: the snapshot in state_dir");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, opts), vm);
@@ -55,6 +81,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (vm.count("detach")) return detach(loaded.value());
+  if (vm.count("print-traffic-config")) return printTraffic(loaded.value(), topology_path);
   Agent agent(std::move(loaded.value()), config_path);
   return agent.run();
 }

@@ -19,6 +19,9 @@ packages=(
   # packaging and operations tests: dpkg-shlibdeps, systemd-analyze, a Debian system
   # container (systemd-nspawn over debootstrap), a real dockerd and a busybox image for it
   dpkg-dev systemd systemd-container debootstrap docker.io busybox-static
+  # traffic distribution: nginx with its stream module (TCP/UDP), openssl for certificates,
+  # wrk for its benchmark
+  nginx libnginx-mod-stream openssl wrk
 )
 
 missing=()
