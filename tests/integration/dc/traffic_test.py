@@ -256,6 +256,15 @@ def check_routing(report, client, crt):
                  status == 200 and ident(body) == "app-v1-h1", f"{status} {body!r}")
 
 
+def check_print(report, args, agent, nginx):
+    """--print-traffic-config on the agent's own config and snapshot prints what it installed."""
+    r = dc.run([args.agent, "--config", agent.config_path, "--print-traffic-config"], check=False)
+    with open(nginx.http_file) as f:
+        installed = f.read()
+    report.check("print: --print-traffic-config prints the installed http file",
+                 r.returncode == 0 and installed in r.stdout, r.stderr[-2000:])
+
+
 def check_rolling_deploy(report, world, cluster, client, nginxes):
     agent = cluster.agents["host1"]
     reloads_before = agent_metric(agent, "elasticdns_traffic_reloads_total")
@@ -384,6 +393,7 @@ def run(args, report):
                 lambda: ident(client.get("shop.example.test")[1]) in ("shop-h1", "shop-h2")
                 and client.tcp(15000) == "db-h2", 15)
         check_routing(report, client, crt)
+        check_print(report, args, cluster.agents["host1"], nginxes["host1"])
         check_rolling_deploy(report, world, cluster, client, nginxes)
         check_bad_candidate(report, cluster, client, nginxes["host1"], certs)
         def normalized(h):  # the resolver and the self-signed certificate's path differ
