@@ -510,8 +510,10 @@ class CtlTest(CentralTestCase):
         self.assertEqual(self.ctl("apply", yml)[0], 0)
         self.assertEqual(self.ctl("server", "put", "host1", "--address", "192.0.2.1",
                                   "--label", "zone=a")[0], 0)
+        # Port 81: api has http 80 without traffic_matches, so central refuses a second
+        # service there (the traffic port rule).
         self.assertEqual(self.ctl("service", "put", "web", "--load-balancing", "closest",
-                                  "--port", "8080:80", "--traffic-match", "www.example.com")[0], 0)
+                                  "--port", "8080:81", "--traffic-match", "www.example.com")[0], 0)
         self.assertEqual(self.ctl("container", "put", "c1", "--service", "api", "--version",
                                   "v1", "--server", "host1", "--address", "10.0.0.1")[0], 0)
         self.assertEqual(self.ctl("datasource", "put", "mysql", "main", "--address",
