@@ -3,9 +3,9 @@
 
   traffic_backend.py --id ID [--http PORT] [--tcp PORT]
 
-HTTP (threaded): GET answers "ID HOST-HEADER X-FORWARDED-PROTO\n"; POST/PUT read the whole body
-(however slowly it comes) and answer "ID <bytes received>\n". TCP: every connection gets
-"ID\n" and is closed. Prints "ready" once every socket listens. Standard library only.
+HTTP (threaded): GET answers "ID HOST X-FORWARDED-PROTO X-FORWARDED-FOR\n" (the request's
+headers, "-" when absent); POST/PUT read the whole body (however slowly it comes) and answer
+"ID <bytes received>\n". TCP: every connection gets "ID\n" and is closed. Prints "ready" once every socket listens. Standard library only.
 """
 
 import argparse
@@ -31,7 +31,8 @@ def make_handler(ident):
         def do_GET(self):  # noqa: N802
             host = self.headers.get("Host", "-")
             proto = self.headers.get("X-Forwarded-Proto", "-")
-            self._reply(f"{ident} {host} {proto}\n")
+            forwarded = self.headers.get("X-Forwarded-For", "-")
+            self._reply(f"{ident} {host} {proto} {forwarded}\n")
 
         def do_POST(self):  # noqa: N802
             length = int(self.headers.get("Content-Length", "0"))

@@ -243,11 +243,12 @@ def check_routing(report, client, crt):
         report.check(f"traffic: {what} -> {sorted(want)}", seen and seen <= want and
                      (len(want) == 1 or seen == want), f"saw {sorted(seen)}; last {detail}")
     status, body = client.get("x.blog.example.test")
-    report.check("traffic: Host and X-Forwarded-Proto reach the container",
-                 body.split()[1:] == ["x.blog.example.test", "http"], body)
+    report.check("traffic: Host, X-Forwarded-Proto and X-Forwarded-For reach the container",
+                 body.split()[1:] == ["x.blog.example.test", "http", CLIENT_ADDRESS], body)
     status, body = client.get_tls("secure.example.test", crt)
     report.check("traffic: HTTPS on 443 with the name's certificate reaches blog on host2",
-                 status == 200 and body.split() == ["blog-h2", "secure.example.test", "https"],
+                 status == 200 and body.split() == ["blog-h2", "secure.example.test", "https",
+                                                    CLIENT_ADDRESS],
                  f"{status} {body!r}")
     got = client.tcp(15000)
     report.check("traffic: TCP stream port 15000 reaches db on host2", got == "db-h2", got)
