@@ -5,7 +5,8 @@
 
 HTTP (threaded): GET answers "ID HOST X-FORWARDED-PROTO X-FORWARDED-FOR\n" (the request's
 headers, "-" when absent); POST/PUT read the whole body (however slowly it comes) and answer
-"ID <bytes received>\n". TCP: every connection gets "ID\n" and is closed. Prints "ready" once every socket listens. Standard library only.
+"ID <bytes received>\n". TCP: every connection gets "ID\n" and is closed. Prints "ready" once
+every socket listens. Standard library only.
 """
 
 import argparse
