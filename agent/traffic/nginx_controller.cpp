@@ -272,6 +272,24 @@ TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index
     spdlog::error("traffic: {}", error);
     return TrafficOutcome::kWriteFailed;
   }
+  if (auto e = checkMainConfig(); !e.empty()) {
+    // Put the last good files back: nginx has not been reloaded, so it never saw these.
+    std::string restore_error;
+    if (!writeFileAtomically(settings_.config.stream_file, installed_stream_, restore_error) ||
+        !writeFileAtomically(settings_.config.http_file, installed_http_, restore_error))
+      spdlog::error("traffic: cannot put the last good files back: {}", restore_error);
+    failed_http_ = r.http;
+    failed_stream_ = r.stream;
+    fs::rename(cand_http, settings_.work_dir / "failed-http.conf", ec);
+    fs::rename(cand_stream, settings_.work_dir / "failed-stream.conf", ec);
+    metrics_->rejected.inc();
+    metrics_->current.set(0);
+    spdlog::error(
+        "traffic: nginx rejected {} with the configuration of topology index {}; the last good "
+        "files are back; the candidate is {}/failed-*.conf: {}",
+        settings_.config.main_conf, index, settings_.work_dir.string(), e);
+    return TrafficOutcome::kRejected;
+  }
   installed_http_ = r.http;
   installed_stream_ = r.stream;
   failed_http_.clear();
@@ -294,6 +312,15 @@ TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index
   metrics_->current.set(1);
   spdlog::info("traffic: nginx reloaded with the configuration of topology index {}", index);
   return TrafficOutcome::kInstalled;
+}
+
+std::string NginxController::checkMainConfig() {
+  if (settings_.config.main_conf.empty()) return "";
+  auto r = runProcess(
+      {settings_.config.nginx, "-t", "-q", "-e", "stderr", "-c", settings_.config.main_conf},
+      kHelperTimeout);
+  if (r.ok()) return "";
+  return r.output.empty() ? "nginx -t failed" : firstLines(r.output, 5);
 }
 
 bool NginxController::reload(std::string& error) {

@@ -2,7 +2,8 @@
 // Keeps nginx's configuration in step with the topology (agent/README.md, "Traffic
 // distribution"). Every snapshot is rendered; only a text that differs from the installed one
 // goes further: written as a candidate, checked with `nginx -t` (a test configuration that
-// includes the candidates), then moved in place and nginx reloaded. A candidate that fails the
+// includes the candidates), then moved in place, nginx's main configuration checked with them
+// (else the last good files go back), and nginx reloaded. A candidate that fails the
 // check is kept in the work directory as failed-*.conf, logged once and counted; the installed
 // files stay and nginx keeps serving them.
 #include <condition_variable>
@@ -65,6 +66,8 @@ class NginxController {
   bool ensureSelfSigned();
   TrafficOutcome install(const RenderedTraffic& r, uint64_t index);
   bool reload(std::string& error);
+  /// nginx -t of main_conf with the new files in place: "" when it passes, else nginx's words.
+  std::string checkMainConfig();
 
   const TrafficSettings settings_;
   std::unique_ptr<Metrics> metrics_;

@@ -10,7 +10,7 @@ namespace {
 const std::set<std::string> kTrafficKeys = {
     "enabled", "nginx",   "http_file",       "stream_file", "test_includes",
     "reload",  "unit",    "pid_file",        "cert_dir",    "resolver",
-    "valid",   "retries", "connect_timeout", "work_dir"};
+    "valid",   "retries", "connect_timeout", "work_dir",    "main_conf"};
 
 Error err(const std::string& key, const std::string& reason) {
   return Error{"traffic/" + key, reason};
@@ -52,6 +52,13 @@ std::optional<Error> parsePaths(const YAML::Node& n, TrafficConfig& t) {
     *out = v.value();
   }
   if (t.http_file == t.stream_file) return err("stream_file", "must differ from http_file");
+  if (n["main_conf"]) {
+    auto v = scalar(n["main_conf"], "main_conf");
+    if (!v) return v.error();
+    if (!v->empty() && v->front() != '/')
+      return err("main_conf", "must be an absolute path or \"\"");
+    t.main_conf = v.value();
+  }
   if (n["test_includes"]) {
     const auto& list = n["test_includes"];
     if (!list.IsSequence()) return err("test_includes", "must be a list of absolute paths");

@@ -28,6 +28,10 @@ struct TrafficConfig {
   /// Top-level includes of the test configuration `nginx -t` checks the candidates with: the
   /// load_module lines of the modules the live configuration loads.
   std::vector<std::string> test_includes = {"/etc/nginx/modules-enabled/*.conf"};
+  /// nginx's main configuration: checked with `nginx -t` once the candidates are in place and
+  /// before the reload (other sites may clash with them); on failure the last good files go
+  /// back. Empty = only the candidates are checked.
+  std::string main_conf = "/etc/nginx/nginx.conf";
   NginxReload reload = NginxReload::kSystemctl;
   std::string unit = "nginx.service";       // reload: systemctl
   std::string pid_file = "/run/nginx.pid";  // reload: signal

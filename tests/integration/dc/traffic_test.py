@@ -105,6 +105,8 @@ include {self.stream_file};
 http {{
     access_log off;
 {temp}
+    # A site of the operator's own: a service taking port 82 as "_" clashes with it.
+    server {{ listen 82 default_server; return 204; }}
     include {self.http_file};
 }}
 """)
@@ -136,6 +138,7 @@ http {{
             "retries": 3,
             "connect_timeout": "500ms",
             "work_dir": os.path.join(self.dir, "work"),
+            "main_conf": self.conf,
         }
 
 
@@ -388,6 +391,29 @@ def check_bad_candidate(report, cluster, client, nginx, certs):
                  current is True and nginx.reloads() == sighups, current)
 
 
+def check_main_conf_clash(report, cluster, client, nginx):
+    """A candidate that passes alone but clashes with the operator's site on port 82."""
+    agent = cluster.agents["host1"]
+    good = open(nginx.http_file).read()
+    sighups = nginx.reloads()
+    failures = 'elasticdns_traffic_reload_failures_total{reason="invalid"}'
+    before = agent_metric(agent, failures)
+    cluster.central.put("services", "clash", {"ports": ["8080:82"]})  # alone: "_"
+    try:
+        dc.poll("the agent rejects the clash", lambda: agent_metric(agent, failures) == before + 1)
+        rejected = True
+    except TimeoutError as e:
+        rejected = str(e)
+    report.check("main conf: a candidate clashing with another site is rejected, counted",
+                 rejected is True, rejected)
+    report.check("main conf: the last good file is back, nginx not reloaded",
+                 open(nginx.http_file).read() == good and nginx.reloads() == sighups, "")
+    status, body = client.get("shop.example.test")
+    report.check("main conf: the running config keeps serving",
+                 status == 200 and ident(body) in ("shop-h1", "shop-h2"), f"{status} {body!r}")
+    cluster.central.delete("services", "clash")
+
+
 def elastic_put(cluster, cid, host, service, version, address, state=None):
     body = {"service": service, "version": version, "server": host, "address": address}
     if state:
@@ -440,6 +466,7 @@ def run(args, report):
         check_print(report, args, cluster.agents["host1"], nginxes["host1"])
         check_rolling_deploy(report, world, cluster, client, nginxes)
         check_bad_candidate(report, cluster, client, nginxes["host1"], certs)
+        check_main_conf_clash(report, cluster, client, nginxes["host1"])
         def normalized(h):  # the resolver and the self-signed certificate's path differ
             text = open(nginxes[h].http_file).read()
             return text.replace(cluster.agents[h].bridge_address + ":", "AGENT:").replace(

@@ -41,12 +41,14 @@ class NginxControllerTest : public ::testing::Test {
     sigaction(SIGHUP, &sa, &old_);
     g_hangups = 0;
     fs::path fake = dir_.path() / "fake-nginx";
-    std::ofstream(fake) << "#!/bin/sh\n"
-                           "# fake-nginx -t -q -e stderr -c FILE\n"
-                           "d=$(dirname \"$6\")\n"
-                           "if grep -q bad.example \"$d/candidate-http.conf\"; then\n"
-                           "  echo 'nginx: [emerg] bad.example is bad' >&2; exit 1\n"
-                           "fi\n";
+    std::ofstream(fake)
+        << "#!/bin/sh\n"
+           "# fake-nginx -t -q -e stderr -c FILE\n"
+           "d=$(dirname \"$6\")\n"
+           "if [ -e \"$6.reject\" ]; then echo 'nginx: [emerg] clash' >&2; exit 1; fi\n"
+           "if grep -q bad.example \"$d/candidate-http.conf\"; then\n"
+           "  echo 'nginx: [emerg] bad.example is bad' >&2; exit 1\n"
+           "fi\n";
     chmod(fake.c_str(), 0755);
     std::ofstream(dir_.path() / "nginx.pid") << getpid() << "\n";
     settings_.config.enabled = true;
@@ -56,6 +58,7 @@ class NginxControllerTest : public ::testing::Test {
     settings_.config.reload = NginxReload::kSignal;
     settings_.config.pid_file = (dir_.path() / "nginx.pid").string();
     settings_.config.cert_dir = (dir_.path() / "certs").string();
+    settings_.config.main_conf = (dir_.path() / "nginx.conf").string();
     settings_.domain = "cloud66.local";
     settings_.resolver = "127.0.0.1:53";
     settings_.work_dir = dir_.path() / "work";
@@ -114,6 +117,20 @@ TEST_F(NginxControllerTest, InstallsReloadsOnlyOnChangeAndKeepsTheLastGoodOnReje
   EXPECT_EQ(testing::metric(registry_, "elasticdns_traffic_last_good_generation"), 2);
   EXPECT_EQ(testing::metric(registry_, "elasticdns_traffic_renders_total"), 5);
   EXPECT_EQ(testing::metric(registry_, "elasticdns_traffic_config_current"), 1);
+}
+
+TEST_F(NginxControllerTest, AMainConfigThatFailsWithTheNewFilesGetsTheLastGoodOnesBack) {
+  NginxController c(settings_, registry_);
+  EXPECT_EQ(c.apply(topology("a.example")), TrafficOutcome::kInstalled);
+  std::string good = readFile(settings_.config.http_file);
+  std::ofstream(settings_.config.main_conf + ".reject") << "";
+  EXPECT_EQ(c.apply(topology("b.example")), TrafficOutcome::kRejected);
+  EXPECT_EQ(readFile(settings_.config.http_file), good);
+  EXPECT_NE(readFile(settings_.work_dir / "failed-http.conf").find("b.example"), std::string::npos);
+  EXPECT_EQ(g_hangups.load(), 1);
+  fs::remove(settings_.config.main_conf + ".reject");
+  EXPECT_EQ(c.apply(topology("c.example")), TrafficOutcome::kInstalled);
+  EXPECT_EQ(g_hangups.load(), 2);
 }
 
 TEST_F(NginxControllerTest, ARestartedAgentWithTheSameRenderingDoesNotReload) {

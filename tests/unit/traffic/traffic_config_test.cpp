@@ -37,6 +37,7 @@ valid: 2s
 retries: 5
 connect_timeout: 250ms
 work_dir: /var/lib/x
+main_conf: ""
 )");
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_TRUE(c->enabled);
@@ -47,6 +48,7 @@ work_dir: /var/lib/x
   EXPECT_EQ(c->connect_timeout, std::chrono::milliseconds(250));
   EXPECT_EQ(c->test_includes.size(), 1u);
   EXPECT_EQ(c->work_dir, "/var/lib/x");
+  EXPECT_EQ(c->main_conf, "");
 }
 
 TEST(TrafficConfig, ErrorsNameTheKey) {
@@ -66,6 +68,7 @@ TEST(TrafficConfig, ErrorsNameTheKey) {
       {"resolver: not-an-address", "traffic/resolver"},
       {"test_includes: /x", "traffic/test_includes"},
       {"unit: a b", "traffic/unit"},
+      {"main_conf: nginx.conf", "traffic/main_conf"},
   };
   for (const auto& c : cases) {
     auto r = parse(c.yaml);
