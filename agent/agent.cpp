@@ -16,6 +16,7 @@
 
 #include "agent/ops/systemd.hpp"
 #include "elasticdns/text.hpp"
+#include "elasticdns/validate.hpp"
 
 namespace elasticdns::agent {
 namespace {
@@ -281,6 +282,18 @@ void Agent::startSync() {
   // contact is at most `wait` old while central is up: keep it under stale_after.
   sync.wait =
       std::clamp(config_.stale_after / 2, std::chrono::seconds(1), std::chrono::seconds(30));
+  // The agent's report to central with every poll (a server name central would refuse is not
+  // sent: the report must never stop the sync).
+  if (validate::isDnsName(config_.server_name)) {
+    sync.report = [this] {
+      report::AgentReport r;
+      r.server = config_.server_name;
+      r.version = ELASTICDNS_VERSION;
+      r.ebpf_identity = bpf_ != nullptr;
+      r.ebpf_redirect = bpf_ != nullptr && config_.bpf.redirect;
+      return r;
+    };
+  }
   sync_ = std::make_unique<SyncClient>(control_, sync, registry_, publish);
   sync_->start();  // publishes the persisted snapshot, if any, before returning
 }

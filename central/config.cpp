@@ -62,6 +62,10 @@ Result<Config> parseConfig(std::string_view yaml, Config c) {
       auto d = text::parseDuration(v);
       if (!d || d.value().count() < 100) return Error{key, "must be a duration of at least 100ms"};
       c.idle_timeout = d.value();
+    } else if (key == "agent_report_ttl") {
+      auto d = text::parseDuration(v);
+      if (!d || d.value().count() < 100) return Error{key, "must be a duration of at least 100ms"};
+      c.agent_report_ttl = d.value();
     } else if (key == "log_level") {
       if (v != "trace" && v != "debug" && v != "info" && v != "warn" && v != "error")
         return Error{key, "must be trace, debug, info, warn or error"};

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "central/agent_reports.hpp"
 #include "central/store.hpp"
 #include "elasticdns/result.hpp"
 
@@ -32,6 +33,7 @@ struct Config {
   size_t max_watchers = kDefaultMaxWatchers;
   std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
   std::string log_level = "info";
+  std::chrono::milliseconds agent_report_ttl = kDefaultAgentReportTtl;  // agent_reports.hpp
 };
 
 /// Parses the YAML config; unknown keys and bad values are errors naming the key. Keys not

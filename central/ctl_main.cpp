@@ -4,6 +4,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -12,8 +13,14 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include <unistd.h>
+
+#include "central/explain.hpp"
+#include "central/status.hpp"
+#include "elasticdns/protocol.hpp"
 #include "elasticdns/text.hpp"
 
 namespace asio = boost::asio;
@@ -31,6 +38,8 @@ constexpr int kExitOk = 0;
 constexpr int kExitRefused = 1;  // central answered with an error
 constexpr int kExitUsage = 2;
 constexpr int kExitUnreachable = 3;
+constexpr int kExitInProgress = 4;          // rollout status: not complete (yet, or at --timeout)
+constexpr const char* kStatusWait = "30s";  // each status long-poll of rollout status --wait
 constexpr uint64_t kMaxResponseBytes = 1ull << 32;  // a full snapshot of 1M containers fits
 constexpr const char* kDefaultUrl = "http://127.0.0.1:8080";
 
@@ -50,9 +59,17 @@ const char* kUsage = R"(usage: elasticdnsctl [--url URL] [--token TOKEN | --toke
   datasource delete TYPE [GROUP]
   topology [--index N]                          print the snapshot (or the delta since N)
   watch [--index N] [--wait 30s] [--count N]    print every change as one JSON line
+  status [--output table|json]                  services x versions per server, datasources,
+                                                agents (index, lag, last seen), deploys
+  rollout status SERVICE [--wait [--timeout D]] is the rollout complete: only the latest version
+                                                runs and every agent seen serves central's index
+  explain NAME --from CONTAINER_ID [--output table|json]
+                                                the addresses that container gets for NAME, and why
 
 URL defaults to $ELASTICDNS_URL (else http://127.0.0.1:8080); the token to $ELASTICDNS_TOKEN.
-Exit codes: 0 ok, 1 central refused the request, 2 usage, 3 central unreachable.
+Exit codes: 0 ok, 1 central refused the request (or no such service or name), 2 usage,
+3 central unreachable, 4 rollout still in progress (rollout status without --wait, or at
+--timeout).
 )";
 
 struct UsageError {
@@ -91,11 +108,40 @@ po::options_description optionsDescription() {
       "traffic-match", repeated());
   opts.add_options()("service", single())("version", single())("server", single())(
       "state", single())("primary", po::bool_switch());
+  opts.add_options()("output", single())("from", single())("timeout", single())("wait-until-done",
+                                                                                po::bool_switch());
   opts.add_options()("words", po::value<std::vector<std::string>>());
   return opts;
 }
 
+// `rollout status SERVICE --wait` takes no value, unlike `watch --wait 30s`: for the rollout
+// command a bare --wait becomes --wait-until-done before parsing.
+std::vector<std::string> rolloutWaitFlag(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  bool rollout = false;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--url" || a == "--token" || a == "--token-file" || a == "--timeout") {
+      ++i;  // its value
+      continue;
+    }
+    if (!a.empty() && a[0] != '-') {
+      rollout = a == "rollout";
+      break;
+    }
+  }
+  if (rollout)
+    for (auto& a : args)
+      if (a == "--wait") a = "--wait-until-done";
+  return args;
+}
+
 Invocation parseArgs(int argc, char** argv) {
+  std::vector<std::string> args = rolloutWaitFlag(argc, argv);
+  std::vector<char*> argp;
+  for (auto& a : args) argp.push_back(a.data());
+  argc = static_cast<int>(argp.size());
+  argv = argp.data();
   po::positional_options_description positional;
   positional.add("words", -1);
   // No abbreviations: a misspelt flag is an error, not a guess.
@@ -119,7 +165,8 @@ Invocation parseArgs(int argc, char** argv) {
 void allowOnly(const Invocation& call, std::initializer_list<const char*> allowed) {
   for (const auto& [name, value] : call.options) {
     if (value.defaulted() || name == "words") continue;
-    bool ok = name == "url" || name == "token" || name == "token-file";
+    bool ok = name == "url" || name == "token" || name == "token-file" ||
+              (name == "wait-until-done" && !value.as<bool>());
     for (const char* a : allowed) ok = ok || name == a;
     if (!ok) throw UsageError{"unknown option --" + name + " for this command"};
   }
@@ -363,6 +410,132 @@ int runRecord(const Invocation& call) {
   return report(clientFor(call).call(http::verb::put, path, body.dump()));
 }
 
+// --output table (default) or json.
+bool jsonOutput(const Invocation& call) {
+  std::string output = call.one("output", "table");
+  if (output != "table" && output != "json") throw UsageError{"--output takes table or json"};
+  return output == "json";
+}
+
+// GET /v1/status (a long-poll from `generation` when given); the document, or the exit code
+// of a refusal.
+std::variant<json, int> fetchStatus(Client& client, std::optional<uint64_t> generation,
+                                    const std::string& wait) {
+  std::string path = "/v1/status";
+  if (generation) path += "?generation=" + std::to_string(*generation) + "&wait=" + wait;
+  auto r = client.call(http::verb::get, path);
+  if (r.status >= 300) return refused(r);
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("services") || !j.contains("generation")) {
+    std::cerr << "elasticdnsctl: central sent a response that is not a status\n";
+    return kExitRefused;
+  }
+  return j;
+}
+
+int runStatus(const Invocation& call) {
+  allowOnly(call, {"output"});
+  needWords(call, 1, 1, "usage: status [--output table|json]");
+  bool as_json = jsonOutput(call);
+  Client client = clientFor(call);
+  auto status = fetchStatus(client, std::nullopt, "");
+  if (auto* code = std::get_if<int>(&status)) return *code;
+  const json& j = std::get<json>(status);
+  if (as_json) {
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  bool colour = isatty(STDOUT_FILENO) && std::getenv("NO_COLOR") == nullptr;
+  std::cout << central::status::renderTables(j, colour);
+  return kExitOk;
+}
+
+// One line on the rollout of `service` in a status document.
+std::string rolloutLine(const json& status, const json& service) {
+  const json& rollout = service["rollout"];
+  if (rollout.contains("verdict")) return rollout["verdict"].get<std::string>();
+  std::string line = service["name"].get<std::string>() + ": ";
+  if (service["versions"].empty()) return line + "no containers";
+  const json& v = service["versions"].back();
+  line += v["name"].get<std::string>() + " " + std::to_string(v["running"].get<uint64_t>()) +
+          " running";
+  uint64_t behind = status.value("agents_behind", uint64_t{0});
+  if (behind)
+    return line + "; " + std::to_string(behind) + " agent" + (behind > 1 ? "s" : "") +
+           " not yet at index " + std::to_string(status["index"].get<uint64_t>());
+  return line + "; every agent at index " + std::to_string(status["index"].get<uint64_t>());
+}
+
+// rollout status SERVICE [--wait [--timeout D]]: prints the rollout's state (again whenever it
+// changes while waiting); exit 0 once complete.
+int runRollout(const Invocation& call) {
+  allowOnly(call, {"wait-until-done", "timeout"});
+  needWords(call, 3, 3, "usage: rollout status SERVICE [--wait [--timeout D]]");
+  if (call.words[1] != "status") throw UsageError{"rollout: expected status"};
+  const std::string& name = call.words[2];
+  bool wait = call.options["wait-until-done"].as<bool>();
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (call.has("timeout")) {
+    if (!wait) throw UsageError{"--timeout goes with --wait"};
+    auto d = text::parseDuration(call.one("timeout"));
+    if (!d) throw UsageError{"--timeout takes a duration like 500ms, 30s or 5m"};
+    deadline = std::chrono::steady_clock::now() + d.value();
+  }
+  Client client = clientFor(call);
+  std::optional<uint64_t> generation;
+  std::string last_line;
+  for (;;) {
+    std::string poll_wait = kStatusWait;
+    if (generation && deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return kExitInProgress;
+      poll_wait = std::to_string(std::min<int64_t>(left.count(), 30'000)) + "ms";
+    }
+    auto status = fetchStatus(client, generation, poll_wait);
+    if (auto* code = std::get_if<int>(&status)) return *code;
+    const json& j = std::get<json>(status);
+    const json* service = nullptr;
+    for (const auto& s : j["services"])
+      if (s["name"] == name) service = &s;
+    if (service == nullptr) {
+      std::cerr << "elasticdnsctl: no service '" << name << "' at central\n";
+      return kExitRefused;
+    }
+    std::string line = rolloutLine(j, *service);
+    if (line != last_line) std::cout << line << std::endl;
+    last_line = line;
+    if ((*service)["rollout"]["complete"].get<bool>()) return kExitOk;
+    if (!wait) return kExitInProgress;
+    generation = j["generation"].get<uint64_t>();
+  }
+}
+
+// explain NAME --from CONTAINER_ID: central's topology through the agent's policy code.
+int runExplain(const Invocation& call) {
+  allowOnly(call, {"from", "output"});
+  needWords(call, 2, 2, "usage: explain NAME --from CONTAINER_ID [--output table|json]");
+  if (!call.has("from")) throw UsageError{"explain needs --from CONTAINER_ID"};
+  bool as_json = jsonOutput(call);
+  auto r = clientFor(call).call(http::verb::get, "/v1/topology");
+  if (r.status >= 300) return refused(r);
+  json j = json::parse(r.body, nullptr, false);
+  auto parsed = j.is_discarded() ? Result<protocol::TopologyResponse>(Error{"body", "not JSON"})
+                                 : protocol::parseResponse(j);
+  if (!parsed) {
+    std::cerr << "elasticdnsctl: central sent a topology that does not parse: "
+              << parsed.error().message() << "\n";
+    return kExitRefused;
+  }
+  auto e = central::explainAnswer(parsed->topology, call.words[1], call.one("from"));
+  if (!e) {
+    std::cerr << "elasticdnsctl: " << e.error().message() << "\n";
+    return kExitRefused;
+  }
+  std::cout << (as_json ? e->dump(2) + "\n" : central::renderExplanation(e.value()));
+  return kExitOk;
+}
+
 int run(const Invocation& call) {
   if (call.has("help") || call.words.empty()) {
     std::cout << kUsage;
@@ -372,6 +545,9 @@ int run(const Invocation& call) {
   if (cmd == "apply") return runApply(call);
   if (cmd == "topology") return runTopology(call);
   if (cmd == "watch") return runWatch(call);
+  if (cmd == "status") return runStatus(call);
+  if (cmd == "rollout") return runRollout(call);
+  if (cmd == "explain") return runExplain(call);
   return runRecord(call);
 }
 

@@ -6,6 +6,8 @@
 #include <boost/beast/http.hpp>
 #include <vector>
 
+#include "elasticdns/agent_report.hpp"
+
 namespace elasticdns::central {
 namespace {
 
@@ -74,6 +76,8 @@ class Session : public std::enable_shared_from_this<Session> {
     req.target = std::string(msg.target());
     if (auto it = msg.find(http::field::authorization); it != msg.end())
       req.authorization = std::string(it->value());
+    if (auto it = msg.find(report::kHeader); it != msg.end())
+      req.agent_report = std::string(it->value());
     req.body = std::move(msg.body());
     stream_.expires_never();
     auto self = shared_from_this();
@@ -120,6 +124,10 @@ class Session : public std::enable_shared_from_this<Session> {
     response_->result(r.status);
     response_->set(http::field::server, "elasticdns-central");
     response_->set(http::field::content_type, r.content_type);
+    response_->set("Content-Security-Policy", kContentSecurityPolicy);
+    response_->set("X-Content-Type-Options", "nosniff");
+    response_->set("Referrer-Policy", "no-referrer");
+    response_->set(http::field::cache_control, "no-store");
     for (auto& [k, v] : r.headers) response_->set(k, v);
     if (body_ && !head_)
       response_->body() = http::span_body<const char>::value_type(body_->data(), body_->size());

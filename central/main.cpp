@@ -71,6 +71,8 @@ po::options_description optionsDescription() {
       "agent-tokens-file", po::value<std::string>(),
       "file of per-server agent tokens: `TOKEN SERVER` lines")(
       "durability", po::value<std::string>(), "full (fsync every commit) or normal")(
+      "agent-report-ttl", po::value<std::string>(),
+      "an agent that has not polled for this long is shown as not seen (e.g. 60s)")(
       "log-level", po::value<std::string>(), "trace, debug, info, warn, error");
   return opts;
 }
@@ -103,6 +105,7 @@ Config configFromCommandLine(int argc, char** argv) {
                            {"agent-token-file", "agent_token_file"},
                            {"agent-tokens-file", "agent_tokens_file"},
                            {"durability", "durability"},
+                           {"agent-report-ttl", "agent_report_ttl"},
                            {"log-level", "log_level"}}) {
     if (!vm.count(flag)) continue;
     auto c = parseConfig(
@@ -161,8 +164,10 @@ std::unique_ptr<TopologyState> loadState(const Config& config) {
   boost::asio::io_context io(1);
   metrics::Registry registry;
   WatchRegistry watchers(config.max_watchers);
-  Router router(*state, watchers, std::move(tokens), registry,
-                [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); });
+  Router router(
+      *state, watchers, std::move(tokens), registry,
+      [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); },
+      RouterOptions{config.agent_report_ttl});
   HttpServer server(io, router, ServerLimits{config.max_connections, config.idle_timeout});
   auto listen = text::parseHostPort(config.listen);
   if (!listen) fatal("listen: " + listen.error().reason);

@@ -86,17 +86,43 @@ std::optional<uint64_t> parseIndex(std::string_view s) {
 
 }  // namespace
 
+Result<LongPollQuery> parseLongPollQuery(std::string_view rest, std::string_view since_name) {
+  LongPollQuery q;
+  while (!rest.empty()) {
+    auto amp = rest.find('&');
+    std::string_view param = rest.substr(0, amp);
+    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
+    auto eq = param.find('=');
+    std::string_view name = param.substr(0, eq);
+    std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
+    if (name == since_name && !q.since) {
+      q.since = parseIndex(value);
+      if (!q.since) return Error{std::string(since_name), "must be a non-negative integer"};
+    } else if (name == "wait" && !q.wait) {
+      auto parsed = text::parseDuration(value);
+      if (!parsed) return Error{"wait", "must be a duration like 500ms, 30s or 5m"};
+      q.wait = parsed.value();
+    } else {
+      return Error{"query", "unknown or repeated parameter '" + std::string(name) + "'"};
+    }
+  }
+  if (q.wait && !q.since) return Error{"wait", "needs " + std::string(since_name)};
+  return q;
+}
+
 std::string Router::errorBody(const Error& e) {
   return json{{"error", {{"field", e.field}, {"reason", e.reason}}}}.dump();
 }
 
 Router::Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens,
-               metrics::Registry& registry, Post post)
+               metrics::Registry& registry, Post post, RouterOptions options)
     : state_(state),
       watchers_(watchers),
       tokens_(std::move(tokens)),
       registry_(registry),
-      post_(std::move(post)) {
+      post_(std::move(post)),
+      reports_(options.agent_report_ttl),
+      status_watchers_(kMaxStatusWatchers) {
   const char* kResponses = "elasticdns_central_http_responses_total";
   const char* kResponsesHelp = "HTTP responses sent, by status class";
   responses_2xx_ = &registry.counter(kResponses, kResponsesHelp, "code=\"2xx\"");
@@ -139,6 +165,7 @@ Router::Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens,
   registry.callback(
       kRecords, kRecordsHelp, [this] { return double(state_.topology().versions.size()); }, "gauge",
       "kind=\"version\"");
+  registerAgentMetrics();
 }
 
 void Router::reply(Responder& done, unsigned status, std::string body) {
@@ -194,6 +221,10 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
       replyMetrics(done);
     return std::nullopt;
   }
+  if (path == "/ui" || path.substr(0, 4) == "/ui/") {
+    serveUi(path, req.method, done);
+    return std::nullopt;
+  }
   if (path.substr(0, 4) != "/v1/") return notFound(), std::nullopt;
 
   Access access = authorize(req);
@@ -215,10 +246,19 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
 
   if (resource == "topology" && parts.size() == 2) {
     if (req.method != "GET") return badMethod("GET"), std::nullopt;
-    return getTopology(query, done);
+    return getTopology(req, query, scope, done);
+  }
+  if (resource == "status" && parts.size() == 2) {
+    if (req.method != "GET") return badMethod("GET"), std::nullopt;
+    return getStatus(query, done);
   }
   if (!query.empty()) {
     reply(done, 400, errorBody({"query", "this resource takes no query parameters"}));
+    return std::nullopt;
+  }
+  if (resource == "agents" && parts.size() == 2) {
+    if (req.method != "GET") return badMethod("GET"), std::nullopt;
+    getAgents(done);
     return std::nullopt;
   }
   if (scope && write && resource != "containers") {
@@ -288,38 +328,19 @@ Result<WriteItem> Router::recordWrite(const Request& req, RecordKind kind, const
   return item;
 }
 
-std::optional<uint64_t> Router::getTopology(const std::string& query, Responder& done) {
-  std::optional<uint64_t> since;
-  std::optional<std::chrono::milliseconds> wait;
-  std::string_view rest = query;
-  while (!rest.empty()) {
-    auto amp = rest.find('&');
-    std::string_view param = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    auto eq = param.find('=');
-    std::string_view name = param.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? "" : param.substr(eq + 1);
-    if (name == "index" && !since) {
-      since = parseIndex(value);
-      if (!since) {
-        reply(done, 400, errorBody({"index", "must be a non-negative integer"}));
-        return std::nullopt;
-      }
-    } else if (name == "wait" && !wait) {
-      auto parsed = text::parseDuration(value);
-      if (!parsed) {
-        reply(done, 400, errorBody({"wait", "must be a duration like 500ms, 30s or 5m"}));
-        return std::nullopt;
-      }
-      wait = parsed.value();
-    } else {
-      reply(done, 400,
-            errorBody({"query", "unknown or repeated parameter '" + std::string(name) + "'"}));
-      return std::nullopt;
-    }
+std::optional<uint64_t> Router::getTopology(const Request& req, const std::string& query,
+                                            const std::string* scope, Responder& done) {
+  auto q = parseLongPollQuery(query, "index");
+  if (!q) {
+    reply(done, 400, errorBody(q.error()));
+    return std::nullopt;
   }
-  if (wait && !since) {
-    reply(done, 400, errorBody({"wait", "needs index"}));
+  const auto& since = q->since;
+  const auto& wait = q->wait;
+  unsigned report_status = 400;
+  std::string reporter;  // the server of the agent that reported, if one did
+  if (auto e = recordReport(req, scope, report_status, reporter)) {
+    reply(done, report_status, errorBody(*e));
     return std::nullopt;
   }
   auto send = [&](std::shared_ptr<const std::string> body) {
@@ -334,18 +355,23 @@ std::optional<uint64_t> Router::getTopology(const std::string& query, Responder&
     return std::nullopt;
   }
   auto deadline = Clock::now() + std::min<std::chrono::milliseconds>(*wait, kMaxWait);
-  auto id = watchers_.add(*since, deadline, [this, done](std::shared_ptr<const std::string> b) {
-    watchers_woken_->inc();
-    responses_2xx_->inc();
-    Response r;
-    r.body = std::move(b);
-    done(std::move(r));
-  });
+  auto watch = std::make_shared<uint64_t>(0);  // the id, known once added
+  auto id =
+      watchers_.add(*since, deadline, [this, done, watch](std::shared_ptr<const std::string> b) {
+        reports_.watchEnded(*watch, true, Clock::now(), std::chrono::system_clock::now());
+        watchers_woken_->inc();
+        responses_2xx_->inc();
+        Response r;
+        r.body = std::move(b);
+        done(std::move(r));
+      });
   if (!id) {
     watchers_rejected_->inc();
     reply(done, 503, errorBody({"wait", "too many watchers; retry later"}));
     return std::nullopt;
   }
+  *watch = *id;
+  if (!reporter.empty()) reports_.holdsWatch(reporter, *id);
   return id;
 }
 
@@ -356,6 +382,7 @@ std::shared_ptr<const std::string> Router::bodySince(uint64_t since) {
 
 void Router::expireWatchers(Clock::time_point now) {
   watchers_.expire(now, [this](uint64_t since) { return bodySince(since); });
+  status_watchers_.expire(now, [this](uint64_t) { return statusBody(); });
 }
 
 void Router::enqueue(std::vector<WriteItem> items, Responder done) {
@@ -381,6 +408,7 @@ void Router::flush() {
   // Watchers first: the acknowledgement may make the writer read, and it must see what
   // watchers see.
   watchers_.notify(state_.index(), [this](uint64_t since) { return bodySince(since); });
+  notifyStatus();
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& o = outcomes[i];
     if (o.error) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "central/agent_reports.hpp"
 #include "central/agent_tokens.hpp"
 #include "central/config.hpp"
 #include "central/state.hpp"
@@ -24,6 +25,28 @@ struct Request {
   std::string target;  // path and query, as sent
   std::string authorization;
   std::string body;
+  std::string agent_report;  // the ElasticDNS-Agent header (elasticdns/agent_report.hpp)
+};
+
+/// Every response carries these (http_server.cpp): the dashboard's strict policy (scripts and
+/// styles from central's own /ui files only, no inline code, no other origin), and no caching
+/// of API answers.
+constexpr const char* kContentSecurityPolicy =
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+    "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+constexpr size_t kMaxStatusWatchers = 1'000;  // dashboards and `rollout status --wait`s
+
+/// The query of a long-poll: `SINCE=N&wait=D`, both optional, wait only with SINCE (`index`
+/// for the topology, `generation` for the status).
+struct LongPollQuery {
+  std::optional<uint64_t> since;
+  std::optional<std::chrono::milliseconds> wait;
+};
+Result<LongPollQuery> parseLongPollQuery(std::string_view query, std::string_view since_name);
+
+struct RouterOptions {
+  std::chrono::milliseconds agent_report_ttl = kDefaultAgentReportTtl;
 };
 
 struct Response {
@@ -51,16 +74,16 @@ class Router {
   using Post = std::function<void(std::function<void()>)>;
 
   Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens, metrics::Registry& registry,
-         Post post);
+         Post post, RouterOptions options = {});
 
   /// Handles one request. `done` is called exactly once: at once, after the commit of a
   /// write, or when a long-poll is woken or expires. Returns the watcher id when the request
   /// became a long-poll (the caller cancels it with cancelWatch if the client goes away).
   std::optional<uint64_t> handle(const Request& req, Responder done);
-  void cancelWatch(uint64_t id) { watchers_.remove(id); }
+  void cancelWatch(uint64_t id);
   /// Answers the long-polls whose deadline passed.
   void expireWatchers(Clock::time_point now);
-  std::optional<Clock::time_point> nextWatchDeadline() const { return watchers_.nextDeadline(); }
+  std::optional<Clock::time_point> nextWatchDeadline() const;
   metrics::Registry& metrics() { return registry_; }
 
   /// Body of an error response: {"error":{"field":...,"reason":...}}.
@@ -75,7 +98,21 @@ class Router {
   enum class Access { kNone, kRead, kWrite };
 
   Access authorize(const Request& req) const;
-  std::optional<uint64_t> getTopology(const std::string& query, Responder& done);
+  std::optional<uint64_t> getTopology(const Request& req, const std::string& query,
+                                      const std::string* scope, Responder& done);
+  // router_status.cpp: agent reports, GET /v1/agents, GET /v1/status, the /ui files.
+  // The report of the agent behind `req`, if it sent one: recorded, and its server in
+  // `server`; or why not (400 malformed, 403 another server's token; in `status`).
+  std::optional<Error> recordReport(const Request& req, const std::string* scope, unsigned& status,
+                                    std::string& server);
+  void getAgents(Responder& done);
+  std::optional<uint64_t> getStatus(const std::string& query, Responder& done);
+  void serveUi(std::string_view path, const std::string& method, Responder& done);
+  std::shared_ptr<const std::string> statusBody();
+  uint64_t statusGeneration() const { return state_.index() + reports_.generation(); }
+  void notifyStatus();
+  void scheduleStatusNotify();
+  void registerAgentMetrics();
   // POST /v1/apply: a put of every service of the service.yml in the body.
   static Result<std::vector<WriteItem>> serviceYmlWrites(const Request& req);
   // PUT or DELETE of the record `key` of `kind`: the write, or why it is a bad request.
@@ -95,6 +132,9 @@ class Router {
   Post post_;
   std::vector<Pending> pending_;
   bool flush_scheduled_ = false;
+  AgentReports reports_;
+  WatchRegistry status_watchers_;
+  bool status_notify_scheduled_ = false;
 
   metrics::Counter* responses_2xx_;
   metrics::Counter* responses_4xx_;

@@ -16,6 +16,8 @@ packages=(
   # DNS library
   dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
   python3 python3-dnspython util-linux
+  # the dashboard's browser test: headless chromium driven by selenium
+  chromium chromium-driver python3-selenium
   # packaging and operations tests: dpkg-shlibdeps, systemd-analyze, a Debian system
   # container (systemd-nspawn over debootstrap), a real dockerd and a busybox image for it
   dpkg-dev systemd systemd-container debootstrap docker.io busybox-static

@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <optional>
 
-#include "agent/dns/policy.hpp"
 #include "agent/util/sharded_table.hpp"
+#include "elasticdns/policy.hpp"
 
 namespace elasticdns::agent {
 

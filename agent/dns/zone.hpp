@@ -27,10 +27,10 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/dns/policy.hpp"
 #include "agent/dns/sticky_table.hpp"
 #include "agent/dns/wire.hpp"
 #include "elasticdns/model.hpp"
+#include "elasticdns/policy.hpp"
 #include "elasticdns/result.hpp"
 
 namespace elasticdns::agent {

@@ -29,6 +29,7 @@ http::request<http::string_body> makeRequest(const HttpDestination& to, HttpRequ
   req.set(http::field::user_agent, "elasticdns-agent");
   req.set(http::field::connection, "close");
   if (!r.token.empty()) req.set(http::field::authorization, "Bearer " + r.token);
+  for (const auto& [name, value] : r.headers) req.set(name, value);
   if (!r.body.empty()) req.set(http::field::content_type, "application/json");
   req.body() = std::move(r.body);
   req.prepare_payload();

@@ -8,7 +8,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
+#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -32,6 +34,7 @@ struct HttpRequest {
   std::string target;  // path and query; after the URL's base
   std::string token;   // sent as `Authorization: Bearer <token>` when not empty (never logged)
   std::string body;    // sent as application/json when not empty
+  std::vector<std::pair<std::string, std::string>> headers;  // more request headers
   /// The whole exchange (for a body stream: up to the end of the response header).
   std::chrono::milliseconds timeout{10'000};
   size_t body_limit = 1u << 20;  // a larger response body is an error

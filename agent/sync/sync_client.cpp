@@ -160,6 +160,13 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
     request.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(config_.wait) +
                       std::chrono::duration_cast<std::chrono::milliseconds>(kPollMargin);
     request.body_limit = kMaxSnapshotBytes;
+    if (config_.report) {
+      auto last = status_->last_contact.load();
+      auto r = reportFor(config_.report(), current_ ? current_->index : 0,
+                         last ? Clock::time_point(Clock::duration(last)) : Clock::time_point(),
+                         status_->created, Clock::now());
+      request.headers.emplace_back(std::string(report::kHeader), report::format(r));
+    }
     m_.polls.inc();
     inflight_ = httpRequest(strand_, urls_[url_index_ % urls_.size()], std::move(request),
                             // weak: the core owns the request, which owns this callback
@@ -277,6 +284,16 @@ SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& cur
   if (auto e = protocol::applyChanges(next, r->changes, r->index))
     return {SyncOutcome::kRejected, nullptr, e->message()};
   return {SyncOutcome::kPublished, std::make_shared<const model::Topology>(std::move(next)), {}};
+}
+
+report::AgentReport reportFor(report::AgentReport base, uint64_t index,
+                              Clock::time_point last_contact, Clock::time_point started,
+                              Clock::time_point now) {
+  base.index = index;
+  auto since = last_contact == Clock::time_point() ? started : last_contact;
+  base.sync_age_ms = static_cast<uint64_t>(std::max<int64_t>(
+      0, std::chrono::duration_cast<std::chrono::milliseconds>(now - since).count()));
+  return base;
 }
 
 struct SyncClient::Impl {

@@ -10,6 +10,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "elasticdns/agent_report.hpp"
 #include "elasticdns/metrics.hpp"
 #include "elasticdns/model.hpp"
 
@@ -22,6 +23,10 @@ struct SyncConfig {
   std::chrono::seconds wait{30};    // long-poll duration asked of central
   std::chrono::milliseconds backoff_min{200};
   std::chrono::milliseconds backoff_max{10'000};
+  /// What the agent says about itself (server, version, eBPF, ...), asked before every poll and
+  /// sent in the ElasticDNS-Agent header with the index served and the sync age filled in
+  /// (central/README.md, "Agent reports"). Empty: no report. Runs on the client's io_context.
+  std::function<report::AgentReport()> report;
 };
 
 class SyncClient {
@@ -68,5 +73,11 @@ struct SyncStep {
 /// none). Validates everything before building the new snapshot; `current` is never modified.
 SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& current,
                                std::string_view body);
+/// The agent's report for a poll: `base` with the index served and the age of the last
+/// contact with central (`last_contact` zero: never; the age then counts from `started`).
+report::AgentReport reportFor(report::AgentReport base, uint64_t index,
+                              std::chrono::steady_clock::time_point last_contact,
+                              std::chrono::steady_clock::time_point started,
+                              std::chrono::steady_clock::time_point now);
 
 }  // namespace elasticdns::agent

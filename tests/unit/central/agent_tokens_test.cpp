@@ -80,7 +80,7 @@ class ScopedWrites : public ::testing::Test {
   }
   unsigned call(const std::string& token, const std::string& method, const std::string& target,
                 const std::string& body = {}) {
-    Request req{method, target, "Bearer " + token, body};
+    Request req{method, target, "Bearer " + token, body, {}};
     unsigned status = 0;
     router_->handle(req, [&](Response r) { status = r.status; });
     return status;

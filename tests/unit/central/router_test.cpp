@@ -51,7 +51,7 @@ class RouterTest : public ::testing::Test {
   Response call(std::string method, std::string target, std::string body = {},
                 std::string auth = kAdmin) {
     std::optional<Response> out;
-    router_->handle({std::move(method), std::move(target), std::move(auth), std::move(body)},
+    router_->handle({std::move(method), std::move(target), std::move(auth), std::move(body), {}},
                     [&](Response r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value());
     return out ? *out : Response{};
@@ -110,7 +110,7 @@ TEST_F(RouterTest, BadInputNamesTheFieldAndChangesNothing) {
 TEST_F(RouterTest, LongPollWakesWithDeltaAndExpiresEmpty) {
   call("PUT", "/v1/containers/c1", kContainer);
   std::optional<Response> woken;
-  auto id = router_->handle({"GET", "/v1/topology?index=2&wait=30s", kAgent, {}},
+  auto id = router_->handle({"GET", "/v1/topology?index=2&wait=30s", kAgent, {}, {}},
                             [&](Response r) { woken = std::move(r); });
   ASSERT_TRUE(id);
   EXPECT_FALSE(woken);
@@ -122,7 +122,7 @@ TEST_F(RouterTest, LongPollWakesWithDeltaAndExpiresEmpty) {
   EXPECT_EQ(d["changes"][0]["op"], "delete");
   // Deadline: the registry is pure, so the test moves time instead of sleeping.
   std::optional<Response> expired;
-  id = router_->handle({"GET", "/v1/topology?index=3&wait=1s", kAgent, {}},
+  id = router_->handle({"GET", "/v1/topology?index=3&wait=1s", kAgent, {}, {}},
                        [&](Response r) { expired = std::move(r); });
   ASSERT_TRUE(id);
   router_->expireWatchers(WatchRegistry::Clock::now());
@@ -136,7 +136,7 @@ TEST_F(RouterTest, WatcherLimit) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 2; ++i) {
     auto id =
-        router_->handle({"GET", "/v1/topology?index=0&wait=30s", kAgent, {}}, [](Response) {});
+        router_->handle({"GET", "/v1/topology?index=0&wait=30s", kAgent, {}, {}}, [](Response) {});
     ASSERT_TRUE(id);
     ids.push_back(*id);
   }
@@ -144,7 +144,7 @@ TEST_F(RouterTest, WatcherLimit) {
   EXPECT_EQ(r.status, 503u);
   router_->cancelWatch(ids[0]);
   EXPECT_TRUE(
-      router_->handle({"GET", "/v1/topology?index=0&wait=30s", kAgent, {}}, [](Response) {}));
+      router_->handle({"GET", "/v1/topology?index=0&wait=30s", kAgent, {}, {}}, [](Response) {}));
 }
 
 TEST_F(RouterTest, GroupCommitAcknowledgesEveryWriteOfTheBatch) {
@@ -152,9 +152,9 @@ TEST_F(RouterTest, GroupCommitAcknowledgesEveryWriteOfTheBatch) {
   std::vector<Response> acks;
   for (int i = 0; i < 5; ++i)
     router_->handle(
-        {"PUT", "/v1/servers/h" + std::to_string(i), kAdmin, R"({"address":"192.0.2.1"})"},
+        {"PUT", "/v1/servers/h" + std::to_string(i), kAdmin, R"({"address":"192.0.2.1"})", {}},
         [&](Response r) { acks.push_back(std::move(r)); });
-  router_->handle({"DELETE", "/v1/servers/missing", kAdmin, {}},
+  router_->handle({"DELETE", "/v1/servers/missing", kAdmin, {}, {}},
                   [&](Response r) { acks.push_back(std::move(r)); });
   EXPECT_TRUE(acks.empty());  // nothing acknowledged before the commit
   ASSERT_EQ(posted_.size(), 1u);

@@ -1,11 +1,11 @@
 // Table-driven tests of the pure answer policy.
-#include "agent/dns/policy.hpp"
+#include "elasticdns/policy.hpp"
 
 #include <gtest/gtest.h>
 
 #include <vector>
 
-namespace elasticdns::agent::policy {
+namespace elasticdns::policy {
 namespace {
 
 using namespace std::chrono_literals;
@@ -85,4 +85,4 @@ TEST(AgentPolicy, StickyPinsAndKeeps) {
 }
 
 }  // namespace
-}  // namespace elasticdns::agent::policy
+}  // namespace elasticdns::policy

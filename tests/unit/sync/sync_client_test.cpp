@@ -135,7 +135,7 @@ class FakeCentral {
     held_.clear();
     for (auto& s : held) s->respond(r);
   }
-  std::vector<std::string> targets, authorizations;
+  std::vector<std::string> targets, authorizations, reports;
 
  private:
   struct Session : std::enable_shared_from_this<Session> {
@@ -159,17 +159,20 @@ class FakeCentral {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket s) {
       if (ec) return;
       auto session = std::make_shared<Session>(std::move(s));
-      http::async_read(session->stream, session->buffer, session->req,
-                       [this, session](beast::error_code ec, size_t) {
-                         if (ec) return;
-                         std::string target(session->req.target());
-                         targets.push_back(target);
-                         authorizations.emplace_back(session->req[http::field::authorization]);
-                         if (auto r = script_(target))
-                           session->respond(*r);
-                         else
-                           held_.push_back(session);
-                       });
+      http::async_read(
+          session->stream, session->buffer, session->req,
+          [this, session](beast::error_code ec, size_t) {
+            if (ec) return;
+            std::string target(session->req.target());
+            targets.push_back(target);
+            authorizations.emplace_back(session->req[http::field::authorization]);
+            reports.emplace_back(
+                session->req[beast::string_view(report::kHeader.data(), report::kHeader.size())]);
+            if (auto r = script_(target))
+              session->respond(*r);
+            else
+              held_.push_back(session);
+          });
       accept();
     });
   }
@@ -235,6 +238,48 @@ TEST_F(SyncClientTest, StartsFromDiskThenFollowsCentralByLongPoll) {
   EXPECT_EQ(metric(reg_, "elasticdns_agent_snapshot_index"), 6);
   sync.stop();
   central.release({200, protocol::deltaResponse(6, 6, {}).dump()});
+}
+
+TEST_F(SyncClientTest, EveryPollCarriesTheAgentsReport) {
+  FakeCentral central(io_, [](const std::string& target) -> std::optional<FakeCentral::Reply> {
+    if (target == "/v1/topology")
+      return FakeCentral::Reply{200, protocol::fullResponse(topology(3, 1)).dump()};
+    return std::nullopt;
+  });
+  auto c = config({central.url()});
+  c.report = [] {
+    report::AgentReport r;
+    r.server = "host1";
+    r.version = "0.1.0";
+    r.ebpf_identity = true;
+    return r;
+  };
+  SyncClient sync(io_, c, reg_, record());
+  sync.start();
+  ASSERT_TRUE(runUntil(io_, [&] { return central.reports.size() == 2; }));
+  auto first = report::parse(central.reports[0]);
+  ASSERT_TRUE(first) << central.reports[0];
+  EXPECT_EQ(first->index, 0u);  // nothing served yet
+  EXPECT_TRUE(first->ebpf_identity);
+  auto second = report::parse(central.reports[1]);
+  ASSERT_TRUE(second) << central.reports[1];
+  EXPECT_EQ(second->server, "host1");
+  EXPECT_EQ(second->index, 3u);  // the snapshot it now serves
+  EXPECT_LT(second->sync_age_ms, 5'000u);
+  sync.stop();
+  central.release({200, protocol::deltaResponse(3, 3, {}).dump()});
+}
+
+TEST(SyncReport, FillsTheIndexAndTheAgeOfTheLastContact) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::time_point() + 100s;
+  report::AgentReport base;
+  base.server = "h";
+  auto r = reportFor(base, 7, Clock::time_point(), start, start + 2500ms);
+  EXPECT_EQ(r.index, 7u);
+  EXPECT_EQ(r.sync_age_ms, 2500u);  // never answered: since start
+  r = reportFor(base, 7, start + 2s, start, start + 2500ms);
+  EXPECT_EQ(r.sync_age_ms, 500u);
 }
 
 TEST_F(SyncClientTest, DeltaSinceAnotherIndexFetchesAFullSnapshot) {

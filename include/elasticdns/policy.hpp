@@ -1,13 +1,14 @@
 #pragma once
 // The answer policy (agent/README.md, "Answers"), as pure functions: no I/O, no clock, no state.
-// agent/dns/zone.cpp applies them to the precomputed tables of a snapshot.
+// agent/dns/zone.cpp applies them to the precomputed tables of a snapshot; central's
+// explanations (central/explain.cpp) use them to show what a caller gets.
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
 
-namespace elasticdns::agent::policy {
+namespace elasticdns::policy {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
@@ -45,4 +46,4 @@ StickyChoice chooseSticky(const std::optional<Pin>& pin, std::span<const uint64_
                           uint32_t rotation, TimePoint now, std::chrono::seconds window,
                           std::chrono::seconds ttl) noexcept;
 
-}  // namespace elasticdns::agent::policy
+}  // namespace elasticdns::policy

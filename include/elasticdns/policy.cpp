@@ -1,8 +1,8 @@
-#include "agent/dns/policy.hpp"
+#include "elasticdns/policy.hpp"
 
 #include <algorithm>
 
-namespace elasticdns::agent::policy {
+namespace elasticdns::policy {
 
 size_t chooseVersion(std::span<const uint64_t> generations, uint64_t caller_generation,
                      bool versioned) noexcept {
@@ -46,4 +46,4 @@ StickyChoice chooseSticky(const std::optional<Pin>& pin, std::span<const uint64_
   return c;
 }
 
-}  // namespace elasticdns::agent::policy
+}  // namespace elasticdns::policy
