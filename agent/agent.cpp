@@ -291,6 +291,7 @@ void Agent::startSync() {
       r.version = ELASTICDNS_VERSION;
       r.ebpf_identity = bpf_ != nullptr;
       r.ebpf_redirect = bpf_ != nullptr && config_.bpf.redirect;
+      if (traffic_) r.traffic_generation = traffic_->generation();
       return r;
     };
   }

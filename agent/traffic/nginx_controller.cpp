@@ -294,8 +294,8 @@ TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index
   installed_stream_ = r.stream;
   failed_http_.clear();
   failed_stream_.clear();
-  ++generation_;
-  metrics_->generation.set(static_cast<double>(generation_));
+  const uint64_t generation = ++generation_;
+  metrics_->generation.set(static_cast<double>(generation));
   metrics_->index.set(static_cast<double>(index));
   if (!reload(error)) {
     reload_pending_ = true;

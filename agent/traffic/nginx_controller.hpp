@@ -6,6 +6,7 @@
 // (else the last good files go back), and nginx reloaded. A candidate that fails the
 // check is kept in the work directory as failed-*.conf, logged once and counted; the installed
 // files stay and nginx keeps serving them.
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -60,6 +61,10 @@ class NginxController {
   /// One step on the calling thread: render, and if the text changed, check, swap, reload.
   TrafficOutcome apply(const model::Topology& topology);
 
+  /// How many configurations nginx has taken since start (0: none yet); any thread. The agent
+  /// reports it to central.
+  uint64_t generation() const { return generation_.load(std::memory_order_relaxed); }
+
  private:
   struct Metrics;
   void run();
@@ -75,7 +80,7 @@ class NginxController {
   std::string failed_http_, failed_stream_;  // the last rejected candidate (logged once)
   std::vector<std::string> warned_;          // the last warnings logged
   bool reload_pending_ = false;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_ = 0;
 
   std::mutex mu_;
   std::condition_variable cv_;

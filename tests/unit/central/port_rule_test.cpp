@@ -37,7 +37,7 @@ class PortRuleTest : public ::testing::Test {
   }
   Response call(std::string method, std::string target, std::string body) {
     std::optional<Response> out;
-    router_->handle({std::move(method), std::move(target), "Bearer admin", std::move(body)},
+    router_->handle({std::move(method), std::move(target), "Bearer admin", std::move(body), {}},
                     [&](Response r) { out = std::move(r); });
     EXPECT_TRUE(out.has_value());
     return out ? *out : Response{};
