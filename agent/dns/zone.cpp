@@ -583,7 +583,8 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
     }
   }
   if (opt) {
-    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, ede, wire::kEdeStaleAnswer);
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, q.edns_do, ede,
+                   wire::kEdeStaleAnswer);
     o += opt_bytes;
   }
   r.length = static_cast<size_t>(o - out.data());
