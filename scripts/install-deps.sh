@@ -15,6 +15,7 @@ packages=(
   # test and demo tools: real DNS clients, a real resolver, netns, musl; the Python tests'
   # DNS library
   dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
+  knot-dnsutils
   python3 python3-dnspython util-linux
   # packaging and operations tests: dpkg-shlibdeps, systemd-analyze, a Debian system
   # container (systemd-nspawn over debootstrap), a real dockerd and a busybox image for it
