@@ -38,6 +38,8 @@ ZoneConfig zoneConfigOf(const AgentConfig& c) {
   z.ttl = c.ttl;
   z.negative_ttl = c.negative_ttl;
   z.sticky_window = c.sticky_window;
+  z.ns_name = c.nameserver.name;
+  for (const auto& a : apexNsAddresses(c)) z.ns_addresses.push_back(a.to_string());
   return z;
 }
 
@@ -60,7 +62,9 @@ bool needsRestart(const AgentConfig& next, const AgentConfig& now) {
          next.central_token_file != now.central_token_file || next.state_dir != now.state_dir ||
          next.docker != now.docker ||
          next.forward_limit.per_second != now.forward_limit.per_second ||
-         next.forward_limit.burst != now.forward_limit.burst || next.traffic != now.traffic;
+         next.forward_limit.burst != now.forward_limit.burst || next.traffic != now.traffic ||
+         next.upstream_failure_cache.initial != now.upstream_failure_cache.initial ||
+         next.upstream_failure_cache.max != now.upstream_failure_cache.max;
 }
 
 /// One worker per core this process may run on (its affinity, not the machine's count).
@@ -178,6 +182,8 @@ std::optional<int> Agent::readTokenFile() {
 void Agent::makeForwarder() {
   UpstreamConfig upstreams;
   upstreams.servers = upstreamsOf(config_);
+  upstreams.failure_hold = config_.upstream_failure_cache.initial;
+  upstreams.failure_hold_max = config_.upstream_failure_cache.max;
   if (upstreams.servers.empty())
     spdlog::warn("upstream: no upstream resolvers; names outside {} get REFUSED", config_.domain);
   have_upstreams_ = !upstreams.servers.empty();
@@ -366,7 +372,7 @@ void Agent::reload() {
   } else if (needsRestart(next.value(), config_)) {
     spdlog::error(
         "config: reload rejected: listen, metrics_listen, central, state_dir, docker, "
-        "forward_limit and traffic need a restart");
+        "forward_limit, traffic and upstream_failure_cache need a restart");
   } else if (auto r = store_.reconfigure(zoneConfigOf(next.value())); !r) {
     spdlog::error("config: reload rejected: {}", r.error().message());
   } else {

@@ -3,6 +3,7 @@
 #include <ifaddrs.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <bit>
 #include <fstream>
 #include <regex>
@@ -75,12 +76,15 @@ Result<std::pair<ip::address, uint16_t>> endpoint(const std::string& value, cons
   return std::pair{address, hp->port};
 }
 
-const std::set<std::string> kTopKeys = {
-    "domain",      "listen",    "server_name",    "central",
-    "upstreams",   "ttl",       "negative_ttl",   "sticky_window",
-    "stale_after", "state_dir", "allow_networks", "metrics_listen",
-    "bpf",         "docker",    "forward_limit",  "traffic"};
+const std::set<std::string> kTopKeys = {"domain",       "listen",         "server_name",
+                                        "central",      "upstreams",      "ttl",
+                                        "negative_ttl", "sticky_window",  "stale_after",
+                                        "state_dir",    "allow_networks", "metrics_listen",
+                                        "bpf",          "docker",         "forward_limit",
+                                        "traffic",      "nameserver",     "upstream_failure_cache"};
 const std::set<std::string> kForwardLimitKeys = {"per_second", "burst"};
+const std::set<std::string> kNameserverKeys = {"name", "addresses"};
+const std::set<std::string> kFailureCacheKeys = {"initial", "max"};
 const std::set<std::string> kCentralKeys = {"urls", "token_file"};
 const std::set<std::string> kBpfKeys = {
     "enabled", "cgroup", "redirect", "exclude_cgroups", "container_id_pattern", "pin_path"};
@@ -347,6 +351,60 @@ std::optional<Error> parseSubsystems(const YAML::Node& root, AgentConfig& c) {
   return std::nullopt;
 }
 
+// nameserver: {name, addresses}. The name is checked against the domain, parsed before it.
+std::optional<Error> parseNameserver(const YAML::Node& root, AgentConfig& c) {
+  if (!root["nameserver"]) return std::nullopt;
+  const YAML::Node& n = root["nameserver"];
+  if (!n.IsMap()) return err("nameserver", "must be a mapping");
+  if (auto e = unknownKeys(n, kNameserverKeys, "nameserver/")) return *e;
+  if (n["name"]) {
+    auto v = scalar(n["name"], "nameserver/name");
+    if (!v) return v.error();
+    std::string name = v.value();
+    if (!name.empty() && name.back() == '.') name.pop_back();
+    if (!validate::isDnsName(name) || name.size() > 253)
+      return err("nameserver/name", "not a lowercase DNS name: '" + v.value() + "'");
+    if (name == c.domain) return err("nameserver/name", "must not be the domain itself");
+    c.nameserver.name = name;
+  }
+  if (n["addresses"]) {
+    auto v = stringList(n["addresses"], "nameserver/addresses");
+    if (!v) return v.error();
+    for (size_t i = 0; i < v->size(); ++i) {
+      const std::string key = "nameserver/addresses/" + std::to_string(i);
+      boost::system::error_code ec;
+      auto a = ip::make_address(v.value()[i], ec);
+      if (ec) return err(key, "not an IP address: '" + v.value()[i] + "'");
+      if (a.is_unspecified()) return err(key, "an unspecified address is no address of a host");
+      c.nameserver.addresses.push_back(a);
+    }
+  }
+  const std::string name = c.nameserver.name.empty() ? "ns." + c.domain : c.nameserver.name;
+  if (!c.nameserver.addresses.empty() && !name.ends_with("." + c.domain))
+    return err("nameserver/addresses",
+               "only a name inside the domain has addresses here; '" + name + "' is outside");
+  return std::nullopt;
+}
+
+// upstream_failure_cache: {initial, max}, each within RFC 9520's 1 s to 5 minutes.
+std::optional<Error> parseUpstreamFailureCache(const YAML::Node& root, AgentConfig& c) {
+  if (!root["upstream_failure_cache"]) return std::nullopt;
+  const YAML::Node& n = root["upstream_failure_cache"];
+  if (!n.IsMap()) return err("upstream_failure_cache", "must be a mapping");
+  if (auto e = unknownKeys(n, kFailureCacheKeys, "upstream_failure_cache/")) return *e;
+  auto& f = c.upstream_failure_cache;
+  for (auto [key, out] : {std::pair{"initial", &f.initial}, std::pair{"max", &f.max}}) {
+    if (!n[key]) continue;
+    const std::string k = std::string("upstream_failure_cache/") + key;
+    auto v = duration(n[key], k, kMaxFailureHold);
+    if (!v) return v.error();
+    if (v.value() < kMinFailureHold) return err(k, "less than 1s (RFC 9520 3.2)");
+    *out = v.value();
+  }
+  if (f.max < f.initial) return err("upstream_failure_cache/max", "less than initial");
+  return std::nullopt;
+}
+
 Result<AgentConfig> parseNode(const YAML::Node& root) {
   AgentConfig c;
   if (root.IsNull()) {
@@ -356,9 +414,9 @@ Result<AgentConfig> parseNode(const YAML::Node& root) {
   if (!root.IsMap()) return err("", "the config must be a YAML mapping");
   if (auto e = unknownKeys(root, kTopKeys, "")) return *e;
   using Section = std::optional<Error> (*)(const YAML::Node&, AgentConfig&);
-  for (Section parse :
-       {parseDomain, parseListen, parseServerName, parseCentral, parseUpstreams, parseDurations,
-        parseStateDir, parseAllowNetworks, parseMetricsListen, parseSubsystems})
+  for (Section parse : {parseDomain, parseListen, parseServerName, parseCentral, parseUpstreams,
+                        parseDurations, parseStateDir, parseAllowNetworks, parseMetricsListen,
+                        parseSubsystems, parseNameserver, parseUpstreamFailureCache})
     if (auto e = parse(root, c)) return *e;
   return c;
 }
@@ -429,6 +487,23 @@ std::vector<Cidr> defaultAllowNetworks(const std::vector<ip::udp::endpoint>& lis
   }
   freeifaddrs(ifs);
   return out;
+}
+
+std::vector<ip::address> apexNsAddresses(const AgentConfig& config) {
+  if (!config.nameserver.addresses.empty()) return config.nameserver.addresses;
+  std::vector<ip::address> out, loopback;
+  auto add = [](std::vector<ip::address>& v, const ip::address& a) {
+    if (std::find(v.begin(), v.end(), a) == v.end()) v.push_back(a);
+  };
+  for (const auto& l : config.listen) {
+    const ip::address a = l.address();
+    if (!a.is_unspecified())
+      add(out, a);
+    else
+      add(loopback, a.is_v4() ? ip::address(ip::address_v4::loopback())
+                              : ip::address(ip::address_v6::loopback()));
+  }
+  return out.empty() ? loopback : out;
 }
 
 }  // namespace elasticdns::agent

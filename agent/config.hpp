@@ -45,6 +45,20 @@ struct AgentConfig {
   BpfConfig bpf;
   DockerConfig docker;    // Docker discovery (ops/docker.hpp)
   TrafficConfig traffic;  // nginx from ports and traffic_matches (traffic/)
+  /// The apex NS record naming the agent (agent/README.md "Answers"). `name`: absolute,
+  /// lowercase, no trailing dot; empty = "ns.<domain>". `addresses`: the NS name's A/AAAA when it
+  /// is in the zone; empty = apexNsAddresses()'s default.
+  struct Nameserver {
+    std::string name;
+    std::vector<boost::asio::ip::address> addresses;
+  } nameserver;
+  /// Upstream failures (every upstream timed out, failed or refused) cached per question, RFC
+  /// 9520: the first failure held `initial`, doubled while the question keeps failing, at most
+  /// `max`.
+  struct UpstreamFailureCache {
+    std::chrono::seconds initial{1};
+    std::chrono::seconds max{30};
+  } upstream_failure_cache;
 };
 
 constexpr std::chrono::seconds kMaxTtl{86400};  // a day; a discovery answer beyond it is a typo
@@ -54,6 +68,16 @@ constexpr uint32_t kMaxForwardRate = 1000000;   // forward_limit: a million a se
 Result<AgentConfig> parseConfig(const std::string& yaml);
 /// Read and parse a config file.
 Result<AgentConfig> loadConfig(const std::string& path);
+/// RFC 9520 3.2: a resolution failure is cached at least 1 s and at most 5 minutes.
+constexpr std::chrono::seconds kMinFailureHold{1};
+constexpr std::chrono::seconds kMaxFailureHold{300};
+
+/// The addresses the NS name answers: `nameserver.addresses` if set, else the listen addresses
+/// other than the unspecified ones (0.0.0.0, ::), in order, without duplicates. An agent that
+/// listens only on unspecified addresses answers the loopback address of their families (the
+/// one address that surely reaches it; set `nameserver.addresses` for others).
+std::vector<boost::asio::ip::address> apexNsAddresses(const AgentConfig& config);
+
 /// Loopback, plus the networks (from the interfaces) that contain the listen addresses; an
 /// unspecified listen address (0.0.0.0, ::) brings every interface's network.
 std::vector<Cidr> defaultAllowNetworks(const std::vector<boost::asio::ip::udp::endpoint>& listen);

@@ -15,6 +15,7 @@ packages=(
   # test and demo tools: real DNS clients, a real resolver, netns, musl; the Python tests'
   # DNS library
   dnsutils ldnsutils unbound iproute2 iptables musl-tools curl procps psmisc
+  knot-dnsutils
   python3 python3-dnspython util-linux
   # the dashboard's browser test: headless chromium driven by selenium
   chromium chromium-driver python3-selenium

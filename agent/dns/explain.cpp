@@ -98,7 +98,7 @@ AnswerOutcome Zone::explain(const AnswerInput& in, std::string_view service,
     }
   }
   if (opt) {
-    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, false, 0);
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, q.edns_do, false, 0);
     o += wire::optSize(false);
   }
   r.truncated = tc;

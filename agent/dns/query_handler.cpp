@@ -152,7 +152,7 @@ size_t relayReply(const wire::Query& q, std::span<const uint8_t> packet, size_t 
   uint16_t flags = static_cast<uint16_t>(load_big_u16(&reply[2]) | wire::kFlagTc);
   size_t n = wire::writeHeaderAndQuestion(q, packet, flags, 0, 0, q.has_edns ? 1 : 0, out);
   if (n != 0 && q.has_edns && n + wire::optSize(false) <= out.size()) {
-    wire::writeOpt(out.data() + n, wire::kMaxUdpPayload, 0, false, 0);
+    wire::writeOpt(out.data() + n, wire::kMaxUdpPayload, 0, q.edns_do, false, 0);
     n += wire::optSize(false);
   }
   return n;

@@ -116,7 +116,17 @@ struct DnsServer::Impl::Worker {
         index(i),
         handler(s.queries, static_cast<uint32_t>(i) * 0x9E3779B9u),
         in(kBatch),
-        out(kBatch) {}
+        out(kBatch) {
+    for (size_t k = 0; k < kBatch; ++k) {
+      in_iov[k] = {in[k].data(), in[k].size()};
+      in_msgs[k].msg_hdr.msg_name = &peers[k].addr;
+      in_msgs[k].msg_hdr.msg_iov = &in_iov[k];
+      in_msgs[k].msg_hdr.msg_iovlen = 1;
+      in_msgs[k].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      out_msgs[k].msg_hdr.msg_iov = &out_iov[k];
+      out_msgs[k].msg_hdr.msg_iovlen = 1;
+    }
+  }
 
   void arm(udp::socket& s) {
     s.async_wait(udp::socket::wait_read, [this, &s](const boost::system::error_code& ec) {
@@ -132,14 +142,8 @@ struct DnsServer::Impl::Worker {
     handler.refresh();
     wire::Query query;
     for (size_t round = 0; round < kMaxBatchesPerWake; ++round) {
-      for (size_t i = 0; i < kBatch; ++i) {
-        in_iov[i] = {in[i].data(), in[i].size()};
-        in_msgs[i].msg_hdr = {};
-        in_msgs[i].msg_hdr.msg_name = &peers[i].addr;
-        in_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
-        in_msgs[i].msg_hdr.msg_iovlen = 1;
-      }
+      // The headers were set up once (constructor); recvmmsg changes only the address length,
+      // the flags and msg_len, of the entries it filled, and those are reset below.
       int n = ::recvmmsg(fd, in_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
       if (n <= 0) return;
       auto t0 = Clock::now();
@@ -156,12 +160,13 @@ struct DnsServer::Impl::Worker {
                   ForwardedQuery{{packet.begin(), packet.end()}, query, d.limit});
         if (d.action != QueryDecision::Action::kReply || d.length == 0) continue;
         out_iov[m] = {out[m].data(), d.length};
-        out_msgs[m].msg_hdr = {};
         out_msgs[m].msg_hdr.msg_name = &peers[i].addr;
         out_msgs[m].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
-        out_msgs[m].msg_hdr.msg_iov = &out_iov[m];
-        out_msgs[m].msg_hdr.msg_iovlen = 1;
         ++m;
+      }
+      for (int i = 0; i < n; ++i) {
+        in_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+        in_msgs[i].msg_hdr.msg_flags = 0;
       }
       size_t sent = 0;
       while (sent < m) {
@@ -171,7 +176,7 @@ struct DnsServer::Impl::Worker {
         sent += static_cast<size_t>(k);
       }
       double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      for (size_t i = 0; i < m; ++i) stats.latency->observe(secs);
+      stats.latency->observe(secs, m);
       if (static_cast<size_t>(n) < kBatch) return;
     }
   }

@@ -49,6 +49,84 @@ size_t skipName(std::span<const uint8_t> p, size_t pos) noexcept {
 
 }  // namespace
 
+namespace {
+
+constexpr uint8_t kOptDoBit = 0x80;  // RFC 3225 3: the high bit of the OPT TTL's flags
+
+/// Whether the options in an OPT record's rdata [at, at + len) are well formed: each a code, a
+/// length and that many bytes, together filling the rdata exactly (RFC 6891 6.1.2).
+bool optionsFit(std::span<const uint8_t> p, size_t at, size_t len) noexcept {
+  const size_t end = at + len;
+  while (at < end) {
+    if (end - at < 4) return false;
+    const size_t option_len = load_big_u16(&p[at + 2]);
+    at += 4;
+    if (end - at < option_len) return false;
+    at += option_len;
+  }
+  return true;
+}
+
+/// Reads the question at kHeaderSize into `q`. Returns false when it is malformed.
+bool parseQuestionInto(std::span<const uint8_t> p, Query& q) noexcept {
+  // The question name: uncompressed (nothing precedes it that it could point to).
+  size_t pos = kHeaderSize;
+  size_t wire_len = 0;
+  while (true) {
+    if (pos >= p.size()) return false;
+    uint8_t len = p[pos];
+    if (len > kMaxLabelLength) return false;  // pointer or extended label
+    wire_len += len + 1;
+    if (wire_len > kMaxNameWireLength) return false;
+    ++pos;
+    if (len == 0) break;
+    if (pos + len > p.size()) return false;
+    if (q.name_len != 0) q.name[q.name_len++] = '.';
+    for (size_t i = 0; i < len; ++i) {
+      char c = static_cast<char>(lower(p[pos + i]));
+      q.name[q.name_len++] = c == '.' ? '\x01' : c;
+    }
+    pos += len;
+  }
+  if (pos + 4 > p.size()) return false;
+  q.qtype = load_big_u16(&p[pos]);
+  q.qclass = load_big_u16(&p[pos + 2]);
+  q.question_end = pos + 4;
+  return true;
+}
+
+/// Walks `records` records from `pos` (the answer, authority and additional sections; the first
+/// `first_additional` of them are not additional) and takes the OPT record's EDNS fields into
+/// `q`. Returns false when a record is malformed or the OPT is not valid (then `q.has_edns` is
+/// false).
+bool readRecords(std::span<const uint8_t> p, size_t pos, size_t records, size_t first_additional,
+                 Query& q) noexcept {
+  for (size_t i = 0; i < records; ++i) {
+    const size_t owner = pos;
+    pos = skipName(p, pos);
+    if (pos == 0 || pos + kFixedRrSize > p.size()) return false;
+    const uint16_t type = load_big_u16(&p[pos]);
+    const uint16_t rdlen = load_big_u16(&p[pos + 8]);
+    const size_t rdata = pos + kFixedRrSize;
+    if (rdata + rdlen > p.size()) return false;
+    if (type == kTypeOpt) {
+      // One OPT, owned by the root, in the additional section (RFC 6891 6.1.1).
+      if (q.has_edns || i < first_additional || p[owner] != 0 || !optionsFit(p, rdata, rdlen)) {
+        q.has_edns = false;
+        return false;
+      }
+      q.has_edns = true;
+      q.edns_udp_size = load_big_u16(&p[pos + 2]);
+      q.edns_version = p[pos + 5];
+      q.edns_do = (p[pos + 6] & kOptDoBit) != 0;
+    }
+    pos = rdata + rdlen;
+  }
+  return true;
+}
+
+}  // namespace
+
 ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
   if (p.size() < kHeaderSize) return ParseStatus::kDrop;
   q.id = load_big_u16(&p[0]);
@@ -65,54 +143,23 @@ ParseStatus parseQuery(std::span<const uint8_t> p, Query& q) noexcept {
   const uint16_t ancount = load_big_u16(&p[6]);
   const uint16_t nscount = load_big_u16(&p[8]);
   const uint16_t arcount = load_big_u16(&p[10]);
-  if (q.opcode != 0) return ParseStatus::kNotImp;
-  if (qdcount != 1 || ancount != 0 || nscount != 0 || arcount > kMaxAdditionalRecords)
-    return ParseStatus::kFormErr;
-
-  // The question name: uncompressed (nothing precedes it that it could point to).
-  size_t pos = kHeaderSize;
-  size_t wire_len = 0;
-  while (true) {
-    if (pos >= p.size()) return ParseStatus::kFormErr;
-    uint8_t len = p[pos];
-    if (len > kMaxLabelLength) return ParseStatus::kFormErr;  // pointer or extended label
-    wire_len += len + 1;
-    if (wire_len > kMaxNameWireLength) return ParseStatus::kFormErr;
-    ++pos;
-    if (len == 0) break;
-    if (pos + len > p.size()) return ParseStatus::kFormErr;
-    if (q.name_len != 0) q.name[q.name_len++] = '.';
-    for (size_t i = 0; i < len; ++i) {
-      char c = static_cast<char>(lower(p[pos + i]));
-      q.name[q.name_len++] = c == '.' ? '\x01' : c;
-    }
-    pos += len;
+  // What is wrong is decided by the header; the rest is read as far as it goes, so that the
+  // error reply can echo the question and the OPT.
+  ParseStatus bad = ParseStatus::kOk;
+  if (q.opcode != 0)
+    bad = ParseStatus::kNotImp;
+  else if (qdcount != 1 || ancount != 0 || nscount != 0 || arcount > kMaxAdditionalRecords)
+    bad = ParseStatus::kFormErr;
+  const ParseStatus malformed = bad == ParseStatus::kOk ? ParseStatus::kFormErr : bad;
+  if (qdcount != 1) return malformed;  // no question to echo, nor to skip to the records
+  if (!parseQuestionInto(p, q)) {
+    q.question_end = 0;
+    q.name_len = 0;
+    return malformed;
   }
-  if (pos + 4 > p.size()) return ParseStatus::kFormErr;
-  q.qtype = load_big_u16(&p[pos]);
-  q.qclass = load_big_u16(&p[pos + 2]);
-  pos += 4;
-  q.question_end = pos;
-
-  // Additional section: find the OPT record (at most one, owner root, RFC 6891 6.1.1).
-  for (uint16_t i = 0; i < arcount; ++i) {
-    size_t owner = pos;
-    pos = skipName(p, pos);
-    if (pos == 0 || pos + kFixedRrSize > p.size()) return ParseStatus::kFormErr;
-    uint16_t type = load_big_u16(&p[pos]);
-    uint16_t rdlen = load_big_u16(&p[pos + 8]);
-    if (type == kTypeOpt) {
-      if (q.has_edns || p[owner] != 0) return ParseStatus::kFormErr;
-      q.has_edns = true;
-      q.edns_udp_size = load_big_u16(&p[pos + 2]);
-      q.edns_version = p[pos + 5];
-      q.edns_do = (p[pos + 6] & 0x80) != 0;
-    }
-    pos += kFixedRrSize;
-    if (pos + rdlen > p.size()) return ParseStatus::kFormErr;
-    pos += rdlen;
-  }
-  return ParseStatus::kOk;
+  const size_t records = size_t{ancount} + nscount + arcount;
+  if (!readRecords(p, q.question_end, records, size_t{ancount} + nscount, q)) return malformed;
+  return bad;
 }
 
 uint16_t responseFlags(const Query& q, bool aa, uint8_t rcode) {
@@ -138,13 +185,14 @@ size_t writeHeaderAndQuestion(const Query& q, std::span<const uint8_t> query, ui
   return kHeaderSize + qlen;
 }
 
-void writeOpt(uint8_t* o, uint16_t udp_size, uint8_t ext_rcode, bool ede, uint16_t ede_code) {
+void writeOpt(uint8_t* o, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_ok, bool ede,
+              uint16_t ede_code) {
   o[0] = 0;  // root owner
   store_big_u16(o + 1, kTypeOpt);
   store_big_u16(o + 3, udp_size);
   o[5] = ext_rcode;
-  o[6] = 0;  // version 0
-  o[7] = 0;  // flags (DO not set: we sign nothing)
+  o[6] = 0;                          // version 0
+  o[7] = dnssec_ok ? kOptDoBit : 0;  // DO copied from the query (RFC 3225 3)
   o[8] = 0;
   store_big_u16(o + 9, ede ? 6 : 0);
   if (ede) {
@@ -162,7 +210,7 @@ size_t writeErrorResponse(const Query& q, std::span<const uint8_t> query, uint16
   if (n == 0) return 0;
   if (opt) {
     if (out.size() < n + optSize(false)) return 0;
-    writeOpt(out.data() + n, kMaxUdpPayload, static_cast<uint8_t>(rcode >> 4), false, 0);
+    writeOpt(out.data() + n, kMaxUdpPayload, static_cast<uint8_t>(rcode >> 4), q.edns_do, false, 0);
     n += optSize(false);
   }
   return n;

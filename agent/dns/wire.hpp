@@ -98,7 +98,11 @@ enum class ParseStatus : uint8_t {
 };
 
 /// Parse a query. Never reads outside `packet`. On kFormErr/kNotImp, `q.id`, `q.flags` and
-/// `q.opcode` are set, and `q.question_end` is non-zero if the question itself was readable.
+/// `q.opcode` are set, `q.question_end` is non-zero if the question itself was readable (one
+/// question), and `q.has_edns` (with the EDNS fields) if a valid OPT record was found before
+/// whatever was wrong, so that the error reply can echo both (RFC 6891 7). An OPT that is not
+/// valid (not owned by the root, a second one, options overrunning its rdata) is FORMERR and
+/// leaves `has_edns` false.
 ParseStatus parseQuery(std::span<const uint8_t> packet, Query& q) noexcept;
 
 /// The question of a message as the forward path compares and keys it.
@@ -146,12 +150,15 @@ size_t writeHeaderAndQuestion(const Query& q, std::span<const uint8_t> query, ui
 constexpr size_t optSize(bool ede) {
   return 11 + (ede ? 6 : 0);
 }
-/// Write an OPT record advertising `udp_size`, with extended rcode `ext_rcode` (upper 8 bits)
-/// and, if `ede`, an Extended DNS Error option with `ede_code`. `out` must hold optSize(ede).
-void writeOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool ede, uint16_t ede_code);
+/// Write an OPT record advertising `udp_size`, with extended rcode `ext_rcode` (upper 8 bits),
+/// the DO bit as `dnssec_ok` (the query's, RFC 3225 3) and, if `ede`, an Extended DNS Error
+/// option with `ede_code`. `out` must hold optSize(ede).
+void writeOpt(uint8_t* out, uint16_t udp_size, uint8_t ext_rcode, bool dnssec_ok, bool ede,
+              uint16_t ede_code);
 
-/// A complete error response (FORMERR, NOTIMP, REFUSED, SERVFAIL): header, question if
-/// readable, OPT if the client sent one. Returns the length, 0 if `out` is too small.
+/// A complete error response (FORMERR, NOTIMP, REFUSED, SERVFAIL, BADVERS): header, question
+/// if readable, OPT (with the query's DO bit) if the client sent a valid one (RFC 6891 7).
+/// Returns the length, 0 if `out` is too small.
 size_t writeErrorResponse(const Query& q, std::span<const uint8_t> query, uint16_t rcode,
                           std::span<uint8_t> out) noexcept;
 

@@ -9,6 +9,9 @@
 #include <map>
 #include <set>
 
+// spdlog (fmt) first: ldns defines `true` and `false` as macros, which break fmt's templates.
+#include <spdlog/spdlog.h>
+
 #include <ldns/ldns.h>
 #include <boost/endian/conversion.hpp>
 
@@ -151,7 +154,7 @@ class ZoneBuilder {
     z_->index_ = t_.index;
     z_->domain_ = cfg_.domain;
     z_->config_ = cfg_;
-    if (auto e = addSoa()) return *e;
+    if (auto e = addApex()) return *e;
     // Servers get small ids; containers may name a server with no record of its own.
     for (const auto& [name, s] : t_.servers) serverId(name);
     z_->own_server_ = cfg_.server_name.empty() ? kNoServer : serverId(cfg_.server_name);
@@ -161,17 +164,23 @@ class ZoneBuilder {
     names_.emplace("", std::move(apex));
     if (auto e = addServices()) return *e;
     if (auto e = addDatasources()) return *e;
+    addNsHost();
     fillNameTable();
     return std::shared_ptr<const Zone>(std::move(z_));
   }
 
  private:
-  // SOA: mname = the apex, serial = the snapshot index (mod 2^32), minimum = negative TTL.
-  std::optional<Error> addSoa() {
+  // The apex: the SOA (MNAME = the NS name, serial = the snapshot index mod 2^32, minimum =
+  // the negative TTL), the NS record naming the agent, and the answers to NS and ANY with the NS
+  // name's addresses as additional data (when it is in the zone: glue the resolver needs).
+  std::optional<Error> addApex() {
     std::vector<uint8_t> apex = nameWire(cfg_.domain);
     std::vector<uint8_t> hostmaster = nameWire("hostmaster." + cfg_.domain);
     if (apex.empty() || hostmaster.empty()) return Error{"domain", "not a valid DNS name"};
-    std::vector<uint8_t> soa = apex;
+    const std::string ns_name = cfg_.ns_name.empty() ? "ns." + cfg_.domain : cfg_.ns_name;
+    std::vector<uint8_t> ns = nameWire(ns_name);
+    if (ns.empty()) return Error{"nameserver/name", "not a valid DNS name: " + ns_name};
+    std::vector<uint8_t> soa = ns;
     soa.insert(soa.end(), hostmaster.begin(), hostmaster.end());
     size_t at = soa.size();
     soa.resize(at + 20);
@@ -185,7 +194,71 @@ class ZoneBuilder {
     appendRecord(soa_negative, apex, wire::kTypeSoa, negative_ttl_, soa);
     z_->soa_answer_ = std::move(soa_answer.bytes);
     z_->soa_negative_ = std::move(soa_negative.bytes);
+
+    const std::string suffix = "." + cfg_.domain;
+    std::vector<uint8_t> ns_rdata = ns;
+    std::vector<AddrMember> glue;
+    if (ns_name.size() > suffix.size() && ns_name.ends_with(suffix)) {
+      // Below the apex: its own labels, then a pointer to the question, which is the apex
+      // (RFC 1035 4.1.4; NS rdata may be compressed).
+      ns_rdata.resize(ns.size() - apex.size());
+      ns_rdata.insert(ns_rdata.end(), std::begin(wire::kPointerToQuestion),
+                      std::end(wire::kPointerToQuestion));
+      for (const auto& a : cfg_.ns_addresses) {
+        bool v6 = a.find(':') != std::string::npos;
+        auto rd = addressRdata(a, v6);
+        if (rd.empty()) return Error{"nameserver/addresses", "not an address: " + a};
+        AddrMember m{hashOf(a), {}, {}};
+        (v6 ? m.v6 : m.v4) = std::move(rd);
+        glue.push_back(std::move(m));
+      }
+      ns_host_ = ns_name.substr(0, ns_name.size() - suffix.size());
+      ns_host_set_ = makeAddrSet(glue, ttl_);
+    }
+    const size_t question_end = wire::kHeaderSize + apex.size() + 4;
+    z_->apex_ns_ = apexAnswer({}, 0, question_end, ns_rdata, glue);
+    z_->apex_any_ = apexAnswer(z_->soa_answer_, 1, question_end, ns_rdata, glue);
     return std::nullopt;
+  }
+
+  /// `before` (`count` records), then the NS record, in the answer section of a reply whose
+  /// question ends at `question_end`; `glue`'s addresses as additional data, their owner a
+  /// pointer to the name in the NS record's rdata.
+  Zone::ApexAnswer apexAnswer(std::span<const uint8_t> before, uint16_t count, size_t question_end,
+                              std::span<const uint8_t> ns_rdata,
+                              const std::vector<AddrMember>& glue) const {
+    Zone::ApexAnswer a;
+    a.answer.assign(before.begin(), before.end());
+    a.ancount = static_cast<uint16_t>(count + 1);
+    Zone::RecordList ns, additional;
+    appendRecord(ns, wire::kPointerToQuestion, wire::kTypeNs, ttl_, ns_rdata);
+    const size_t target = question_end + a.answer.size() + sizeof wire::kPointerToQuestion + 10;
+    a.answer.insert(a.answer.end(), ns.bytes.begin(), ns.bytes.end());
+    const uint8_t owner[2] = {static_cast<uint8_t>(0xC0 | (target >> 8)),
+                              static_cast<uint8_t>(target & 0xFF)};
+    for (const auto& m : glue)
+      if (!m.v4.empty()) appendRecord(additional, owner, wire::kTypeA, ttl_, m.v4);
+    for (const auto& m : glue)
+      if (!m.v6.empty()) appendRecord(additional, owner, wire::kTypeAaaa, ttl_, m.v6);
+    a.additional = std::move(additional.bytes);
+    a.arcount = static_cast<uint16_t>(additional.count());
+    return a;
+  }
+
+  // The NS name's A/AAAA, when it is in the zone. It shadows a name of the topology.
+  void addNsHost() {
+    if (ns_host_.empty()) return;
+    if (auto it = names_.find(ns_host_);
+        it != names_.end() && it->second.kind != Zone::Kind::kEmpty)
+      spdlog::warn(
+          "zone: '{}.{}' is the agent's NS name; its A/AAAA are the agent's addresses, "
+          "not the topology's",
+          ns_host_, cfg_.domain);
+    Zone::NameEntry e;
+    e.kind = Zone::Kind::kFixed;
+    e.fixed = ns_host_set_;
+    addName(ns_host_, Zone::NameEntry{});
+    names_.insert_or_assign(ns_host_, std::move(e));
   }
 
   uint32_t serverId(const std::string& name) {
@@ -398,6 +471,8 @@ class ZoneBuilder {
   std::map<std::string, uint32_t> server_ids_;
   std::map<std::string, model::Service> services_;
   std::map<std::string, Zone::NameEntry> names_;
+  std::string ns_host_;  // the NS name relative to the domain, when it is in the zone
+  Zone::AddrSet ns_host_set_;
 };
 
 Result<std::shared_ptr<const Zone>> Zone::build(const model::Topology& t, const ZoneConfig& cfg) {
@@ -464,6 +539,7 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   int single = -1;  // index of the only record to answer
   int64_t single_ttl = -1;
   const std::vector<uint8_t>* soa_answer = nullptr;
+  const ApexAnswer* apex = nullptr;
 
   constexpr std::string_view kExplain = "_explain.";
   if ((q.qtype == wire::kTypeTxt || q.qtype == wire::kTypeAny) && rel.starts_with(kExplain)) {
@@ -481,7 +557,9 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
     const AddrSet* set = nullptr;
     switch (e.kind) {
       case Kind::kApex:
-        if (q.qtype == wire::kTypeSoa || q.qtype == wire::kTypeAny) soa_answer = &soa_answer_;
+        if (q.qtype == wire::kTypeSoa) soa_answer = &soa_answer_;
+        if (q.qtype == wire::kTypeNs) apex = &apex_ns_;
+        if (q.qtype == wire::kTypeAny) apex = &apex_any_;
         break;
       case Kind::kEmpty:
         break;
@@ -530,9 +608,14 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   }
 
   // Sizes, then TC if it does not fit.
-  size_t ans_bytes = 0;
-  uint16_t ancount = 0;
-  if (soa_answer != nullptr) {
+  size_t ans_bytes = 0, add_bytes = 0;
+  uint16_t ancount = 0, add_count = 0;
+  if (apex != nullptr) {
+    ans_bytes = apex->answer.size();
+    ancount = apex->ancount;
+    add_bytes = apex->additional.size();
+    add_count = apex->arcount;
+  } else if (soa_answer != nullptr) {
     ans_bytes = soa_answer->size();
     ancount = 1;
   } else if (list != nullptr && single >= 0) {
@@ -551,7 +634,12 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   const bool ede = opt && in.stale;
   const size_t opt_bytes = opt ? wire::optSize(ede) : 0;
   const size_t qlen = q.question_end - wire::kHeaderSize;
-  size_t total = wire::kHeaderSize + qlen + ans_bytes + auth_bytes + opt_bytes;
+  size_t total = wire::kHeaderSize + qlen + ans_bytes + auth_bytes + add_bytes + opt_bytes;
+  if (add_bytes != 0 && (total > in.limit || total > out.size())) {
+    total -= add_bytes;  // additional data goes first, without TC (RFC 2181 9)
+    add_bytes = 0;
+    add_count = 0;
+  }
   bool tc = total > in.limit || total > out.size();
   if (tc) {
     ans_bytes = 0;
@@ -562,11 +650,14 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
   }
   uint16_t flags = wire::responseFlags(q, true, r.rcode);
   if (tc) flags |= wire::kFlagTc;
-  size_t n = wire::writeHeaderAndQuestion(q, in.packet, flags, ancount, (negative && !tc) ? 1 : 0,
-                                          opt ? 1 : 0, out);
+  size_t n = wire::writeHeaderAndQuestion(
+      q, in.packet, flags, ancount, (negative && !tc) ? 1 : 0,
+      static_cast<uint16_t>((tc ? 0 : add_count) + (opt ? 1 : 0)), out);
   uint8_t* o = out.data() + n;
   if (!tc) {
-    if (soa_answer != nullptr) {
+    if (apex != nullptr) {
+      std::memcpy(o, apex->answer.data(), apex->answer.size());
+    } else if (soa_answer != nullptr) {
       std::memcpy(o, soa_answer->data(), soa_answer->size());
     } else if (list != nullptr && single >= 0) {
       std::memcpy(o, list->bytes.data() + list->offset(static_cast<size_t>(single)), ans_bytes);
@@ -581,9 +672,14 @@ AnswerOutcome Zone::answer(const AnswerInput& in, std::span<uint8_t> out) const 
       std::memcpy(o, soa_negative_.data(), soa_negative_.size());
       o += soa_negative_.size();
     }
+    if (add_bytes != 0) {
+      std::memcpy(o, apex->additional.data(), add_bytes);
+      o += add_bytes;
+    }
   }
   if (opt) {
-    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, ede, wire::kEdeStaleAnswer);
+    wire::writeOpt(o, static_cast<uint16_t>(wire::kMaxUdpPayload), 0, q.edns_do, ede,
+                   wire::kEdeStaleAnswer);
     o += opt_bytes;
   }
   r.length = static_cast<size_t>(o - out.data());

@@ -5,7 +5,8 @@
 // exception on the query path.
 //
 // Names (relative to `domain`, see agent/README.md "Answers"):
-//   <domain>                      SOA (the zone apex)
+//   <domain>                      SOA and NS (the zone apex; the NS names the agent)
+//   ns (ZoneConfig::ns_name)      A/AAAA of the agent itself (when the NS name is in the zone)
 //   _explain.<service>            TXT: why this caller gets what it gets (for operators)
 //   <service>                     A/AAAA of the service's containers, by the answer policy
 //   <type>                        A/AAAA of the datasource type's primary group (else `default`)
@@ -41,6 +42,12 @@ struct ZoneConfig {
   std::chrono::seconds ttl{5};
   std::chrono::seconds negative_ttl{5};
   std::chrono::seconds sticky_window{60};
+  /// The apex NS record's target, the agent itself, also the SOA's MNAME: a lowercase absolute
+  /// name without the trailing dot; empty = "ns.<domain>". When it is below `domain`, the zone
+  /// answers its A/AAAA with `ns_addresses` (IPv4 and IPv6 text) and a name of the topology
+  /// with the same name is shadowed.
+  std::string ns_name;
+  std::vector<std::string> ns_addresses;
 };
 
 /// One query to answer from the zone.
@@ -115,6 +122,12 @@ class Zone {
       return generations;
     }
   };
+  /// A whole answer to a query at the apex (NS, ANY): answer and additional sections, with
+  /// compression pointers that hold because the question name always has the apex's length.
+  struct ApexAnswer {
+    std::vector<uint8_t> answer, additional;
+    uint16_t ancount = 0, arcount = 0;
+  };
   enum class Kind : uint8_t { kApex, kEmpty, kService, kFixed, kSrv };
   struct NameEntry {
     Kind kind = Kind::kEmpty;
@@ -160,6 +173,8 @@ class Zone {
   uint32_t own_server_ = 0;
   std::vector<uint8_t> soa_answer_;    // owner: pointer to the question
   std::vector<uint8_t> soa_negative_;  // owner: the apex, TTL negative_ttl
+  ApexAnswer apex_ns_;                 // NS, the NS name's A/AAAA as additional data
+  ApexAnswer apex_any_;                // SOA and NS, the same additional data
   // Names → entries: an open-addressing table (linear probing, power-of-two size, at most half
   // full) over a flat array, keyed by the relative name's hash. Replaced std::unordered_map,
   // whose lookup (two 64-bit divisions and a pointer chase per probe) was 14 % of the agent's

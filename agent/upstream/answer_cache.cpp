@@ -110,15 +110,22 @@ std::optional<std::vector<uint8_t>> AnswerCache::lookup(const std::string& key,
     store_big_u32(&w[rr.ttl_offset], std::min(ttl, remaining));
     return true;
   });
+  adaptReply(w, query, question);
+  return out;
+}
+
+void adaptReply(std::span<uint8_t> w, std::span<const uint8_t> query,
+                const wire::Question& question) {
+  if (w.size() < wire::kHeaderSize || query.size() < wire::kHeaderSize) return;
   w[0] = query[0];
   w[1] = query[1];
   store_big_u16(&w[2], static_cast<uint16_t>((load_big_u16(&w[2]) & ~wire::kFlagRd) |
                                              (load_big_u16(&query[2]) & wire::kFlagRd)));
-  // Echo the client's spelling of the name (it may use 0x20 case randomisation).
+  auto rq = parseQuestion(w);
   size_t name_len = question.end - 4 - wire::kHeaderSize;
-  if (rq->end == question.end && rq->name.size() == name_len && question.name.size() == name_len)
+  if (rq && rq->end == question.end && rq->name.size() == name_len &&
+      question.name.size() == name_len && query.size() >= question.end)
     std::memcpy(&w[wire::kHeaderSize], &query[wire::kHeaderSize], name_len);
-  return out;
 }
 
 bool AnswerCache::insert(const std::string& key, std::span<const uint8_t> reply,

@@ -22,6 +22,12 @@ std::optional<std::chrono::seconds> cacheLifetime(std::span<const uint8_t> reply
                                                   std::chrono::seconds max_ttl,
                                                   std::chrono::seconds negative_ttl_cap);
 
+/// Makes `reply` (a reply to the same question) the reply to `query`, whose question is
+/// `question`: its ID and RD bit, and its spelling of the question name (it may use 0x20 case
+/// randomisation).
+void adaptReply(std::span<uint8_t> reply, std::span<const uint8_t> query,
+                const wire::Question& question);
+
 /// A bounded LRU cache of upstream replies keyed by (lowercased qname, qtype, qclass, EDNS
 /// present, DO bit). Thread-safe (one mutex; the forward path is not the authoritative hot path).
 class AnswerCache {

@@ -9,6 +9,7 @@
 #include <optional>
 #include <random>
 #include <sstream>
+#include <unordered_map>
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/bind_executor.hpp>
@@ -21,6 +22,7 @@
 #include <boost/endian/conversion.hpp>
 
 #include "agent/upstream/answer_cache.hpp"
+#include "agent/upstream/failure_cache.hpp"
 #include "agent/util/log_limit.hpp"
 
 namespace elasticdns::agent {
@@ -32,8 +34,9 @@ using asio::ip::udp;
 using boost::endian::load_big_u16;
 using boost::endian::store_big_u16;
 
-constexpr size_t kMaxReplySize = 65535;  // RFC 1035 4.2.2: TCP length prefix is 16 bits
-constexpr uint16_t kDnsPort = 53;        // RFC 1035 4.2
+constexpr size_t kMaxReplySize = 65535;        // RFC 1035 4.2.2: TCP length prefix is 16 bits
+constexpr uint16_t kDnsPort = 53;              // RFC 1035 4.2
+constexpr size_t kMaxFailureEntries = 10'000;  // questions whose failures are remembered
 // A CSPRNG draw per ID (getrandom, buffered per thread): IDs must not be predictable from
 // earlier ones (Kaminsky-style spoofing, RFC 5452 9.2).
 uint16_t randomId() {
@@ -70,7 +73,12 @@ struct ForwarderMetrics {
         hits(r.counter("elasticdns_agent_cache_hits_total",
                        "Forwarded queries answered from cache")),
         misses(r.counter("elasticdns_agent_cache_misses_total",
-                         "Forwarded queries not found in cache")) {}
+                         "Forwarded queries not found in cache")),
+        failure_hits(r.counter("elasticdns_agent_upstream_failure_cache_hits_total",
+                               "Forwarded queries answered SERVFAIL from the failure cache "
+                               "(RFC 9520) without asking upstream")),
+        joined(r.counter("elasticdns_agent_upstream_joined_total",
+                         "Forwarded queries that waited for the same question in flight")) {}
   metrics::Counter& udp_queries;
   metrics::Counter& tcp_queries;
   metrics::Counter& timeout;
@@ -81,11 +89,25 @@ struct ForwarderMetrics {
   metrics::Counter& unanswered;
   metrics::Counter& hits;
   metrics::Counter& misses;
+  metrics::Counter& failure_hits;
+  metrics::Counter& joined;
+};
+
+/// A query waiting for the reply to the same question, asked by another client.
+struct Waiter {
+  std::vector<uint8_t> packet;
+  wire::Question question;
+  Forwarder::Done done;
 };
 
 struct Shared {
   Shared(asio::io_context& io, UpstreamConfig c, metrics::Registry& r, Forwarder::Now n)
-      : io(io), config(std::move(c)), now(std::move(n)), m(r), servers(config.servers) {
+      : io(io),
+        config(std::move(c)),
+        now(std::move(n)),
+        m(r),
+        failures(config.failure_hold, config.failure_hold_max, kMaxFailureEntries),
+        servers(config.servers) {
     if (config.cache_entries > 0)
       cache = std::make_shared<AnswerCache>(config.cache_entries, config.max_cache_ttl,
                                             config.negative_cache_ttl_cap);
@@ -95,7 +117,12 @@ struct Shared {
   const Forwarder::Now now;
   ForwarderMetrics m;
   std::shared_ptr<AnswerCache> cache;
+  FailureCache failures;
   LogLimit timeout_log, error_log, mismatch_log;
+
+  std::mutex inflight_mu;
+  // Questions (AnswerCache::keyOf) asked upstream now, with the queries waiting for them.
+  std::unordered_map<std::string, std::vector<Waiter>> inflight;  // guarded by inflight_mu
 
   std::mutex mu;
   std::vector<udp::endpoint> servers;  // guarded by mu
@@ -268,6 +295,7 @@ class Query : public std::enable_shared_from_this<Query> {
       return;
     }
     if (s_->cache) s_->cache->insert(key_, reply, s_->now());
+    s_->failures.succeed(key_);
     std::vector<uint8_t> out(reply.begin(), reply.end());
     store_big_u16(out.data(), client_id_);
     finish(out);
@@ -298,10 +326,31 @@ class Query : public std::enable_shared_from_this<Query> {
   void finish(std::span<const uint8_t> reply) {
     if (!done_) return;
     closeAll();
-    if (reply.empty()) s_->m.unanswered.inc();
+    if (reply.empty()) {
+      s_->m.unanswered.inc();
+      s_->failures.fail(key_, s_->now());
+    }
+    std::vector<Waiter> waiters;
+    {
+      std::lock_guard lock(s_->inflight_mu);
+      auto it = s_->inflight.find(key_);
+      if (it != s_->inflight.end()) {
+        waiters = std::move(it->second);
+        s_->inflight.erase(it);
+      }
+    }
     auto done = std::move(done_);
     done_ = nullptr;
     done(reply);
+    for (auto& w : waiters) {
+      if (reply.empty()) {
+        w.done({});
+        continue;
+      }
+      std::vector<uint8_t> own(reply.begin(), reply.end());
+      adaptReply(own, w.packet, w.question);
+      w.done(own);
+    }
   }
 
   std::string endpointText() const {
@@ -347,6 +396,12 @@ Forwarder::Forwarder(asio::io_context& io, UpstreamConfig config, metrics::Regis
                      auto c = cache.lock();
                      return c ? static_cast<double>(c->size()) : 0.0;
                    });
+  std::weak_ptr<Shared> shared = impl_->shared;
+  metrics.callback("elasticdns_agent_upstream_failure_cache_entries",
+                   "Questions whose upstream failures are remembered (RFC 9520)", [shared] {
+                     auto s = shared.lock();
+                     return s ? static_cast<double>(s->failures.size()) : 0.0;
+                   });
 }
 
 Forwarder::~Forwarder() = default;
@@ -362,6 +417,21 @@ void Forwarder::forward(const wire::Query& query, std::span<const uint8_t> packe
       return;
     }
     s->m.misses.inc();
+  }
+  if (s->failures.held(key, s->now())) {
+    s->m.failure_hits.inc();
+    asio::post(s->io, [done = std::move(done)] { done({}); });
+    return;
+  }
+  {
+    std::lock_guard lock(s->inflight_mu);
+    auto [it, first] = s->inflight.try_emplace(key);
+    if (!first) {
+      s->m.joined.inc();
+      it->second.push_back(Waiter{std::vector<uint8_t>(packet.begin(), packet.end()),
+                                  std::move(question), std::move(done)});
+      return;
+    }
   }
   std::vector<udp::endpoint> servers;
   size_t first = 0;

@@ -1,5 +1,7 @@
 #pragma once
-// Forwarding of names outside the zone to the host's upstream resolvers, with an answer cache.
+// Forwarding of names outside the zone to the host's upstream resolvers, with an answer cache,
+// a cache of resolution failures (RFC 9520, failure_cache.hpp), and one upstream query at a
+// time per question: queries for a question already in flight wait for its reply.
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,6 +25,8 @@ struct UpstreamConfig {
   size_t cache_entries = 10'000;                        // 0 disables the cache
   std::chrono::seconds max_cache_ttl{3600};
   std::chrono::seconds negative_cache_ttl_cap{300};  // NXDOMAIN/NODATA, RFC 2308
+  std::chrono::seconds failure_hold{1};              // RFC 9520: first failure of a question
+  std::chrono::seconds failure_hold_max{30};         // doubled while it keeps failing, up to this
 };
 
 /// Reads the `nameserver` lines of a resolv.conf, dropping `exclude` (the agent's own
@@ -33,7 +37,8 @@ std::vector<boost::asio::ip::udp::endpoint> readResolvConf(
 class Forwarder {
  public:
   /// `reply` is the whole response with the client's ID restored, or empty on failure (all
-  /// attempts timed out or were refused): the server then answers SERVFAIL.
+  /// attempts timed out or were refused, or the question failed a moment ago and is held by
+  /// the failure cache): the server then answers SERVFAIL.
   using Done = std::function<void(std::span<const uint8_t> reply)>;
   using Now = std::function<std::chrono::steady_clock::time_point()>;
 
@@ -48,7 +53,9 @@ class Forwarder {
   /// found in it (kOk): neither is parsed again. `packet` is copied, so the caller may reuse its
   /// buffer.
   /// May be called from any thread. `done` runs on the Forwarder's io_context, exactly once.
-  /// A cached answer completes without network I/O (its TTLs aged, the client's ID set).
+  /// A cached answer completes without network I/O (its TTLs aged, the client's ID set), and so
+  /// does a held failure. A question already in flight is not asked again: this query gets
+  /// that one's reply (made for it: its ID, RD bit and name spelling).
   void forward(const wire::Query& query, std::span<const uint8_t> packet, Done done);
 
   /// Replace the upstream list (SIGHUP reload).

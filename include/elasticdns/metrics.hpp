@@ -35,11 +35,13 @@ class Histogram {
  public:
   explicit Histogram(std::vector<double> bounds)
       : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
-  void observe(double v) {
+  void observe(double v) { observe(v, 1); }
+  /// `n` observations of the same value (a batch of queries answered together).
+  void observe(double v, uint64_t n) {
     size_t i = 0;
     while (i < bounds_.size() && v > bounds_[i]) ++i;
-    counts_[i].fetch_add(1, std::memory_order_relaxed);
-    sum_micro_.fetch_add(static_cast<uint64_t>(v * 1e6), std::memory_order_relaxed);
+    counts_[i].fetch_add(n, std::memory_order_relaxed);
+    sum_micro_.fetch_add(static_cast<uint64_t>(v * 1e6) * n, std::memory_order_relaxed);
   }
   const std::vector<double>& bounds() const { return bounds_; }
   uint64_t countAt(size_t i) const { return counts_[i].load(std::memory_order_relaxed); }

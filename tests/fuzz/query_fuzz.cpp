@@ -55,6 +55,7 @@ struct Harness {
   Harness() {
     ZoneConfig cfg;
     cfg.server_name = "h1";
+    cfg.ns_addresses = {"127.0.0.1", "::1"};  // the apex NS's glue
     store.publish(std::make_shared<const model::Topology>(fuzzTopology()), cfg).value();
     shared.identity = &identity;
     shared.forwarding = true;

@@ -188,5 +188,36 @@ TEST_F(QueryHandlerTest, StaleAnswersCarryEde3) {
             out_.begin() + d.length);
 }
 
+// Every error reply to a query with a valid OPT: the question, an OPT with the query's DO bit.
+TEST_F(QueryHandlerTest, ErrorRepliesCarryTheQuestionAndAnOptWithTheDoBit) {
+  const QueryOptions edns_do{.edns = true, .dnssec_ok = true};
+  auto notimp = makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, edns_do);
+  notimp[2] = static_cast<uint8_t>((notimp[2] & 0x87) | (2 << 3));  // opcode STATUS
+  auto with_answer = makeQueryPkt("api.cloud66.local", LDNS_RR_TYPE_A, edns_do);
+  ldns_pkt_push_rr(with_answer.get(), LDNS_SECTION_ANSWER, rr("api.cloud66.local. 5 IN A 1.2.3.4"));
+  auto badvers = makeQueryPkt("api.cloud66.local", LDNS_RR_TYPE_A, edns_do);
+  ldns_pkt_set_edns_version(badvers.get(), 1);
+  struct Case {
+    std::vector<uint8_t> packet;
+    sockaddr_storage from;
+    int rcode;  // extended
+  };
+  for (const auto& c : {Case{notimp, unknown_, LDNS_RCODE_NOTIMPL},
+                        Case{toWire(with_answer.get()), unknown_, LDNS_RCODE_FORMERR},
+                        Case{makeQuery("api.cloud66.local", LDNS_RR_TYPE_A, edns_do),
+                             v4("192.0.2.7"), LDNS_RCODE_REFUSED},
+                        Case{makeQuery("x.cloud66.local", LDNS_RR_TYPE_AXFR, edns_do), unknown_,
+                             LDNS_RCODE_NOTIMPL},
+                        Case{toWire(badvers.get()), unknown_, 16}}) {
+    auto p = reply(handle(c.packet, c.from));
+    ASSERT_TRUE(p) << c.rcode;
+    EXPECT_EQ(ldns_pkt_get_rcode(p.get()) | (ldns_pkt_edns_extended_rcode(p.get()) << 4), c.rcode);
+    EXPECT_EQ(ldns_pkt_qdcount(p.get()), 1) << c.rcode;
+    EXPECT_TRUE(ldns_pkt_edns(p.get())) << c.rcode;
+    EXPECT_TRUE(ldns_pkt_edns_do(p.get())) << c.rcode;
+    EXPECT_EQ(ldns_pkt_edns_version(p.get()), 0) << c.rcode;
+  }
+}
+
 }  // namespace
 }  // namespace elasticdns::agent

@@ -128,5 +128,83 @@ TEST(AgentWire, ErrorResponsesParseWithLdns) {
   EXPECT_EQ(writeErrorResponse(q, pkt, kRefused, std::span<uint8_t>(out.data(), 5)), 0u);
 }
 
+// RFC 6891 7 and RFC 3225 3: an error reply to a query with a valid OPT carries an OPT, with
+// the query's DO bit, and the question whenever it could be read, whatever the error.
+TEST(AgentWire, ErrorRepliesKeepTheQuestionAndTheOptWithItsDoBit) {
+  auto notify =
+      makeQuery("x.example", LDNS_RR_TYPE_SOA, {.id = 3, .edns = true, .dnssec_ok = true});
+  notify[2] = static_cast<uint8_t>((notify[2] & 0x87) | (4 << 3));  // opcode NOTIFY
+  auto with_answer = makeQueryPkt("x.example", LDNS_RR_TYPE_A, {.edns = true, .dnssec_ok = true});
+  ldns_pkt_push_rr(with_answer.get(), LDNS_SECTION_ANSWER, rr("x.example. 5 IN A 192.0.2.1"));
+  auto formerr = toWire(with_answer.get());
+  for (auto [packet, status] :
+       {std::pair{notify, ParseStatus::kNotImp}, std::pair{formerr, ParseStatus::kFormErr}}) {
+    Query q;
+    ASSERT_EQ(parseQuery(packet, q), status);
+    EXPECT_TRUE(q.has_edns);
+    EXPECT_TRUE(q.edns_do);
+    EXPECT_EQ(q.nameView(), "x.example");
+    std::vector<uint8_t> out(512);
+    const uint16_t rcode = status == ParseStatus::kNotImp ? kNotImp : kFormErr;
+    size_t n = writeErrorResponse(q, packet, rcode, out);
+    auto r = fromWire(std::span<const uint8_t>(out.data(), n));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(ldns_pkt_get_rcode(r.get()), rcode);
+    EXPECT_EQ(ldns_pkt_qdcount(r.get()), 1);
+    EXPECT_EQ(ldns_pkt_ancount(r.get()), 0);
+    EXPECT_TRUE(ldns_pkt_edns(r.get()));
+    EXPECT_TRUE(ldns_pkt_edns_do(r.get()));
+  }
+  // Without DO, the reply's OPT has none either.
+  auto plain = makeQuery("x.example", LDNS_RR_TYPE_A, {.edns = true});
+  Query q;
+  ASSERT_EQ(parseQuery(plain, q), ParseStatus::kOk);
+  std::vector<uint8_t> out(512);
+  auto r =
+      fromWire(std::span<const uint8_t>(out.data(), writeErrorResponse(q, plain, kRefused, out)));
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(ldns_pkt_edns(r.get()));
+  EXPECT_FALSE(ldns_pkt_edns_do(r.get()));
+}
+
+TEST(AgentWire, AnOptThatIsNotValidIsFormErrWithoutOpt) {
+  const auto good = makeQuery("x.example", LDNS_RR_TYPE_A, {.edns = true});
+  const size_t opt = good.size() - 11;  // the OPT record: root, type, class, ttl, rdlength 0
+  ASSERT_EQ(good[opt + 2], kTypeOpt);
+
+  auto not_root = good;  // owner "a." instead of the root
+  not_root.insert(not_root.begin() + static_cast<long>(opt), {1, 'a'});
+  auto two = good;  // a second OPT
+  two.insert(two.end(), good.begin() + static_cast<long>(opt), good.end());
+  two[11] = 2;          // arcount
+  auto overrun = good;  // an option longer than the rdata
+  overrun[opt + 10] = 4;
+  overrun.insert(overrun.end(), {0, 10, 0, 9});
+  for (const auto* packet : {&not_root, &two, &overrun}) {
+    Query q;
+    EXPECT_EQ(parseQuery(*packet, q), ParseStatus::kFormErr);
+    EXPECT_FALSE(q.has_edns);
+    EXPECT_EQ(q.nameView(), "x.example") << "the question is still echoed";
+  }
+  auto fine = good;  // an option that fits
+  fine[opt + 10] = 6;
+  fine.insert(fine.end(), {0, 10, 0, 2, 'h', 'i'});
+  Query q;
+  EXPECT_EQ(parseQuery(fine, q), ParseStatus::kOk);
+  EXPECT_TRUE(q.has_edns);
+}
+
+TEST(AgentWire, AnUnreadableQuestionIsFormErrWithoutOne) {
+  auto pkt = makeQuery("x.example", LDNS_RR_TYPE_A, {.edns = true});
+  pkt.resize(kHeaderSize + 5);  // the name cut short
+  Query q;
+  EXPECT_EQ(parseQuery(pkt, q), ParseStatus::kFormErr);
+  EXPECT_EQ(q.question_end, 0u);
+  std::vector<uint8_t> out(512);
+  size_t n = writeErrorResponse(q, pkt, kFormErr, out);
+  ASSERT_EQ(n, kHeaderSize);
+  EXPECT_EQ(out[5], 0) << "qdcount 0";
+}
+
 }  // namespace
 }  // namespace elasticdns::agent::wire

@@ -1,6 +1,7 @@
 // The forwarder against scripted upstreams on loopback sockets: reply matching (wrong ID,
 // wrong question), random IDs and source ports, timeouts and failover, SERVFAIL, TC → TCP,
-// cache hits without network I/O; and resolv.conf parsing.
+// cache hits without network I/O, failures held (RFC 9520), one upstream query per question in
+// flight; and resolv.conf parsing.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using asio::ip::udp;
 using namespace std::chrono_literals;
+using testing::answers;
 using testing::makeQuery;
 using testing::makeReply;
 
@@ -187,7 +189,7 @@ TEST_F(ForwarderTest, AllAttemptsTimingOutGivesAnEmptyReply) {
   EXPECT_EQ(metric(reg_, "elasticdns_agent_upstream_unanswered_total"), 1);
 }
 
-TEST_F(ForwarderTest, ServfailIsRetriedElsewhereAndNotCached) {
+TEST_F(ForwarderTest, ServfailIsRetriedElsewhereAndNotCachedAsAnAnswer) {
   FakeUpstream broken(io_, [](std::span<const uint8_t> q) {
     return std::vector<std::vector<uint8_t>>{makeReply(q, LDNS_RCODE_SERVFAIL, {})};
   });
@@ -200,13 +202,101 @@ TEST_F(ForwarderTest, ServfailIsRetriedElsewhereAndNotCached) {
   EXPECT_EQ(ldns_pkt_get_rcode(testing::fromWire(*r).get()), LDNS_RCODE_NOERROR);
   EXPECT_EQ(metric(reg_, "elasticdns_agent_upstream_failures_total{reason=\"servfail\"}"), 1);
 
-  Forwarder only_broken(io_, config({broken.endpoint()}), reg_);
+  // Every upstream failed: the failure is held for a moment (below), never cached as an answer.
+  auto now = std::chrono::steady_clock::now();
+  Forwarder only_broken(io_, config({broken.endpoint()}), reg_, [&] { return now; });
   r = forward(only_broken, makeQuery("x.example.test.", LDNS_RR_TYPE_A));
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->empty());
+  now += 1s;  // the hold (1 s) is over
   size_t before = broken.ids.size();
   ASSERT_TRUE(forward(only_broken, makeQuery("x.example.test.", LDNS_RR_TYPE_A)));
-  EXPECT_GT(broken.ids.size(), before);  // not served from cache
+  EXPECT_GT(broken.ids.size(), before);
+}
+
+// RFC 9520: a question every upstream failed is answered SERVFAIL without asking upstream
+// while it is held; the hold doubles while the question keeps failing; other questions and an
+// answer that comes back are not affected.
+TEST_F(ForwarderTest, FailedQuestionIsHeldWithBackoff) {
+  bool up_again = false;
+  FakeUpstream flaky(io_, [&](std::span<const uint8_t> q) {
+    return std::vector<std::vector<uint8_t>>{up_again ? answerFor(q)
+                                                      : makeReply(q, LDNS_RCODE_SERVFAIL, {})};
+  });
+  auto c = config({flaky.endpoint()});
+  c.failure_hold = 1s;
+  c.failure_hold_max = 3s;
+  auto now = std::chrono::steady_clock::now();
+  Forwarder f(io_, c, reg_, [&] { return now; });
+  auto ask = [&](const char* name) {
+    auto r = forward(f, makeQuery(name, LDNS_RR_TYPE_A));
+    EXPECT_TRUE(r);
+    return r && !r->empty();
+  };
+  const auto hits = "elasticdns_agent_upstream_failure_cache_hits_total";
+  EXPECT_FALSE(ask("x.example.test."));
+  const size_t asked = flaky.ids.size();
+  EXPECT_EQ(asked, 2u);  // attempts = 2, both SERVFAIL
+  now += 999ms;
+  EXPECT_FALSE(ask("x.example.test."));
+  EXPECT_EQ(flaky.ids.size(), asked);  // held: upstream not asked
+  EXPECT_EQ(metric(reg_, hits), 1);
+  EXPECT_FALSE(ask("y.example.test."));  // another question is asked upstream
+  EXPECT_EQ(flaky.ids.size(), asked + 2);
+
+  now += 1ms;  // 1 s: asked again, fails again: held 2 s
+  EXPECT_FALSE(ask("x.example.test."));
+  EXPECT_EQ(flaky.ids.size(), asked + 4);
+  now += 1999ms;
+  EXPECT_FALSE(ask("x.example.test."));
+  EXPECT_EQ(flaky.ids.size(), asked + 4);
+  now += 1ms;  // fails again: held 3 s (max), not 4
+  EXPECT_FALSE(ask("x.example.test."));
+  now += 2999ms;
+  EXPECT_FALSE(ask("x.example.test."));
+  EXPECT_EQ(flaky.ids.size(), asked + 6);
+  EXPECT_EQ(metric(reg_, hits), 3);
+
+  up_again = true;
+  now += 1ms;
+  EXPECT_TRUE(ask("x.example.test."));  // held no more; the answer forgets the failures
+  EXPECT_EQ(metric(reg_, "elasticdns_agent_upstream_failure_cache_entries"), 1);  // y's
+}
+
+// A burst of queries for one question: one upstream query, every client its own reply.
+TEST_F(ForwarderTest, QueriesForAQuestionInFlightWaitForItsReply) {
+  FakeUpstream up(io_, [](std::span<const uint8_t> q) {
+    return std::vector<std::vector<uint8_t>>{answerFor(q)};
+  });
+  Forwarder f(io_, config({up.endpoint()}), reg_);
+  std::vector<std::vector<uint8_t>> queries, replies;
+  const char* spellings[] = {"www.example.test.", "WWW.example.test.", "www.EXAMPLE.test."};
+  for (uint16_t i = 0; i < 3; ++i)
+    queries.push_back(makeQuery(spellings[i], LDNS_RR_TYPE_A, {.id = uint16_t(100 + i)}));
+  std::vector<wire::Query> parsed(3);
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(wire::parseQuery(queries[i], parsed[i]), wire::ParseStatus::kOk);
+    f.forward(parsed[i], queries[i], [&](std::span<const uint8_t> r) {
+      replies.emplace_back(r.begin(), r.end());
+      if (replies.size() == 3) io_.stop();
+    });
+  }
+  io_.run_for(5s);
+  ASSERT_EQ(replies.size(), 3u);
+  EXPECT_EQ(up.ids.size(), 1u);
+  EXPECT_EQ(metric(reg_, "elasticdns_agent_upstream_joined_total"), 2);
+  std::set<uint16_t> ids;
+  for (const auto& r : replies) {
+    auto p = testing::fromWire(r);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(answers(p.get()).size(), 1u);
+    ids.insert(ldns_pkt_id(p.get()));
+    // The question as the client spelled it.
+    size_t i = ldns_pkt_id(p.get()) - 100;
+    ASSERT_LT(i, queries.size());
+    EXPECT_TRUE(std::equal(r.begin() + 12, r.begin() + 12 + 18, queries[i].begin() + 12));
+  }
+  EXPECT_EQ(ids, (std::set<uint16_t>{100, 101, 102}));
 }
 
 TEST_F(ForwarderTest, TruncatedReplyIsRetriedOverTcp) {

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# User-space instructions per query, the agent beside gdnsd, counted by callgrind (exact and
+# repeatable on a busy machine, unlike q/s). Both serve the peers.sh data (N names x 4 A, the
+# agent through tests/bench/agent_run.sh: versioned policy, the client a known v3 container).
+# Each server runs under callgrind twice, answering Q1 and then Q2 queries from dnsperf; the
+# difference divided by Q2 - Q1 is the cost of a query without start-up and shutdown. Two loads:
+#   full    dnsperf -c 1 -q 100, as fast as the server goes (under callgrind the socket queue
+#           is always full: large recvmmsg batches, as in peers.sh's drain test)
+#   paced   dnsperf -Q 300: one query per wake-up (moderate load: wake-ups and small batches)
+# Kernel work (the UDP stack, ~4 us a query) is not counted. Inside a private network namespace
+# with loopback only.
+#   tests/bench/agent_callgrind.sh [BUILD_DIR]        (root; valgrind, gdnsd, dnsperf)
+# Env: NAMES (1000), Q1 (2000), Q2 (6000), MODES ("full paced"), SERVERS ("gdnsd agent"),
+# AGENT (the agent binary; default BUILD_DIR/agent/elasticdns-agent), CONTAINERS (10000).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-$repo/build}
+agent=${AGENT:-$build/agent/elasticdns-agent}
+names=${NAMES:-1000} q1=${Q1:-2000} q2=${Q2:-6000}
+for tool in valgrind gdnsd dnsperf dig unshare; do
+  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 77; }
+done
+[ -x "$agent" ] || { echo "build $agent first" >&2; exit 1; }
+if [ -z "${IN_NETNS:-}" ]; then  # loopback only, whatever a server does
+  exec unshare -n env IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+fi
+
+w=$(mktemp -d /tmp/agent-callgrind.XXXXXX)
+pid=""
+cleanup() {
+  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  rm -rf "$w"
+}
+trap cleanup EXIT
+zone=cloud66.local port=5391
+awk -v n="$names" -v zone="$zone" -v zf="$w/zone" -v hf="$w/hosts" -v qf="$w/queries" 'BEGIN {
+  printf "$ORIGIN %s.\n$TTL 30\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 30\n", zone, zone, zone > zf
+  printf "@ IN NS ns.%s.\nns IN A 127.0.0.1\n", zone > zf
+  for (i = 0; i < n; i++) {
+    for (k = 1; k <= 4; k++) {
+      ip = sprintf("10.%d.%d.%d", 64 + int(i / 256), i % 256, k)
+      printf "svc%d IN A %s\n", i, ip > zf
+      printf "%s svc%d.%s\n", ip, i, zone > hf
+    }
+    printf "svc%d.%s A\n", i, zone > qf
+  }
+}'
+
+start() {  # start SERVER OUTFILE: under callgrind, pinned to core 1; waits for an answer
+  local s=$1 out=$2 d=$w/$1
+  rm -rf "$d" && mkdir -p "$d"
+  local vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no)
+  case $s in
+    gdnsd)
+      mkdir -p "$d/etc/zones" "$d/run" "$d/state"
+      printf 'options => {\n listen => [ 127.0.0.1 ]\n dns_port => %s\n udp_threads => 1\n tcp_threads => 1\n run_dir => %s/run\n state_dir => %s/state\n}\n' \
+        "$port" "$d" "$d" > "$d/etc/config"
+      cp "$w/zone" "$d/etc/zones/$zone"
+      taskset -c 1 "${vg[@]}" gdnsd -c "$d/etc" -f start > "$d/log" 2>&1 &;;
+    agent)
+      AGENT_WRAPPER="${vg[*]}" taskset -c 1 bash "$repo/tests/bench/agent_run.sh" "$agent" \
+        "$w/hosts" "$d" 127.0.0.1 "$port" "${CONTAINERS:-10000}" > "$d/log" 2>&1 &;;
+  esac
+  pid=$!
+  for _ in $(seq 600); do
+    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 "svc1.$zone" A 2>/dev/null | grep -q '^10\.' && return 0
+    sleep 0.1
+  done
+  echo "$s did not answer; log:" >&2; cat "$d/log" >&2; exit 1
+}
+
+total_ir() {  # the Ir total of a callgrind output (every thread's file)
+  awk '/^(summary|totals):/ { s += $2 } END { print s + 0 }' "$1"*
+}
+
+run() {  # run SERVER MODE QUERIES: Ir of a whole run
+  local s=$1 mode=$2 q=$3 out=$w/cg.$1.$2.$3
+  start "$s" "$out"
+  local passes=$((q / names)) rate=()
+  [ "$mode" = paced ] && rate=(-Q 300)
+  taskset -c 0 dnsperf -s 127.0.0.1 -p "$port" -d "$w/queries" -n "$passes" -c 1 -q 100 -t 30 \
+    "${rate[@]}" > "$w/dnsperf.$s.$mode.$q" 2>&1
+  grep -q 'Queries completed' "$w/dnsperf.$s.$mode.$q" || { cat "$w/dnsperf.$s.$mode.$q" >&2; exit 1; }
+  local lost; lost=$(awk '/Queries lost:/ { print $3 }' "$w/dnsperf.$s.$mode.$q")
+  [ "$lost" = 0 ] || echo "warning: $s $mode: $lost queries lost" >&2
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  total_ir "$out"
+}
+
+echo "# callgrind Ir per query (user space only): (Ir[$q2 queries] - Ir[$q1 queries]) / $((q2 - q1))"
+for mode in ${MODES:-full paced}; do
+  for s in ${SERVERS:-gdnsd agent}; do
+    a=$(run "$s" "$mode" "$q1"); b=$(run "$s" "$mode" "$q2")
+    echo "$mode $s Ir_per_query=$(( (b - a) / (q2 - q1) )) (Ir $a / $b)"
+  done
+done
