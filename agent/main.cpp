@@ -4,6 +4,8 @@
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/program_options.hpp>
 
 #include "agent/agent.hpp"
@@ -46,6 +48,17 @@ int printTraffic(const AgentConfig& config, std::string topology_path) {
   return 0;
 }
 
+/// SIGTERM and SIGINT stay caught until the process ends. Asio gives a signal its default action
+/// back when the last signal set that catches it is destroyed: the Agent's goes with the Agent,
+/// and a second SIGTERM during the last steps of a stop (systemd, an impatient operator) would
+/// then kill the stopping agent with a signal status. This set is never destroyed; a signal it
+/// catches is only queued, never read.
+void keepStopSignalsCaught() {
+  static auto* io = new boost::asio::io_context;
+  static auto* set = new boost::asio::signal_set(*io, SIGTERM, SIGINT);
+  (void)set;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -82,6 +95,7 @@ int main(int argc, char** argv) {
   }
   if (vm.count("detach")) return detach(loaded.value());
   if (vm.count("print-traffic-config")) return printTraffic(loaded.value(), topology_path);
+  keepStopSignalsCaught();
   Agent agent(std::move(loaded.value()), config_path);
   return agent.run();
 }
