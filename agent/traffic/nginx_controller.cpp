@@ -231,6 +231,20 @@ TrafficOutcome NginxController::apply(const model::Topology& topology) {
   return install(rendered, topology.index);
 }
 
+// A candidate nginx refused: remembered (so it is logged once), kept for inspection as
+// failed-*.conf, counted.
+void NginxController::keepRejected(const RenderedTraffic& r) {
+  std::error_code ec;
+  failed_http_ = r.http;
+  failed_stream_ = r.stream;
+  fs::rename(settings_.work_dir / "candidate-http.conf", settings_.work_dir / "failed-http.conf",
+             ec);
+  fs::rename(settings_.work_dir / "candidate-stream.conf",
+             settings_.work_dir / "failed-stream.conf", ec);
+  metrics_->rejected.inc();
+  metrics_->current.set(0);
+}
+
 TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index) {
   std::error_code ec;
   fs::create_directories(settings_.work_dir, ec);
@@ -251,12 +265,7 @@ TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index
       runProcess({settings_.config.nginx, "-t", "-q", "-e", "stderr", "-c", test_conf.string()},
                  kHelperTimeout);
   if (!test.ok()) {
-    failed_http_ = r.http;
-    failed_stream_ = r.stream;
-    fs::rename(cand_http, settings_.work_dir / "failed-http.conf", ec);
-    fs::rename(cand_stream, settings_.work_dir / "failed-stream.conf", ec);
-    metrics_->rejected.inc();
-    metrics_->current.set(0);
+    keepRejected(r);
     spdlog::error(
         "traffic: nginx rejected the configuration of topology index {}; nginx keeps the last "
         "good one; the candidate is {}/failed-*.conf: {}",
@@ -278,12 +287,7 @@ TrafficOutcome NginxController::install(const RenderedTraffic& r, uint64_t index
     if (!writeFileAtomically(settings_.config.stream_file, installed_stream_, restore_error) ||
         !writeFileAtomically(settings_.config.http_file, installed_http_, restore_error))
       spdlog::error("traffic: cannot put the last good files back: {}", restore_error);
-    failed_http_ = r.http;
-    failed_stream_ = r.stream;
-    fs::rename(cand_http, settings_.work_dir / "failed-http.conf", ec);
-    fs::rename(cand_stream, settings_.work_dir / "failed-stream.conf", ec);
-    metrics_->rejected.inc();
-    metrics_->current.set(0);
+    keepRejected(r);
     spdlog::error(
         "traffic: nginx rejected {} with the configuration of topology index {}; the last good "
         "files are back; the candidate is {}/failed-*.conf: {}",

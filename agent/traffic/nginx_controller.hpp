@@ -70,6 +70,7 @@ class NginxController {
   void run();
   bool ensureSelfSigned();
   TrafficOutcome install(const RenderedTraffic& r, uint64_t index);
+  void keepRejected(const RenderedTraffic& r);
   bool reload(std::string& error);
   /// nginx -t of main_conf with the new files in place: "" when it passes, else nginx's words.
   std::string checkMainConfig();
