@@ -34,10 +34,22 @@ struct PortMapping {
   bool operator==(const PortMapping&) const = default;
 };
 
+/// A server's ContainerNet WireGuard identity, published by its agent (README.md, ContainerNet).
+struct WireGuardPeer {
+  std::string public_key;  // base64 of 32 bytes (44 characters)
+  std::string endpoint;    // "IPV4:PORT" or "[IPV6]:PORT", where other hosts send its UDP
+  bool operator==(const WireGuardPeer&) const = default;
+};
+
 struct Server {
   std::string name;
   std::string address;  // IPv4 or IPv6 host address
   std::map<std::string, std::string> labels;
+  /// ContainerNet: the container subnet central leased to this server ("10.240.3.0/24"); empty
+  /// when ContainerNet is off at central. Assigned by central only.
+  std::string subnet;
+  /// ContainerNet: absent until the server's agent (or an admin) published it.
+  std::optional<WireGuardPeer> wireguard;
   bool operator==(const Server&) const = default;
 };
 

@@ -233,6 +233,9 @@ void erase(model::Topology& t, RecordKind k, const std::string& key) {
 json toJson(const model::Server& s) {
   json j = {{"name", s.name}, {"address", s.address}};
   if (!s.labels.empty()) j["labels"] = s.labels;
+  if (!s.subnet.empty()) j["subnet"] = s.subnet;
+  if (s.wireguard)
+    j["wireguard"] = {{"public_key", s.wireguard->public_key}, {"endpoint", s.wireguard->endpoint}};
   return j;
 }
 

@@ -18,6 +18,9 @@ bool isLowerAlnum(char c) {
 bool isAlnum(char c) {
   return isLowerAlnum(c) || (c >= 'A' && c <= 'Z');
 }
+bool isDigit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 Error err(std::string field, std::string reason) {
   return Error{std::move(field), std::move(reason)};
@@ -117,6 +120,45 @@ bool isIpv6(std::string_view s) {
   return inet_pton(AF_INET6, buf, &a) == 1;
 }
 
+bool isIpv4Subnet(std::string_view s) {
+  size_t slash = s.find('/');
+  if (slash == std::string_view::npos || !isIpv4(s.substr(0, slash))) return false;
+  std::string_view len = s.substr(slash + 1);
+  if (len.empty() || len.size() > 2 || !std::all_of(len.begin(), len.end(), isDigit)) return false;
+  int prefix = std::stoi(std::string(len));
+  if (prefix < 8 || prefix > 30) return false;
+  char buf[16] = {};
+  s.substr(0, slash).copy(buf, slash);
+  in_addr a;
+  inet_pton(AF_INET, buf, &a);
+  uint32_t host = ntohl(a.s_addr) & (0xffffffffu >> prefix);
+  return host == 0;
+}
+
+bool isWireGuardKey(std::string_view s) {
+  if (s.size() != 44 || s[43] != '=') return false;
+  for (size_t i = 0; i < 43; ++i) {
+    char c = s[i];
+    if (!isAlnum(c) && c != '+' && c != '/') return false;
+  }
+  // The last character before '=' carries 2 bits of the key and 4 zero bits.
+  static constexpr std::string_view kLast = "AEIMQUYcgkosw048";
+  return kLast.find(s[42]) != std::string_view::npos;
+}
+
+bool isEndpoint(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 >= s.size() || s.size() - colon - 1 > 5)
+    return false;
+  std::string_view port = s.substr(colon + 1);
+  if (!std::all_of(port.begin(), port.end(), isDigit) || port.front() == '0') return false;
+  if (int p = std::stoi(std::string(port)); p < 1 || p > 65535) return false;
+  std::string_view host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    return isIpv6(host.substr(1, host.size() - 2));
+  return isIpv4(host);
+}
+
 bool isContainerId(std::string_view s) {
   if (s.empty() || s.size() > kMaxIdLength || !isAlnum(s.front())) return false;
   for (char c : s)
@@ -132,7 +174,7 @@ bool isVersionName(std::string_view s) {
 }
 
 Result<model::Server> parseServer(const json& j, std::string_view key) {
-  if (auto e = checkKeys(j, {"name", "address", "labels"}, "")) return *e;
+  if (auto e = checkKeys(j, {"name", "address", "labels", "subnet", "wireguard"}, "")) return *e;
   model::Server s;
   if (auto e = getString(j, "name", s.name, key.empty())) return *e;
   if (auto e = keyed(s.name, key, "name")) return *e;
@@ -151,7 +193,29 @@ Result<model::Server> parseServer(const json& j, std::string_view key) {
       s.labels[l.key()] = v;
     }
   }
+  if (auto e = getString(j, "subnet", s.subnet, false)) return *e;
+  if (!s.subnet.empty() && !isIpv4Subnet(s.subnet))
+    return err("subnet", "must be an IPv4 network A.B.C.D/N (N 8..30, no host bits)");
+  if (auto it = j.find("wireguard"); it != j.end()) {
+    auto wg = parseWireGuard(*it);
+    if (!wg)
+      return Error{wg.error().field.empty() ? "wireguard" : "wireguard/" + wg.error().field,
+                   wg.error().reason};
+    s.wireguard = std::move(wg.value());
+  }
   return s;
+}
+
+Result<model::WireGuardPeer> parseWireGuard(const json& j) {
+  if (!j.is_object()) return err("", "must be an object {public_key, endpoint}");
+  if (auto e = checkKeys(j, {"public_key", "endpoint"}, "")) return *e;
+  model::WireGuardPeer w;
+  if (auto e = getString(j, "public_key", w.public_key, true)) return *e;
+  if (!isWireGuardKey(w.public_key))
+    return err("public_key", "must be a WireGuard public key (base64 of 32 bytes)");
+  if (auto e = getString(j, "endpoint", w.endpoint, true)) return *e;
+  if (!isEndpoint(w.endpoint)) return err("endpoint", "must be IPV4:PORT or [IPV6]:PORT");
+  return w;
 }
 
 Result<model::PortMapping> parsePort(const json& j) {

@@ -36,6 +36,12 @@ bool isDnsLabel(std::string_view s);
 bool isDnsName(std::string_view s);
 bool isIpv4(std::string_view s);
 bool isIpv6(std::string_view s);
+/// ContainerNet subnet: an IPv4 network "A.B.C.D/N", N in 8..30, no host bits set.
+bool isIpv4Subnet(std::string_view s);
+/// WireGuard public key: standard base64 of 32 bytes (44 characters, one '=' of padding).
+bool isWireGuardKey(std::string_view s);
+/// WireGuard endpoint: "IPV4:PORT" or "[IPV6]:PORT", port 1..65535.
+bool isEndpoint(std::string_view s);
 /// Container ids: [A-Za-z0-9][A-Za-z0-9_.-]*, 1..128 chars.
 bool isContainerId(std::string_view s);
 /// Version names: [A-Za-z0-9][A-Za-z0-9_.+-]*, 1..64 chars.
@@ -52,6 +58,8 @@ Result<model::Datasource> parseDatasource(const nlohmann::json& j, std::string_v
 /// A `ports` entry: "3000", "3000:80", "3000:80:443" (container:http:https) or the long form
 /// {container, http, https, tcp, udp}.
 Result<model::PortMapping> parsePort(const nlohmann::json& j);
+/// A server's `wireguard` object: {public_key, endpoint}, both required.
+Result<model::WireGuardPeer> parseWireGuard(const nlohmann::json& j);
 
 /// Checks that hold across records: every container's service/server/version is well formed
 /// and its version is known; sizes within bounds. (A container may name a server or service
