@@ -14,6 +14,7 @@ or nginx / its stream module / openssl are missing.
 """
 
 import argparse
+import difflib
 import http.client
 import os
 import re
@@ -471,8 +472,17 @@ def run(args, report):
             text = open(nginxes[h].http_file).read()
             return text.replace(cluster.agents[h].bridge_address + ":", "AGENT:").replace(
                 f"nginx-{h}/", "nginx-HOST/")
-        report.check("host2's nginx got the same configuration as host1's",
-                     normalized("host1") == normalized("host2"), "")
+        # host2's agent went through the same adds and deletes of the checks above on its own
+        # thread (nothing was refused there): wait until it has rendered the last of them.
+        try:
+            dc.poll("host2's nginx configuration catches up with host1's",
+                    lambda: normalized("host1") == normalized("host2"), 10)
+            same = ""
+        except TimeoutError:
+            same = "".join(difflib.unified_diff(
+                normalized("host1").splitlines(True), normalized("host2").splitlines(True),
+                "host1", "host2"))
+        report.check("host2's nginx got the same configuration as host1's", same == "", same)
         failed = False
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()

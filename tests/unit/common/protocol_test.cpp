@@ -9,7 +9,7 @@ namespace {
 model::Topology sample() {
   model::Topology t;
   t.index = 7;
-  t.servers["host1"] = {"host1", "192.0.2.1", {{"zone", "a"}}};
+  t.servers["host1"] = {"host1", "192.0.2.1", {{"zone", "a"}}, {}, {}};
   t.services["api"] = {"api",
                        model::DnsBehaviour::kVersioned,
                        model::LoadBalancing::kSticky,
