@@ -5,6 +5,7 @@
 // ever held by two servers.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -101,6 +102,26 @@ TEST(ContainerNetConfig, RejectsBadValuesNamingTheKey) {
     ASSERT_FALSE(c) << yaml;
     EXPECT_EQ(c.error().field, field) << yaml << " -> " << c.error().message();
   }
+}
+
+// central.example.yml (the config the package installs) shows the section commented out:
+// uncommented, it parses.
+TEST(ContainerNetConfig, TheInstalledExampleSectionParsesUncommented) {
+  std::ifstream in(std::string(ELASTICDNS_SOURCE_DIR) + "/central/central.example.yml");
+  ASSERT_TRUE(in);
+  std::string line, section;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    inside = inside || line == "#containernet:";
+    if (inside && line.rfind("#", 0) == 0) section += line.substr(1) + "\n";
+    if (inside && line.rfind("#", 0) != 0) break;
+  }
+  ASSERT_FALSE(section.empty()) << "no #containernet: section";
+  auto c = parseConfig(section);
+  ASSERT_TRUE(c) << c.error().message() << "\n" << section;
+  ASSERT_TRUE(c->containernet);
+  EXPECT_EQ(c->containernet->cluster_cidr, "10.240.0.0/16");
+  EXPECT_EQ(c->containernet->subnet_prefix, 24);
 }
 
 class Leases : public ContainerNetCentral {
@@ -223,6 +244,29 @@ TEST_F(Leases, ServersPutBeforeContainerNetGetLeasesAtStartInOneGo) {
   ASSERT_FALSE(reopen(std::nullopt));
   EXPECT_EQ(topology().index, index);
   EXPECT_EQ(subnetOf("h3"), "");
+}
+
+// The start-time leases of one transaction skip each other, also when the search wraps onto
+// the subnet leased last (freed since): 4 subnets, 3 held, 2 servers to lease → refused.
+TEST_F(Leases, StartTimeLeasesNeverCollideWhenTheSearchWraps) {
+  for (const char* h : {"h1", "h2", "h3", "h4"}) ASSERT_EQ(putServer(h).status, 200u);
+  ASSERT_EQ(call("DELETE", "/v1/servers/h3").status, 200u);
+  ASSERT_EQ(putServer("h5").status, 200u);
+  EXPECT_EQ(subnetOf("h5"), "10.240.0.8/30");
+  ASSERT_EQ(call("DELETE", "/v1/servers/h5").status, 200u);  // the last leased is free again
+  ASSERT_FALSE(reopen(std::nullopt));
+  ASSERT_EQ(putServer("h6").status, 200u);
+  ASSERT_EQ(putServer("h7").status, 200u);
+  uint64_t index = topology().index;
+  auto e = reopen(ipam("10.240.0.0/28", 30));
+  ASSERT_TRUE(e);
+  EXPECT_NE(e->message().find("no free subnet"), std::string::npos) << e->message();
+  ASSERT_FALSE(reopen(std::nullopt));
+  EXPECT_EQ(topology().index, index);
+  // With one of them gone, the other gets the free subnet.
+  ASSERT_EQ(call("DELETE", "/v1/servers/h7").status, 200u);
+  ASSERT_FALSE(reopen(ipam("10.240.0.0/28", 30)));
+  EXPECT_EQ(subnetOf("h6"), "10.240.0.8/30");
 }
 
 TEST_F(Leases, SettingsChangedUnderLeasesRefuseToStart) {
