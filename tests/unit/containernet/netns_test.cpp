@@ -10,9 +10,15 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
 
 #include "agent/containernet/containernet.hpp"
 #include "agent/containernet/key.hpp"
@@ -24,6 +30,8 @@ namespace elasticdns::agent {
 namespace {
 
 namespace fs = std::filesystem;
+namespace beast = boost::beast;
+namespace http = beast::http;
 using namespace std::chrono_literals;
 
 // `sh -c script` to completion (10 s at most): its exit code and output.
@@ -61,6 +69,67 @@ bool eventually(Fn done, std::chrono::milliseconds bound = 10s) {
   }
   return done();
 }
+
+// A scripted central on 127.0.0.1 (in the test's namespace), on its own thread: answers every
+// request with the next status of `statuses` (the last one repeats) and records it.
+class FakeCentral {
+ public:
+  struct Request {
+    std::string method, target, authorization, body;
+  };
+  explicit FakeCentral(std::vector<unsigned> statuses)
+      : acceptor_(io_, {boost::asio::ip::make_address("127.0.0.1"), 0}),
+        statuses_(std::move(statuses)) {
+    accept();
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~FakeCentral() {
+    io_.stop();
+    thread_.join();
+  }
+  std::string url() const {
+    return "http://127.0.0.1:" + std::to_string(acceptor_.local_endpoint().port());
+  }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  using tcp = boost::asio::ip::tcp;
+  void accept() {
+    acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket socket) {
+      if (ec) return;
+      auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+      auto buffer = std::make_shared<beast::flat_buffer>();
+      auto req = std::make_shared<http::request<http::string_body>>();
+      http::async_read(*stream, *buffer, *req, [this, stream, buffer, req](auto ec, size_t) {
+        if (ec) return;
+        unsigned status;
+        {
+          std::lock_guard lock(mu_);
+          requests_.push_back({std::string(req->method_string()), std::string(req->target()),
+                               std::string((*req)[http::field::authorization]), req->body()});
+          status = statuses_[std::min(requests_.size(), statuses_.size()) - 1];
+        }
+        auto res = std::make_shared<http::response<http::string_body>>(http::status(status), 11);
+        res->body() = status == 200 ? "{}" : "{\"error\":\"no such server\"}";
+        res->prepare_payload();
+        http::async_write(*stream, *res, [stream, res](auto, size_t) {
+          boost::system::error_code ignored;
+          stream->socket().shutdown(tcp::socket::shutdown_both, ignored);
+        });
+      });
+      accept();
+    });
+  }
+  boost::asio::io_context io_;
+  tcp::acceptor acceptor_;
+  std::vector<unsigned> statuses_;
+  std::mutex mu_;
+  std::vector<Request> requests_;
+  std::thread thread_;
+};
 
 class ContainerNetNetns : public ::testing::Test {
  protected:
@@ -267,6 +336,60 @@ TEST_F(ContainerNetNetns, HostAndContainerReachTheOtherHostsSubnet) {
   // Path MTU: 1440 - 28 fits with DF set, one byte more does not.
   EXPECT_TRUE(sh("ping -c 1 -W 2 -M do -s 1412 10.240.2.1").ok());
   EXPECT_FALSE(sh("ping -c 1 -W 2 -M do -s 1413 10.240.2.1").ok());
+}
+
+// The public key and endpoint go to central until it answers 200 (404 first: no server record
+// yet), not again while the snapshot shows them, and again after a rotation and when central
+// lost them.
+TEST_F(ContainerNetNetns, PublishesToCentralAndRotates) {
+  FakeCentral central({404, 200});
+  auto o = options();
+  o.central_urls = {central.url()};
+  o.token = "agent-secret";
+  o.backoff_min = 50ms;
+  net_ = std::make_unique<ContainerNet>(o, registry_);
+  net_->start();
+  auto own = server("h1", "192.0.2.1", "10.240.1.0/24", "");
+  net_->update(topologyOf({own}));
+  ASSERT_TRUE(eventually([&] { return central.requests().size() == 2; }));
+  auto key = loadKeyFile((dir_ / "containernet.key").string());
+  ASSERT_TRUE(key.ok()) << key.error().message();
+  const std::string public_key = keyToBase64(key->public_key);
+  for (const auto& r : central.requests()) {
+    EXPECT_EQ(r.method, "PUT");
+    EXPECT_EQ(r.target, "/v1/servers/h1/wireguard");
+    EXPECT_EQ(r.authorization, "Bearer agent-secret");
+    EXPECT_EQ(nlohmann::json::parse(r.body),
+              (nlohmann::json{{"public_key", public_key}, {"endpoint", "192.0.2.1:51820"}}));
+  }
+  EXPECT_EQ(registry_.render().find("private"), std::string::npos);
+
+  // Central has it: no more writes.
+  auto published = own;
+  published.wireguard = model::WireGuardPeer{public_key, "192.0.2.1:51820"};
+  net_->update(topologyOf({published}));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(central.requests().size(), 2u);
+
+  // Rotation: a new key file, read on reloadKey (SIGUSR2 in the agent).
+  auto fresh = generatePrivateKey().value();
+  ASSERT_TRUE(writeKeyFile((dir_ / "containernet.key").string(), fresh).ok());
+  net_->reloadKey();
+  ASSERT_TRUE(eventually([&] { return central.requests().size() == 3; }));
+  const std::string rotated = publicKey(fresh);
+  EXPECT_EQ(nlohmann::json::parse(central.requests()[2].body)["public_key"], rotated);
+  EXPECT_TRUE(eventually([&] {
+    auto dump = sh("wg show " + ifname_ + " dump").output;
+    return dump.find("\t" + rotated + "\t51820\t") != std::string::npos;
+  })) << "the interface has the new private key";
+
+  // Central lost the record's key (a restore from an old backup): published again.
+  published.wireguard = model::WireGuardPeer{rotated, "192.0.2.1:51820"};
+  net_->update(topologyOf({published}));
+  std::this_thread::sleep_for(200ms);
+  size_t before = central.requests().size();
+  net_->update(topologyOf({own}));
+  EXPECT_TRUE(eventually([&] { return central.requests().size() == before + 1; }));
 }
 
 }  // namespace
