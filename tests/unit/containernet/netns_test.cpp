@@ -392,5 +392,31 @@ TEST_F(ContainerNetNetns, PublishesToCentralAndRotates) {
   EXPECT_TRUE(eventually([&] { return central.requests().size() == before + 1; }));
 }
 
+// Neither implementation works (userspace only, and no such program): one error, the
+// interface absent, nothing else affected; no root needed.
+TEST(ContainerNetDegraded, DisabledWhenNoImplementationWorks) {
+  const fs::path dir = fs::temp_directory_path() / ("cn-degraded-" + std::to_string(::getpid()));
+  metrics::Registry registry;
+  ContainerNetOptions o;
+  o.config.enabled = true;
+  o.config.interface = "cnd" + std::to_string(::getpid());
+  o.config.implementation = WireGuardImplementation::kUserspace;
+  o.config.wireguard_go = (dir / "no-such-wireguard-go").string();
+  o.state_dir = dir.string();
+  o.server = "h1";
+  {
+    ContainerNet net(o, registry);
+    net.start();
+    net.update(topologyOf({server("h1", "192.0.2.1", "10.240.1.0/24", "")}));
+    EXPECT_TRUE(eventually([&] { return net.disabled(); }));
+    EXPECT_FALSE(net.up());
+    EXPECT_NE(registry.render().find("elasticdns_containernet_up 0\n"), std::string::npos);
+    EXPECT_NE(registry.render().find("elasticdns_containernet_reconciles_total 0\n"),
+              std::string::npos);
+  }
+  EXPECT_FALSE(fs::exists("/sys/class/net/" + o.config.interface));
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace elasticdns::agent
