@@ -12,7 +12,7 @@
 
 namespace elasticdns::agent::rtnl {
 
-/// An IPv4 prefix: network (host byte order is not used: `address` is dotted text) and length.
+/// An IPv4 address or network in dotted text, with its prefix length.
 struct Ipv4Prefix {
   std::string address;  // "10.240.3.1"
   unsigned prefix = 32;
