@@ -25,6 +25,8 @@ packages=(
   # traffic distribution: nginx with its stream module (TCP/UDP), openssl for certificates,
   # wrk for its benchmark
   nginx libnginx-mod-stream openssl wrk
+  # ContainerNet: userspace WireGuard where the kernel has no module, and `wg`
+  wireguard-go wireguard-tools
 )
 
 missing=()
