@@ -6,6 +6,7 @@ Used by dc/containernet_test.py and tests/bench/containernet_bench.py, on a
 dc.World(containernet=True).
 """
 
+import base64
 import os
 import signal
 import socket
@@ -31,7 +32,8 @@ class Central(elastic.Central):
     """Central with ContainerNet on (subnets leased out of dc.CONTAINERNET_CIDR) and a
     per-server agent token for every host of TOKEN_HOSTS."""
 
-    def __init__(self, world, binary, token_hosts=TOKEN_HOSTS):
+    def __init__(self, world, binary, token_hosts=TOKEN_HOSTS, prefix=dc.CONTAINERNET_PREFIX,
+                 extra_config=""):
         self.server_tokens = {h: f"dc-{h}-token-{os.urandom(8).hex()}" for h in token_hosts}
         tokens = os.path.join(world.tmp, "agent-tokens")
         with open(tokens, "w") as f:
@@ -40,7 +42,7 @@ class Central(elastic.Central):
         os.chmod(tokens, 0o600)
         super().__init__(world, binary)
         self.config_path = self.ws.write("central.yaml", CENTRAL_CONFIG.format(
-            cidr=dc.CONTAINERNET_CIDR, prefix=dc.CONTAINERNET_PREFIX, tokens=tokens))
+            cidr=dc.CONTAINERNET_CIDR, prefix=prefix, tokens=tokens) + extra_config)
 
     def server_token_file(self, host):
         return harness.token_file(os.path.join(self.ws.dir, f"agent-{host}.token"),
@@ -89,13 +91,13 @@ class Mesh:
     WireGuard mesh."""
 
     def __init__(self, world, central_bin, agent_bin, hosts=HOSTS, wireguard_go="wireguard-go",
-                 upstream=True):
+                 upstream=True, central_kw=None):
         self.world = world
         self.agent_bin = agent_bin
         self.wireguard_go = wireguard_go
         if upstream:
             world.start_upstream()
-        self.central = Central(world, central_bin).start()
+        self.central = Central(world, central_bin, **(central_kw or {})).start()
         self.agents = {}
         for h in hosts:
             self.add_agent(h, wait=False)
@@ -309,3 +311,42 @@ def read_pcap(path, bpf_filter=None):
     if r.returncode != 0:
         raise RuntimeError(f"tcpdump -r: {r.stderr.strip()}")
     return r.stdout.splitlines()
+
+
+def uapi_peers(interface, timeout=2.0):
+    """{public key (base64): {"endpoint", "allowed_ips" (sorted list)}} of a wireguard-go
+    interface, read from its UAPI socket with the text configuration protocol (`get=1`): no
+    process spawned, so a poller can look every few milliseconds."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(os.path.join(dc.WIREGUARD_SOCKETS, f"{interface}.sock"))
+        s.sendall(b"get=1\n\n")
+        data = b""
+        while not data.endswith(b"\n\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    peers, current = {}, None
+    for line in data.decode().splitlines():
+        key, _, value = line.partition("=")
+        if key == "public_key":
+            current = {"endpoint": None, "allowed_ips": []}
+            peers[base64.b64encode(bytes.fromhex(value)).decode()] = current
+        elif current is not None and key == "endpoint":
+            current["endpoint"] = value
+        elif current is not None and key == "allowed_ip":
+            current["allowed_ips"].append(value)
+        elif key == "errno" and value != "0":
+            raise RuntimeError(f"UAPI get on {interface}: errno {value}")
+    for p in peers.values():
+        p["allowed_ips"].sort()
+    return peers
+
+
+def random_public_key():
+    """A WireGuard public key (base64 of 32 random bytes) for a server that has no agent."""
+    return base64.b64encode(os.urandom(32)).decode()
