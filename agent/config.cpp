@@ -81,7 +81,8 @@ const std::set<std::string> kTopKeys = {"domain",       "listen",         "serve
                                         "negative_ttl", "sticky_window",  "stale_after",
                                         "state_dir",    "allow_networks", "metrics_listen",
                                         "bpf",          "docker",         "forward_limit",
-                                        "traffic",      "nameserver",     "upstream_failure_cache"};
+                                        "traffic",      "nameserver",     "upstream_failure_cache",
+                                        "containernet"};
 const std::set<std::string> kForwardLimitKeys = {"per_second", "burst"};
 const std::set<std::string> kNameserverKeys = {"name", "addresses"};
 const std::set<std::string> kFailureCacheKeys = {"initial", "max"};
@@ -347,6 +348,13 @@ std::optional<Error> parseSubsystems(const YAML::Node& root, AgentConfig& c) {
     auto t = parseTrafficConfig(root["traffic"]);
     if (!t) return t.error();
     c.traffic = t.value();
+  }
+  if (root["containernet"]) {
+    auto n = parseContainerNetConfig(root["containernet"]);
+    if (!n) return n.error();
+    c.containernet = n.value();
+    if (c.containernet.enabled && c.server_name.empty())
+      return err("containernet/enabled", "ContainerNet needs server_name");
   }
   return std::nullopt;
 }

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include "agent/containernet/containernet_config.hpp"
 #include "agent/ebpf/bpf_config.hpp"
 #include "agent/ops/docker_config.hpp"
 #include "agent/traffic/traffic_config.hpp"
@@ -43,8 +44,9 @@ struct AgentConfig {
     uint32_t burst = 1000;
   } forward_limit;
   BpfConfig bpf;
-  DockerConfig docker;    // Docker discovery (ops/docker.hpp)
-  TrafficConfig traffic;  // nginx from ports and traffic_matches (traffic/)
+  DockerConfig docker;              // Docker discovery (ops/docker.hpp)
+  TrafficConfig traffic;            // nginx from ports and traffic_matches (traffic/)
+  ContainerNetConfig containernet;  // the WireGuard mesh between hosts (containernet/)
   /// The apex NS record naming the agent (agent/README.md "Answers"). `name`: absolute,
   /// lowercase, no trailing dot; empty = "ns.<domain>". `addresses`: the NS name's A/AAAA when it
   /// is in the zone; empty = apexNsAddresses()'s default.

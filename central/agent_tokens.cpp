@@ -60,8 +60,18 @@ const std::string* AgentTokens::serverOf(std::string_view token) const {
 
 std::optional<Error> checkServerScope(const WriteItem& item, const model::Topology& current,
                                       const std::string& server) {
+  if (item.kind == protocol::RecordKind::kServer && item.wireguard_only) {
+    const auto* s = item.record ? std::get_if<model::Server>(&*item.record) : nullptr;
+    if (item.key != server)
+      return Error{"token", "an agent token of server " + server +
+                                " writes only its own server's wireguard, not " + item.key + "'s"};
+    if (!s || !s->wireguard)
+      return Error{"token", "only the admin token removes a server's wireguard"};
+    return std::nullopt;
+  }
   if (item.kind != protocol::RecordKind::kContainer)
-    return Error{"token", "an agent token of server " + server + " writes only containers"};
+    return Error{"token", "an agent token of server " + server +
+                              " writes only containers and its own wireguard"};
   const auto* c = item.record ? std::get_if<model::Container>(&*item.record) : nullptr;
   if (c && c->server != server)
     return Error{"server",

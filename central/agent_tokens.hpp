@@ -1,8 +1,8 @@
 #pragma once
 // Per-server agent tokens (--agent-tokens-file, central/README.md): each host's agent gets a
 // token of its own that reads everything and writes only the containers of its own server
-// (what Docker discovery registers). The shared agent token reads; the admin token writes
-// everything.
+// (what Docker discovery registers) and its own server's ContainerNet wireguard. The shared
+// agent token reads; the admin token writes everything.
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -33,8 +33,9 @@ class AgentTokens {
   std::vector<std::pair<std::string, std::string>> entries_;  // token, server
 };
 
-/// Whether a write by a token scoped to `server` is allowed: only containers, whose new record
-/// and whose current record (in `current`) both name that server. nullopt = allowed.
+/// Whether a write by a token scoped to `server` is allowed: containers whose new record and
+/// whose current record (in `current`) both name that server, and the put of that server's
+/// own wireguard (WriteItem::wireguard_only with a value). nullopt = allowed.
 std::optional<Error> checkServerScope(const WriteItem& item, const model::Topology& current,
                                       const std::string& server);
 

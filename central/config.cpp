@@ -1,6 +1,7 @@
 #include "central/config.hpp"
 
 #include <charconv>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "central/apply.hpp"
@@ -16,7 +17,39 @@ std::optional<uint64_t> parseCount(std::string_view s) {
   return v;
 }
 
+// The `containernet:` section over `base` (keys not given keep base's values).
+Result<ContainerNetConfig> parseContainerNet(const nlohmann::json& j,
+                                             std::optional<ContainerNetConfig> base) {
+  if (!j.is_object()) return Error{"containernet", "must be a map {cluster_cidr, subnet_prefix}"};
+  ContainerNetConfig c = base.value_or(ContainerNetConfig{});
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string field = "containernet/" + it.key();
+    if (it.key() != "cluster_cidr" && it.key() != "subnet_prefix")
+      return Error{field, "unknown key (cluster_cidr, subnet_prefix)"};
+    if (!it->is_string()) return Error{field, "must be a single value"};
+    std::string v = it->get<std::string>();
+    if (it.key() == "cluster_cidr") {
+      c.cluster_cidr = v;
+    } else {
+      auto n = parseCount(v);
+      if (!n || *n > 32) return Error{field, "must be a prefix length, e.g. 24"};
+      c.subnet_prefix = static_cast<int>(*n);
+    }
+  }
+  if (c.cluster_cidr.empty()) return Error{"containernet/cluster_cidr", "is required"};
+  auto ipam = Ipam::create(c.cluster_cidr, c.subnet_prefix);
+  if (!ipam) return ipam.error();
+  c.cluster_cidr = ipam->clusterCidr();
+  return c;
+}
+
 }  // namespace
+
+Ipam ipamOf(const ContainerNetConfig& c) {
+  auto ipam = Ipam::create(c.cluster_cidr, c.subnet_prefix);
+  if (!ipam) std::abort();  // parseConfig accepted it
+  return ipam.value();
+}
 
 Result<Config> parseConfig(std::string_view yaml, Config c) {
   auto doc = yamlToJson(yaml);
@@ -26,6 +59,12 @@ Result<Config> parseConfig(std::string_view yaml, Config c) {
   if (!j.is_object()) return Error{"", "the config is a map of keys"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
+    if (key == "containernet") {
+      auto cn = parseContainerNet(*it, c.containernet);
+      if (!cn) return cn.error();
+      c.containernet = cn.value();
+      continue;
+    }
     if (!it->is_string()) return Error{key, "must be a single value"};
     std::string v = it->get<std::string>();
     if (key == "listen") {

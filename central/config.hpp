@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "central/agent_reports.hpp"
+#include "central/ipam.hpp"
 #include "central/store.hpp"
 #include "elasticdns/result.hpp"
 
@@ -21,6 +22,13 @@ constexpr uint64_t kDefaultChangeRetention = 10'000;     // changes kept for del
 constexpr std::chrono::seconds kDefaultIdleTimeout{60};  // to receive a whole request
 constexpr std::chrono::seconds kMaxWait{300};            // cap on a long-poll's wait=
 
+/// ContainerNet's subnet leases (the `containernet:` section; absent: off).
+struct ContainerNetConfig {
+  std::string cluster_cidr;  // canonical, e.g. "10.240.0.0/16"
+  int subnet_prefix = kDefaultSubnetPrefix;
+  bool operator==(const ContainerNetConfig&) const = default;
+};
+
 struct Config {
   std::string listen = "127.0.0.1:8080";  // text::parseHostPort
   std::string data_dir;
@@ -34,7 +42,11 @@ struct Config {
   std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
   std::string log_level = "info";
   std::chrono::milliseconds agent_report_ttl = kDefaultAgentReportTtl;  // agent_reports.hpp
+  std::optional<ContainerNetConfig> containernet;                       // nullopt: ContainerNet off
 };
+
+/// The IPAM of a validated `containernet:` section.
+Ipam ipamOf(const ContainerNetConfig& c);
 
 /// Parses the YAML config; unknown keys and bad values are errors naming the key. Keys not
 /// given keep the values already in `base`.

@@ -73,7 +73,11 @@ po::options_description optionsDescription() {
       "durability", po::value<std::string>(), "full (fsync every commit) or normal")(
       "agent-report-ttl", po::value<std::string>(),
       "an agent that has not polled for this long is shown as not seen (e.g. 60s)")(
-      "log-level", po::value<std::string>(), "trace, debug, info, warn, error");
+      "log-level", po::value<std::string>(), "trace, debug, info, warn, error")(
+      "containernet-cluster-cidr", po::value<std::string>(),
+      "ContainerNet: the IPv4 network whose subnets are leased to servers (turns it on)")(
+      "containernet-subnet-prefix", po::value<std::string>(),
+      "ContainerNet: the prefix length of each server's subnet (default 24)");
   return opts;
 }
 
@@ -111,6 +115,15 @@ Config configFromCommandLine(int argc, char** argv) {
     auto c = parseConfig(
         std::string(key) + ": " + nlohmann::json(vm[flag].as<std::string>()).dump(), config);
     if (!c) fatal(std::string("--") + flag + ": " + c.error().reason);
+    config = c.value();
+  }
+  for (auto [flag, key] : {std::pair{"containernet-cluster-cidr", "cluster_cidr"},
+                           {"containernet-subnet-prefix", "subnet_prefix"}}) {
+    if (!vm.count(flag)) continue;
+    auto c = parseConfig(std::string("containernet: {") + key + ": " +
+                             nlohmann::json(vm[flag].as<std::string>()).dump() + "}",
+                         config);
+    if (!c) fatal(std::string("--") + flag + ": " + c.error().message());
     config = c.value();
   }
   if (config.data_dir.empty()) fatal("--data-dir (or data_dir in the config) is required");
@@ -151,9 +164,22 @@ Tokens loadTokens(const Config& config) {
 std::unique_ptr<TopologyState> loadState(const Config& config) {
   auto store = TopologyStore::open(config.data_dir, config.durability, config.change_log_retention);
   if (!store) fatal(store.error().message());
-  auto state = TopologyState::load(std::move(store.value()), config.change_log_retention);
+  std::optional<Ipam> ipam;
+  if (config.containernet) ipam = ipamOf(*config.containernet);
+  auto state = TopologyState::load(std::move(store.value()), config.change_log_retention, ipam);
   if (!state) fatal("loading " + config.data_dir + ": " + state.error().message());
   return std::move(state.value());
+}
+
+void logContainerNet(const TopologyState& state) {
+  const auto& ipam = state.ipam();
+  if (ipam)
+    spdlog::info("central: containernet on: /{} subnets of {}, {} of {} leased",
+                 ipam->subnetPrefix(), ipam->clusterCidr(), state.leases(), ipam->size());
+  else if (state.leases() > 0)
+    spdlog::warn(
+        "central: containernet off: {} servers keep the subnets leased before; no new leases",
+        state.leases());
 }
 
 // Serves the API until SIGINT or SIGTERM, then exits: every acknowledged write is committed
@@ -180,6 +206,7 @@ std::unique_ptr<TopologyState> loadState(const Config& config) {
   spdlog::info("central: listening on {}, data in {}, index {}, durability {}", address,
                config.data_dir, state->index(),
                config.durability == Durability::kFull ? "full" : "normal");
+  logContainerNet(*state);
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code&, int sig) {

@@ -7,6 +7,7 @@
 
 #include "central/apply.hpp"
 #include "elasticdns/text.hpp"
+#include "elasticdns/validate.hpp"
 
 namespace elasticdns::central {
 namespace {
@@ -261,10 +262,28 @@ std::optional<uint64_t> Router::handle(const Request& req, Responder done) {
     getAgents(done);
     return std::nullopt;
   }
+  if (resource == "servers" && parts.size() == 4 && parts[3] == "wireguard") {
+    if (req.method != "PUT" && req.method != "DELETE")
+      return badMethod("PUT, DELETE"), std::nullopt;
+    auto item = wireGuardWrite(req, std::string(parts[2]));
+    if (!item) {
+      reply(done, 400, errorBody(item.error()));
+      return std::nullopt;
+    }
+    if (scope) {
+      if (auto e = checkServerScope(item.value(), state_.topology(), *scope)) {
+        reply(done, 403, errorBody(*e));
+        return std::nullopt;
+      }
+    }
+    enqueue({std::move(item).value()}, std::move(done));
+    return std::nullopt;
+  }
   if (scope && write && resource != "containers") {
-    reply(done, 403,
-          errorBody(
-              {"token", "an agent token of server " + *scope + " writes only its own containers"}));
+    reply(
+        done, 403,
+        errorBody({"token", "an agent token of server " + *scope +
+                                " writes only its own containers and its own server's wireguard"}));
     return std::nullopt;
   }
   if (resource == "apply" && parts.size() == 2) {
@@ -326,6 +345,25 @@ Result<WriteItem> Router::recordWrite(const Request& req, RecordKind kind, const
   if (!record) return record.error();
   item.record = std::move(record).value();
   return item;
+}
+
+Result<WriteItem> Router::wireGuardWrite(const Request& req, const std::string& server) {
+  if (auto e = protocol::checkKey(RecordKind::kServer, server)) return *e;
+  model::Server s;
+  s.name = server;
+  if (req.method == "DELETE") {
+    if (!req.body.empty()) return Error{"body", "DELETE takes no body"};
+  } else {
+    auto body = parseBody(req.body);
+    if (!body) return body.error();
+    auto wireguard = validate::parseWireGuard(body.value());
+    if (!wireguard)
+      return Error{
+          wireguard.error().field.empty() ? "wireguard" : "wireguard/" + wireguard.error().field,
+          wireguard.error().reason};
+    s.wireguard = std::move(wireguard).value();
+  }
+  return WriteItem{ChangeOp::kPut, RecordKind::kServer, server, std::move(s), true};
 }
 
 std::optional<uint64_t> Router::getTopology(const Request& req, const std::string& query,

@@ -59,7 +59,8 @@ struct Response {
 using Responder = std::function<void(Response)>;
 
 /// Bearer tokens. Admin may read and write; agent may read. An empty token matches nothing.
-/// A per-server agent token reads, and writes the containers of its own server.
+/// A per-server agent token reads, and writes the containers of its own server and its own
+/// server's wireguard (PUT /v1/servers/{its server}/wireguard).
 struct Tokens {
   std::string admin;
   std::string agent;
@@ -118,6 +119,8 @@ class Router {
   // PUT or DELETE of the record `key` of `kind`: the write, or why it is a bad request.
   static Result<WriteItem> recordWrite(const Request& req, protocol::RecordKind kind,
                                        const std::string& key);
+  // PUT or DELETE /v1/servers/{server}/wireguard: the write, or why it is a bad request.
+  static Result<WriteItem> wireGuardWrite(const Request& req, const std::string& server);
   void enqueue(std::vector<WriteItem> items, Responder done);
   void flush();
   std::shared_ptr<const std::string> bodySince(uint64_t since);

@@ -16,10 +16,60 @@ using protocol::RecordKind;
 }  // namespace
 
 Result<std::unique_ptr<TopologyState>> TopologyState::load(std::unique_ptr<TopologyStore> store,
-                                                           uint64_t retention) {
+                                                           uint64_t retention,
+                                                           std::optional<Ipam> ipam) {
   std::unique_ptr<TopologyState> s(new TopologyState(std::move(store), retention));
+  s->ipam_ = std::move(ipam);
   if (auto e = s->reload()) return *e;
+  if (auto e = s->leaseUnleasedServers()) return *e;
   return s;
+}
+
+size_t TopologyState::leases() const {
+  return static_cast<size_t>(
+      std::count_if(topology_.servers.begin(), topology_.servers.end(),
+                    [](const auto& kv) { return !kv.second.subnet.empty(); }));
+}
+
+// Rebuilds the lease set from the records; fails when a stored lease is not one of the
+// Ipam's subnets or is held twice.
+std::optional<Error> TopologyState::rebuildLeases() {
+  leased_.clear();
+  last_leased_.reset();
+  if (!ipam_) return std::nullopt;
+  std::map<uint32_t, std::string> holder;
+  for (const auto& [name, server] : topology_.servers) {
+    if (server.subnet.empty()) continue;
+    auto i = ipam_->indexOf(server.subnet);
+    if (!i)
+      return Error{"containernet",
+                   "server '" + name + "' holds subnet " + server.subnet + ", which is not a /" +
+                       std::to_string(ipam_->subnetPrefix()) + " subnet of cluster_cidr " +
+                       ipam_->clusterCidr() +
+                       ": cluster_cidr or subnet_prefix changed while leases exist; start with "
+                       "the previous containernet settings (and delete the servers first to "
+                       "change them)"};
+    if (auto [it, fresh] = holder.emplace(*i, name); !fresh)
+      return Error{"containernet", "subnet " + server.subnet + " is leased to both '" + it->second +
+                                       "' and '" + name + "'"};
+    leased_.insert(*i);
+  }
+  if (!leased_.empty()) last_leased_ = *leased_.rbegin();
+  return std::nullopt;
+}
+
+std::optional<Error> TopologyState::leaseUnleasedServers() {
+  if (!ipam_) return std::nullopt;
+  std::vector<WriteItem> items;
+  for (const auto& [name, server] : topology_.servers)
+    if (server.subnet.empty()) items.push_back({ChangeOp::kPut, RecordKind::kServer, name, server});
+  if (items.empty()) return std::nullopt;
+  auto outcome = apply({items});
+  if (outcome.front().error)
+    return Error{"containernet", "cannot lease a subnet to each of the " +
+                                     std::to_string(items.size()) +
+                                     " servers without one: " + outcome.front().error->message()};
+  return std::nullopt;
 }
 
 std::optional<Error> TopologyState::reload() {
@@ -31,6 +81,7 @@ std::optional<Error> TopologyState::reload() {
   next_generation_ = 1;
   for (const auto& [name, g] : topology_.versions)
     next_generation_ = std::max(next_generation_, g + 1);
+  if (auto e = rebuildLeases()) return e;
   log_.clear();
   log_first_ = topology_.index + 1;
   // Keep only a consecutive run ending at the index: that is what deltas can be built from.
@@ -56,9 +107,10 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
                                          std::vector<PlannedChange>& out, int& status) {
   std::array<size_t, protocol::kRecordKindCount> added{};  // new records by kind
   std::vector<PlannedChange> planned;
+  LeasePlan leases{{}, last_leased_};
   for (const WriteItem& item : items) {
     bool existing = protocol::contains(topology_, item.kind, item.key);
-    if (item.op == ChangeOp::kDelete) {
+    if (item.op == ChangeOp::kDelete && !item.wireguard_only) {
       if (!existing) {
         status = 404;
         return Error{std::string(protocol::toString(item.kind)), "'" + item.key + "' not found"};
@@ -70,11 +122,14 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
       status = 400;
       return Error{"kind", "versions are not written directly"};
     }
+    std::optional<protocol::Record> record = item.record;
+    if (auto* s = std::get_if<model::Server>(&*record))
+      if (auto e = planServer(item, *s, leases, status)) return e;
     added[static_cast<size_t>(item.kind)] += !existing;
-    if (const auto* c = std::get_if<model::Container>(&*item.record))
+    if (const auto* c = std::get_if<model::Container>(&*record))
       if (auto e = planVersion(*c, planned, status)) return e;
-    if (!protocol::holds(topology_, *item.record))
-      planned.push_back({ChangeOp::kPut, item.kind, item.key, item.record});
+    if (!protocol::holds(topology_, *record))
+      planned.push_back({ChangeOp::kPut, item.kind, item.key, std::move(record)});
   }
   if (auto e = checkPortSharing(planned)) {
     status = 400;
@@ -115,6 +170,50 @@ std::optional<Error> TopologyState::checkPortSharing(
   return validate::checkPortSharing(services, &touched);
 }
 
+std::optional<Error> TopologyState::planServer(const WriteItem& item, model::Server& s,
+                                               LeasePlan& leases, int& status) const {
+  auto found = topology_.servers.find(item.key);
+  const model::Server* old = found == topology_.servers.end() ? nullptr : &found->second;
+  if (item.wireguard_only) {
+    if (!old) {
+      status = 404;
+      return Error{"server", "'" + item.key + "' not found"};
+    }
+    auto wireguard = std::move(s.wireguard);
+    s = *old;
+    s.wireguard = std::move(wireguard);
+    return std::nullopt;
+  }
+  // The agent publishes its wireguard on its own (PUT .../wireguard): a put without one keeps it.
+  if (!s.wireguard && old) s.wireguard = old->wireguard;
+  std::string held = old ? old->subnet : std::string();
+  if (!s.subnet.empty() && s.subnet != held) {
+    status = 400;
+    return Error{"subnet", "assigned by central (this server holds " +
+                               (held.empty() ? std::string("none") : held) + ")"};
+  }
+  s.subnet = held;
+  if (!held.empty() || !ipam_) return std::nullopt;
+  std::optional<uint32_t> i;
+  if (leases.taken.empty()) {
+    i = ipam_->nextFree(leased_, leases.last);
+  } else {
+    std::set<uint32_t> used = leased_;
+    used.insert(leases.taken.begin(), leases.taken.end());
+    i = ipam_->nextFree(used, leases.last);
+  }
+  if (!i) {
+    status = 409;
+    return Error{"subnet", "no free subnet: cluster_cidr " + ipam_->clusterCidr() + " holds " +
+                               std::to_string(ipam_->size()) + " subnets of /" +
+                               std::to_string(ipam_->subnetPrefix()) + ", all leased"};
+  }
+  leases.taken.insert(*i);
+  leases.last = *i;
+  s.subnet = ipam_->subnetAt(*i);
+  return std::nullopt;
+}
+
 std::optional<Error> TopologyState::planVersion(const model::Container& c,
                                                 std::vector<PlannedChange>& planned,
                                                 int& status) const {
@@ -132,6 +231,7 @@ std::optional<Error> TopologyState::planVersion(const model::Container& c,
 }
 
 void TopologyState::applyToMemory(const PlannedChange& c) {
+  if (c.kind == RecordKind::kServer) updateLease(c);
   if (c.kind == RecordKind::kContainer) {
     auto it = topology_.containers.find(c.key);
     if (it != topology_.containers.end()) countRunning(it->second, -1);
@@ -145,6 +245,21 @@ void TopologyState::applyToMemory(const PlannedChange& c) {
     protocol::put(topology_, *c.record);
     if (const auto* container = std::get_if<model::Container>(&*c.record))
       countRunning(*container, +1);
+  }
+}
+
+void TopologyState::updateLease(const PlannedChange& c) {
+  if (!ipam_) return;
+  std::string old;
+  if (auto it = topology_.servers.find(c.key); it != topology_.servers.end())
+    old = it->second.subnet;
+  const auto* s = c.record ? std::get_if<model::Server>(&*c.record) : nullptr;
+  std::string now = c.op == ChangeOp::kPut && s ? s->subnet : std::string();
+  if (old == now) return;
+  if (auto i = ipam_->indexOf(old)) leased_.erase(*i);
+  if (auto i = ipam_->indexOf(now)) {
+    leased_.insert(*i);
+    last_leased_ = *i;
   }
 }
 

@@ -8,9 +8,11 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "central/ipam.hpp"
 #include "central/store.hpp"
 #include "elasticdns/model.hpp"
 #include "elasticdns/protocol.hpp"
@@ -19,15 +21,22 @@
 namespace elasticdns::central {
 
 /// One record to put (already validated) or one key to delete.
+///
+/// A server put never sets `subnet` (central leases it, see TopologyState) and keeps the stored
+/// `wireguard` when its own is absent. `wireguard_only` (op kPut, kind kServer): the write
+/// sets only the existing server's `wireguard` to the record's (nullopt: removes it), and is
+/// refused with 404 when the server does not exist.
 struct WriteItem {
   protocol::ChangeOp op = protocol::ChangeOp::kPut;
   protocol::RecordKind kind = protocol::RecordKind::kServer;
   std::string key;
   std::optional<protocol::Record> record;  // put only
+  bool wireguard_only = false;
 };
 
 /// What a write became: committed (status 200, `index` is the topology index that includes
-/// it, unchanged when the write changed nothing), or refused (`status` 404/400/503, `error`).
+/// it, unchanged when the write changed nothing), or refused (`status` 404/400/409/503,
+/// `error`; 409: the cluster CIDR has no free subnet for a new server).
 struct WriteOutcome {
   int status = 200;
   uint64_t index = 0;
@@ -35,14 +44,26 @@ struct WriteOutcome {
   std::optional<Error> error;
 };
 
+/// ContainerNet leases (with an Ipam): a server's lease is its record's `subnet`, so it is
+/// stored, logged and snapshotted with the record, in the same transaction. A new server gets
+/// the lowest free subnet above the one leased last (wrapping to the lowest free), so a
+/// subnet just freed is not handed out again at once; a re-put keeps the lease; a delete frees
+/// it. At load, every stored lease must be one of the Ipam's subnets and held by one server
+/// (else load fails: the cluster CIDR or prefix changed under existing leases), and servers
+/// without a lease get one, all in one transaction. Without an Ipam no lease is given and
+/// stored ones are kept.
 class TopologyState {
  public:
   /// Takes ownership of an opened store and loads it. `retention` bounds the change log.
   static Result<std::unique_ptr<TopologyState>> load(std::unique_ptr<TopologyStore> store,
-                                                     uint64_t retention);
+                                                     uint64_t retention,
+                                                     std::optional<Ipam> ipam = std::nullopt);
 
   const model::Topology& topology() const { return topology_; }
   uint64_t index() const { return topology_.index; }
+  const std::optional<Ipam>& ipam() const { return ipam_; }
+  /// Servers holding a subnet lease.
+  size_t leases() const;
   /// Oldest change index still held; deltas are possible for any `since` >= oldest - 1.
   uint64_t oldestChange() const;
 
@@ -74,10 +95,23 @@ class TopologyState {
   std::optional<Error> plan(const std::vector<WriteItem>& items, uint64_t& next_index,
                             std::vector<PlannedChange>& out, int& status);
   // A container's version, when new, is planned before the container that introduces it.
+  // Leases planned by one write, not yet in memory.
+  struct LeasePlan {
+    std::set<uint32_t> taken;
+    std::optional<uint32_t> last;
+  };
+  // A server put: its lease and stored wireguard carried over, or a new lease.
+  std::optional<Error> planServer(const WriteItem& item, model::Server& s, LeasePlan& leases,
+                                  int& status) const;
+  // Gives every server without a lease one (load with an Ipam).
+  std::optional<Error> leaseUnleasedServers();
   std::optional<Error> planVersion(const model::Container& c, std::vector<PlannedChange>& planned,
                                    int& status) const;
   std::optional<Error> checkPortSharing(const std::vector<PlannedChange>& planned) const;
   void applyToMemory(const PlannedChange& c);
+  // Keeps leased_ and last_leased_ in step with a server change about to reach memory.
+  void updateLease(const PlannedChange& c);
+  std::optional<Error> rebuildLeases();
   static std::vector<StoredChange> serialize(const std::vector<PlannedChange>& changes);
   // Counts a running container in (or out of) its service's per-version tally and updates
   // the service's latest version: O(log n) per change instead of a scan of the service.
@@ -96,6 +130,9 @@ class TopologyState {
   std::deque<std::string> log_;  // serialized changes, consecutive indices
   uint64_t log_first_ = 0;       // index of log_.front()
   uint64_t next_generation_ = 1;
+  std::optional<Ipam> ipam_;
+  std::set<uint32_t> leased_;            // subnet numbers held (with an Ipam)
+  std::optional<uint32_t> last_leased_;  // where the next-fit search starts
   std::shared_ptr<const std::string> full_cache_;
   uint64_t full_cache_index_ = UINT64_MAX;
 };

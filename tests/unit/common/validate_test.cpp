@@ -105,3 +105,111 @@ TEST(Validate, DatasourceGroupDefaultsAndAddresses) {
   auto empty = validate::parseDatasource(json{{"addresses", json::array()}}, "mysql", "main");
   ASSERT_FALSE(empty);
 }
+
+// ContainerNet's server fields: a subnet leased by central, a wireguard published by the agent.
+constexpr const char* kWgKey = "WjBMtu18bUMD7RfItn7YA/A/9INSW5D0ilB6d1bu0RQ=";  // wg pubkey
+
+TEST(Validate, Ipv4Subnet) {
+  for (const char* good : {"10.240.0.0/16", "10.240.3.0/24", "10.0.0.0/8", "10.240.0.4/30",
+                           "192.168.255.0/24", "0.0.0.0/8"})
+    EXPECT_TRUE(validate::isIpv4Subnet(good)) << good;
+  for (const char* bad :
+       {"", "10.240.0.0", "10.240.0.0/", "10.240.0.1/24", "10.240.3.0/16", "10.0.0.0/7",
+        "10.0.0.0/31", "10.0.0.0/32", "10.0.0.0/100", "10.0.0.0/2a", "10.0.0.0/-8", "10.0.0.0/+8",
+        "10.240.0.0/24 ", " 10.240.0.0/24", "10.240.0.256/24", "fd00::/64", "10.240.0.0/24/24",
+        "10.240.0/24", "a.b.c.d/24"})
+    EXPECT_FALSE(validate::isIpv4Subnet(bad)) << bad;
+}
+
+TEST(Validate, WireGuardKey) {
+  EXPECT_TRUE(validate::isWireGuardKey(kWgKey));
+  EXPECT_TRUE(validate::isWireGuardKey("0NT5E7zqHfMHqVjQN9Aq0oB2PMEEgx3D48B6+5m/Fgw="));
+  EXPECT_TRUE(validate::isWireGuardKey(std::string(43, 'A') + "="));  // all-zero key, well formed
+  std::string key = kWgKey;
+  EXPECT_FALSE(validate::isWireGuardKey(""));
+  EXPECT_FALSE(validate::isWireGuardKey(key.substr(0, 43)));         // no padding
+  EXPECT_FALSE(validate::isWireGuardKey(key + "="));                 // 45 characters
+  EXPECT_FALSE(validate::isWireGuardKey(key.substr(0, 42) + "=="));  // 31 bytes
+  EXPECT_FALSE(validate::isWireGuardKey(key.substr(0, 42) + "R="));  // non-zero trailing bits
+  EXPECT_FALSE(validate::isWireGuardKey("-" + key.substr(1)));       // base64url, not base64
+  EXPECT_FALSE(validate::isWireGuardKey("_" + key.substr(1)));
+  EXPECT_FALSE(validate::isWireGuardKey(" " + key.substr(1)));
+  EXPECT_FALSE(validate::isWireGuardKey(key.substr(0, 20) + "=" + key.substr(21)));
+  EXPECT_FALSE(
+      validate::isWireGuardKey(std::string("WjBMtu18bUMD7RfItn7YA/A/9INSW5D0ilB6d1bu0RQ\0", 44)));
+}
+
+TEST(Validate, Endpoint) {
+  for (const char* good :
+       {"192.0.2.1:51820", "10.0.0.1:1", "10.0.0.1:65535", "[fd00::1]:51820", "[::1]:7"})
+    EXPECT_TRUE(validate::isEndpoint(good)) << good;
+  for (const char* bad :
+       {"", "192.0.2.1", "192.0.2.1:", ":51820", "192.0.2.1:0", "192.0.2.1:65536",
+        "192.0.2.1:051820", "192.0.2.1:0080", "192.0.2.1:123456", "192.0.2.1:51820 ",
+        "192.0.2.1:-1", "192.0.2.1:+1", "host1:51820", "fd00::1:51820", "[fd00::1]",
+        "[192.0.2.1]:51820", "[]:51820", "[fd00::1:51820", "300.0.2.1:51820"})
+    EXPECT_FALSE(validate::isEndpoint(bad)) << bad;
+}
+
+TEST(Validate, WireGuardObject) {
+  auto w = validate::parseWireGuard(json{{"public_key", kWgKey}, {"endpoint", "192.0.2.1:51820"}});
+  ASSERT_TRUE(w) << w.error().message();
+  EXPECT_EQ(w->public_key, kWgKey);
+  EXPECT_EQ(w->endpoint, "192.0.2.1:51820");
+  struct Case {
+    json body;
+    std::string field;
+  } cases[] = {
+      {json::array(), ""},
+      {"key", ""},
+      {json{{"endpoint", "192.0.2.1:51820"}}, "public_key"},
+      {json{{"public_key", kWgKey}}, "endpoint"},
+      {json{{"public_key", "abc"}, {"endpoint", "192.0.2.1:51820"}}, "public_key"},
+      {json{{"public_key", 7}, {"endpoint", "192.0.2.1:51820"}}, "public_key"},
+      {json{{"public_key", kWgKey}, {"endpoint", "192.0.2.1"}}, "endpoint"},
+      {json{{"public_key", kWgKey}, {"endpoint", 51820}}, "endpoint"},
+      {json{{"public_key", kWgKey}, {"endpoint", "192.0.2.1:1"}, {"private_key", kWgKey}},
+       "private_key"},
+  };
+  for (const auto& tc : cases) {
+    auto r = validate::parseWireGuard(tc.body);
+    ASSERT_FALSE(r) << tc.body.dump();
+    EXPECT_EQ(r.error().field, tc.field) << tc.body.dump() << " -> " << r.error().message();
+  }
+}
+
+TEST(Validate, ServerContainerNetFields) {
+  auto s = validate::parseServer(
+      json{{"address", "192.0.2.1"},
+           {"subnet", "10.240.3.0/24"},
+           {"wireguard", {{"public_key", kWgKey}, {"endpoint", "192.0.2.1:51820"}}}},
+      "host1");
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_EQ(s->subnet, "10.240.3.0/24");
+  ASSERT_TRUE(s->wireguard);
+  EXPECT_EQ(*s->wireguard, (model::WireGuardPeer{kWgKey, "192.0.2.1:51820"}));
+  auto plain = validate::parseServer(json{{"address", "192.0.2.1"}}, "host1");
+  ASSERT_TRUE(plain);
+  EXPECT_TRUE(plain->subnet.empty());
+  EXPECT_FALSE(plain->wireguard);
+  struct Case {
+    json body;
+    std::string field;
+  } cases[] = {
+      {json{{"address", "192.0.2.1"}, {"subnet", "10.240.3.1/24"}}, "subnet"},
+      {json{{"address", "192.0.2.1"}, {"subnet", 24}}, "subnet"},
+      {json{{"address", "192.0.2.1"}, {"wireguard", "x"}}, "wireguard"},
+      {json{{"address", "192.0.2.1"},
+            {"wireguard", {{"public_key", "bad"}, {"endpoint", "192.0.2.1:1"}}}},
+       "wireguard/public_key"},
+      {json{{"address", "192.0.2.1"}, {"wireguard", {{"public_key", kWgKey}, {"endpoint", "x:1"}}}},
+       "wireguard/endpoint"},
+      {json{{"address", "192.0.2.1"}, {"wireguard", {{"public_key", kWgKey}}}},
+       "wireguard/endpoint"},
+  };
+  for (const auto& tc : cases) {
+    auto r = validate::parseServer(tc.body, "host1");
+    ASSERT_FALSE(r) << tc.body.dump();
+    EXPECT_EQ(r.error().field, tc.field) << tc.body.dump() << " -> " << r.error().message();
+  }
+}
