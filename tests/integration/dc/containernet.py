@@ -50,7 +50,7 @@ class Central(elastic.Central):
 
     def servers(self):
         """{name: server record} of the topology as agents read it."""
-        return {s["name"]: s for s in self.topology().get("servers", [])}
+        return {s["name"]: s for s in self.topology()["topology"].get("servers", [])}
 
 
 class Agent(elastic.Agent):
@@ -63,7 +63,9 @@ class Agent(elastic.Agent):
     def __init__(self, world, binary, host, central, wireguard_go="wireguard-go"):
         super().__init__(world, binary, host, central)
         self.interface = world.wg_interface(host)
-        self.key_file = os.path.join(world.tmp, f"agent-{host}-wg.key")
+        # In the agent's own state dir: the running agent's PID file for --rotate-key goes
+        # beside the key.
+        self.key_file = os.path.join(self.config["state_dir"], "containernet.key")
         self.config["listen"] = [f"{self.host_address}:53"]
         self.config["central"]["token_file"] = central.server_token_file(host)
         self.config["containernet"] = {
@@ -204,9 +206,16 @@ class Mesh:
         out = dc.run(["ip", "-n", ns, "-o", "link", "show", self.agents[host].interface]).stdout
         return int(out.split(" mtu ")[1].split()[0])
 
-    def rotate_key(self, host):
-        """Asks `host`'s agent to rotate its WireGuard key (SIGUSR2)."""
-        self.agents[host].send_signal(signal.SIGUSR2)
+    def rotate_key(self, host, cli=True):
+        """Asks `host`'s agent to rotate its WireGuard key: `elasticdns-agent --config F
+        --rotate-key` (the operator's command), or SIGUSR2 with cli=False."""
+        agent = self.agents[host]
+        if not cli:
+            agent.send_signal(signal.SIGUSR2)
+            return
+        r = dc.run([self.agent_bin, "--config", agent.config_path, "--rotate-key"], check=False)
+        if r.returncode != 0:
+            raise RuntimeError(f"--rotate-key on {host}: {r.returncode} {r.stderr.strip()}")
 
 
 def wg(ns, *args):
