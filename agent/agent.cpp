@@ -64,7 +64,8 @@ bool needsRestart(const AgentConfig& next, const AgentConfig& now) {
          next.forward_limit.per_second != now.forward_limit.per_second ||
          next.forward_limit.burst != now.forward_limit.burst || next.traffic != now.traffic ||
          next.upstream_failure_cache.initial != now.upstream_failure_cache.initial ||
-         next.upstream_failure_cache.max != now.upstream_failure_cache.max;
+         next.upstream_failure_cache.max != now.upstream_failure_cache.max ||
+         next.containernet != now.containernet;
 }
 
 /// One worker per core this process may run on (its affinity, not the machine's count).
@@ -109,6 +110,7 @@ Agent::Agent(AgentConfig config, std::string config_path)
       config_path_(std::move(config_path)),
       stale_timer_(control_),
       hangup_(control_),
+      rotate_(control_),
       watchdog_(control_),
       termination_(control_),
       drain_timer_(control_) {}
@@ -133,7 +135,8 @@ std::optional<int> Agent::start() {
   // Before eBPF: a start that fails must not have moved the redirect.
   if (auto failed = startMetrics(metrics_fd)) return failed;
   startBpf();
-  startTraffic();  // before sync: the first snapshot reaches it
+  startTraffic();       // before sync: the first snapshot reaches it
+  startContainerNet();  // likewise
   startSync();
   startDocker();
   server_->start(bpf_ ? static_cast<CallerIdentity&>(bpf_->identity()) : no_identity_);
@@ -153,6 +156,8 @@ std::optional<int> Agent::start() {
 
 int Agent::serve() {
   control_.run();
+  // A new agent that took the sockets over adopted the interface: its wireguard-go stays.
+  if (containernet_) containernet_->stop(handed_to_ != 0);
   server_->join();
   if (handed_to_ != 0)
     spdlog::info("agent: handed over to PID {} after answering {} queries; stopped", handed_to_,
@@ -271,6 +276,7 @@ void Agent::startBpf() {
 void Agent::startSync() {
   auto publish = [this](std::shared_ptr<const model::Topology> t) {
     if (traffic_) traffic_->update(t);
+    if (containernet_) containernet_->update(t);
     auto r = store_.publish(std::move(t), zoneConfigOf(config_));
     if (!r)
       spdlog::error("zone: snapshot not published: {}", r.error().message());
@@ -327,6 +333,31 @@ void Agent::startTraffic() {
   traffic_->start();
 }
 
+// ContainerNet: the WireGuard mesh between the hosts' container subnets, on its own thread.
+void Agent::startContainerNet() {
+  if (!config_.containernet.enabled) return;
+  ContainerNetOptions options;
+  options.config = config_.containernet;
+  options.state_dir = config_.state_dir;
+  options.server = config_.server_name;
+  options.central_urls = config_.central_urls;
+  options.token = token_;
+  containernet_ = std::make_unique<ContainerNet>(std::move(options), registry_);
+  rotate_.add(SIGUSR2);  // before start() writes the PID file --rotate-key signals
+  waitForRotation();
+  containernet_->start();
+}
+
+// SIGUSR2 (`elasticdns-agent --rotate-key` sends it): the key file is read again.
+void Agent::waitForRotation() {
+  rotate_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    spdlog::info("containernet: SIGUSR2, reading the key file again");
+    containernet_->reloadKey();
+    waitForRotation();
+  });
+}
+
 void Agent::announce() {
   for (const auto& ep : server_->udpEndpoints())
     std::cout << "listening on udp " << text::formatHostPort(ep.address().to_string(), ep.port())
@@ -372,7 +403,7 @@ void Agent::reload() {
   } else if (needsRestart(next.value(), config_)) {
     spdlog::error(
         "config: reload rejected: listen, metrics_listen, central, state_dir, docker, "
-        "forward_limit, traffic and upstream_failure_cache need a restart");
+        "forward_limit, traffic, upstream_failure_cache and containernet need a restart");
   } else if (auto r = store_.reconfigure(zoneConfigOf(next.value())); !r) {
     spdlog::error("config: reload rejected: {}", r.error().message());
   } else {
@@ -447,6 +478,7 @@ void Agent::drain() {
   if (docker_) docker_->stop();
   stale_timer_.cancel();
   hangup_.cancel();
+  rotate_.cancel();
   watchdog_.cancel();
   if (metrics_http_) metrics_http_->stop();
   if (handover_listener_) handover_listener_->stop();

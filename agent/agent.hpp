@@ -17,6 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "agent/config.hpp"
+#include "agent/containernet/containernet.hpp"
 #include "agent/dns/caller_identity.hpp"
 #include "agent/dns/server.hpp"
 #include "agent/dns/topology_store.hpp"
@@ -69,6 +70,8 @@ class Agent {
   void startSync();
   void startDocker();
   void startTraffic();
+  void startContainerNet();
+  void waitForRotation();
   void announce();
   void checkStale();
   void waitForHangup();
@@ -102,11 +105,13 @@ class Agent {
   std::unique_ptr<MetricsHttp> metrics_http_;
   std::unique_ptr<SyncClient> sync_;
   std::unique_ptr<DockerDiscovery> docker_;
-  std::unique_ptr<NginxController> traffic_;  // only with traffic.enabled
+  std::unique_ptr<NginxController> traffic_;    // only with traffic.enabled
+  std::unique_ptr<ContainerNet> containernet_;  // only with containernet.enabled
 
   std::chrono::steady_clock::time_point started_;
   boost::asio::steady_timer stale_timer_;
   boost::asio::signal_set hangup_;
+  boost::asio::signal_set rotate_;  // SIGUSR2: ContainerNet reads its key file again
   boost::asio::steady_timer watchdog_;
   boost::asio::signal_set termination_;
   boost::asio::steady_timer drain_timer_;

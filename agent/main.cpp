@@ -10,6 +10,7 @@
 
 #include "agent/agent.hpp"
 #include "agent/config.hpp"
+#include "agent/containernet/containernet.hpp"
 #include "agent/ebpf/loader.hpp"
 #include "agent/traffic/print_config.hpp"
 
@@ -17,7 +18,8 @@ using namespace elasticdns::agent;
 
 namespace {
 
-/// --detach: remove the pinned eBPF programs a stopped agent left attached.
+/// --detach: remove the pinned eBPF programs a stopped agent left attached, and with
+/// containernet.enabled the WireGuard interface (its routes go with it) and its wireguard-go.
 int detach(const AgentConfig& config) {
   std::string err = detachBpf(config.bpf);
   if (!err.empty()) {
@@ -25,6 +27,28 @@ int detach(const AgentConfig& config) {
     return 1;
   }
   std::cout << "detached: nothing pinned under " << config.bpf.pin_path << "\n";
+  if (config.containernet.enabled) {
+    if (auto e = teardownContainerNet(config.containernet, config.state_dir)) {
+      std::cerr << "elasticdns-agent: detach: containernet: " << e->message() << "\n";
+      return 1;
+    }
+    std::cout << "detached: no interface " << config.containernet.interface << "\n";
+  }
+  return 0;
+}
+
+/// --rotate-key: a new ContainerNet key file; the running agent is told with SIGUSR2.
+int rotateKey(const AgentConfig& config) {
+  if (!config.containernet.enabled) {
+    std::cerr << "elasticdns-agent: --rotate-key: containernet is not enabled\n";
+    return 2;
+  }
+  auto r = rotateContainerNetKey(config.containernet, config.state_dir);
+  if (!r) {
+    std::cerr << "elasticdns-agent: --rotate-key: " << r.error().message() << "\n";
+    return 1;
+  }
+  std::cout << r.value() << "\n";
   return 0;
 }
 
@@ -68,7 +92,11 @@ int main(int argc, char** argv) {
   po::options_description opts("elasticdns-agent options");
   opts.add_options()("help,h", "show this help")(
       "config,c", po::value<std::string>(&config_path)->required(), "YAML config file")(
-      "detach", "detach the eBPF programs pinned under bpf.pin_path, remove the pins, and exit")(
+      "detach",
+      "detach the eBPF programs pinned under bpf.pin_path, remove the pins, remove the "
+      "ContainerNet interface and its wireguard-go, and exit")(
+      "rotate-key",
+      "write a new ContainerNet private key and tell the running agent (SIGUSR2), and exit")(
       "print-traffic-config", "print the nginx configuration of the topology, and exit")(
       "topology", po::value<std::string>(&topology_path),
       "with --print-traffic-config: central's GET /v1/topology answer or a snapshot file "
@@ -94,6 +122,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (vm.count("detach")) return detach(loaded.value());
+  if (vm.count("rotate-key")) return rotateKey(loaded.value());
   if (vm.count("print-traffic-config")) return printTraffic(loaded.value(), topology_path);
   keepStopSignalsCaught();
   Agent agent(std::move(loaded.value()), config_path);

@@ -107,7 +107,8 @@ std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, ui
                                          std::vector<PlannedChange>& out, int& status) {
   std::array<size_t, protocol::kRecordKindCount> added{};  // new records by kind
   std::vector<PlannedChange> planned;
-  LeasePlan leases{{}, last_leased_};
+  LeasePlan leases;
+  leases.last = last_leased_;
   for (const WriteItem& item : items) {
     bool existing = protocol::contains(topology_, item.kind, item.key);
     if (item.op == ChangeOp::kDelete && !item.wireguard_only) {
@@ -194,22 +195,21 @@ std::optional<Error> TopologyState::planServer(const WriteItem& item, model::Ser
   }
   s.subnet = held;
   if (!held.empty() || !ipam_) return std::nullopt;
-  std::optional<uint32_t> i;
-  if (leases.taken.empty()) {
-    i = ipam_->nextFree(leased_, leases.last);
-  } else {
-    std::set<uint32_t> used = leased_;
-    used.insert(leases.taken.begin(), leases.taken.end());
-    i = ipam_->nextFree(used, leases.last);
+  // The first lease of a write searches the held ones; later ones (a start that leases every
+  // server) also skip those planned before them, in one copy made once.
+  if (leases.planned > 0) {
+    if (!leases.used) leases.used = leased_;
+    leases.used->insert(*leases.last);  // the lease planned before this one
   }
+  auto i = ipam_->nextFree(leases.used ? *leases.used : leased_, leases.last);
   if (!i) {
     status = 409;
     return Error{"subnet", "no free subnet: cluster_cidr " + ipam_->clusterCidr() + " holds " +
                                std::to_string(ipam_->size()) + " subnets of /" +
                                std::to_string(ipam_->subnetPrefix()) + ", all leased"};
   }
-  leases.taken.insert(*i);
   leases.last = *i;
+  ++leases.planned;
   s.subnet = ipam_->subnetAt(*i);
   return std::nullopt;
 }

@@ -95,10 +95,12 @@ class TopologyState {
   std::optional<Error> plan(const std::vector<WriteItem>& items, uint64_t& next_index,
                             std::vector<PlannedChange>& out, int& status);
   // A container's version, when new, is planned before the container that introduces it.
-  // Leases planned by one write, not yet in memory.
+  // Leases planned by one write, not yet in memory: `last` the latest (or last_leased_);
+  // `used` the held ones plus those planned, once a write plans more than one.
   struct LeasePlan {
-    std::set<uint32_t> taken;
     std::optional<uint32_t> last;
+    size_t planned = 0;
+    std::optional<std::set<uint32_t>> used;
   };
   // A server put: its lease and stored wireguard carried over, or a new lease.
   std::optional<Error> planServer(const WriteItem& item, model::Server& s, LeasePlan& leases,

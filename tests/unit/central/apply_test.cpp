@@ -96,6 +96,9 @@ TEST(Config, ReadmeExampleParses) {
   EXPECT_EQ(c->listen, "0.0.0.0:8080");
   EXPECT_EQ(c->durability, Durability::kFull);
   EXPECT_EQ(c->max_watchers, 10000u);
+  ASSERT_TRUE(c->containernet);
+  EXPECT_EQ(c->containernet->cluster_cidr, "10.240.0.0/16");
+  EXPECT_EQ(c->containernet->subnet_prefix, 24);
   // The service.yml example that follows it is a valid /v1/apply document.
   auto s = parseServiceYml(examples[1]);
   ASSERT_TRUE(s) << s.error().message();
