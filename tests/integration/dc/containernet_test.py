@@ -16,7 +16,10 @@ the hosts' container subnets, no address on the container bridges from the harne
   - host2's key rotates during a probe loop: the gap is measured, connectivity returns;
   - host3 joins and is reachable by all (time measured), then its server record is deleted at
     central and every other host drops its peer and route;
-  - central stops: the mesh keeps working.
+  - host2's agent restarts (its key stays, its wireguard-go goes with it), then is killed -9
+    (its wireguard-go keeps forwarding; the next agent takes it over);
+  - central stops: the mesh keeps working; host2 rotates its key meanwhile, and once central
+    is back the new key is published and the mesh heals.
 Exit 0 if every check passed, 1 if one failed, 77 (SKIPPED, reason printed) when not root or a
 tool is missing.
 """
@@ -39,6 +42,8 @@ TCP_PORT, UDP_PORT, HTTP_PORT = 9000, 9001, 8080
 JOIN_BOUND = 10.0  # seconds from host3's agent start until every pair of hosts' containers talk
 LEAVE_BOUND = 2.0  # seconds from the DELETE at central until no host has host3's peer or route
 ROTATION_GAP_BOUND = 6.0  # seconds without an echo while host2's key rotates
+RESTART_BOUND = 10.0  # seconds from an agent's restart until web -> api passes again
+HEAL_BOUND = 15.0  # seconds from central's restart until a key rotated meanwhile is in use
 PROBE_SECONDS = 8.0
 UPLOAD = 1 << 20  # bytes of the path-MTU upload
 
@@ -259,6 +264,53 @@ def check_join_leave(report, mesh, containers):
     mesh.stop_agent("host3")
 
 
+def tcp_passes(web, api, deadline=RESTART_BOUND):
+    """Seconds until a TCP exchange web -> api passes, or None."""
+    t0 = time.monotonic()
+    try:
+        dc.poll("web -> api over TCP", lambda: cn.tcp_ask(web.ns, api.address, TCP_PORT,
+                                                          timeout=0.5) == api.id, deadline)
+        return time.monotonic() - t0
+    except TimeoutError:
+        return None
+
+
+def check_restart(report, mesh, web, api):
+    """host2's agent restarted (SIGTERM), then killed (SIGKILL) and started again."""
+    agent = mesh.agents["host2"]
+    key = mesh.public_key("host2")
+    agent.stop()
+    try:
+        dc.poll("host2's wireguard-go gone", lambda: not dc.wireguard_go_pids([agent.interface]), 5)
+        gone = True
+    except TimeoutError:
+        gone = dc.wireguard_go_pids([agent.interface])
+    report.check("restart: a stopped agent stops its wireguard-go (interface and socket go)",
+                 gone is True and not os.path.exists(
+                     os.path.join(dc.WIREGUARD_SOCKETS, f"{agent.interface}.sock")), gone)
+    agent.start()
+    mesh.wait_converged()
+    report.check("restart: host2 keeps its key across a restart (the key file)",
+                 mesh.public_key("host2") == key, mesh.public_key("host2"))
+    took = tcp_passes(web, api)
+    report.check(f"restart: web -> api passes again after host2's agent restarted "
+                 f"({took and f'{took:.2f} s'})", took is not None, took)
+    before = dc.wireguard_go_pids([agent.interface])
+    agent.proc.kill()  # the agent only: its wireguard-go keeps the interface up
+    took = tcp_passes(web, api, 2.0)
+    report.check("kill -9: with host2's agent dead its wireguard-go keeps forwarding",
+                 took is not None and dc.wireguard_go_pids([agent.interface]) == before,
+                 (took, before))
+    agent.start()
+    mesh.wait_converged()
+    after = dc.wireguard_go_pids([agent.interface])
+    report.check("kill -9: the next agent takes the running wireguard-go over (one process, "
+                 "same key)", len(after) == 1 and mesh.public_key("host2") == key,
+                 (before, after))
+    took = tcp_passes(web, api)
+    report.check("kill -9: web -> api passes after the new agent started", took is not None, took)
+
+
 def check_central_down(report, mesh, web, api):
     mesh.central.stop()
     ok = False
@@ -270,6 +322,30 @@ def check_central_down(report, mesh, web, api):
     r = web.run(["dig", "+short", "+time=2", "+tries=1", f"api.{elastic.DOMAIN}", "A"])
     report.check("central down: web still resolves api through its agent",
                  r.stdout.split() == [api.address], r.stdout + r.stderr)
+
+
+def check_rotation_while_central_down(report, mesh, web, api):
+    """host2 rotates while central is down: the new key cannot reach host1 until central is
+    back; then the agent publishes it and the mesh heals by itself."""
+    old = mesh.public_key("host2")
+    mesh.rotate_key("host2")
+    dc.poll("host2's interface has its new key", lambda: mesh.public_key("host2") != old)
+    new = mesh.public_key("host2")
+    mesh.central.start()
+    t0 = time.monotonic()
+    try:
+        dc.poll("central has host2's new key", lambda: mesh.central.servers()["host2"][
+            "wireguard"]["public_key"] == new, HEAL_BOUND)
+        published = time.monotonic() - t0
+    except TimeoutError:
+        published = None
+    report.check(f"central back: the key host2 rotated while central was down is published "
+                 f"({published and f'{published:.2f} s'} after central's start)",
+                 published is not None, mesh.central.servers().get("host2"))
+    took = tcp_passes(web, api, HEAL_BOUND)
+    report.check(f"central back: host1 gets host2's new key and web -> api passes "
+                 f"({took and f'{took:.2f} s'})", took is not None
+                 and set(mesh.wg_peers("host1")) == {new}, list(mesh.wg_peers("host1")))
 
 
 def run(args, report):
@@ -297,7 +373,9 @@ def run(args, report):
         check_mtu(report, mesh, web, api)
         check_rotation(report, mesh, web, api)
         check_join_leave(report, mesh, [web, api])
+        check_restart(report, mesh, web, api)
         check_central_down(report, mesh, web, api)
+        check_rotation_while_central_down(report, mesh, web, api)
         failed = False
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
