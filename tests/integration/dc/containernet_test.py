@@ -172,6 +172,15 @@ def check_mtu(report, mesh, web, api):
         or "message too long" in low
     report.check(f"mtu: ping -M do -s {biggest + 1} fails with frag needed / message too long "
                  "(no black hole)", rc != 0 and said, out)
+    rc, out = cn.ping(api, web.address, biggest)
+    rc2, out2 = cn.ping(api, web.address, biggest + 1)
+    report.check(f"mtu: the other way (host2 -> host1) -s {biggest} passes, -s {biggest + 1} is "
+                 "refused with an error", rc == 0 and rc2 != 0 and (
+                     "mtu = " in out2.lower() or "message too long" in out2.lower()), out + out2)
+    for h in ("host1", "host2"):
+        out = dc.run(["ip", "-n", mesh.world.host_ns[h], "-o", "link", "show", "cbr0"]).stdout
+        report.check(f"mtu: {h}'s container bridge has the WireGuard MTU ({mtu})",
+                     f" mtu {mtu} " in out, out)
     r = web.run(["/usr/bin/python3", "-c", UPLOADER, api.address, str(HTTP_PORT), str(UPLOAD)],
                 timeout=30)
     report.check("mtu: a 1 MiB TCP upload from a 1500-MTU container crosses (path-MTU discovery)",
