@@ -25,9 +25,10 @@ packages=(
   # traffic distribution: nginx with its stream module (TCP/UDP), openssl for certificates,
   # wrk for its benchmark
   nginx libnginx-mod-stream openssl wrk
-  # ContainerNet: userspace WireGuard and its tools, the underlay capture, ping with -M do,
-  # iperf3 for its benchmark
-  wireguard-go wireguard-tools tcpdump iputils-ping iperf3
+  # ContainerNet: userspace WireGuard where the kernel has no module, and `wg`
+  wireguard-go wireguard-tools
+  # ContainerNet's test and benchmark: the underlay capture, ping with -M do, iperf3
+  tcpdump iputils-ping iperf3
 )
 
 missing=()

@@ -400,7 +400,7 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
   uint32_t applied_mtu = 0;
   std::string routes_source;
   std::shared_ptr<const model::Topology> topology;
-  bool disabled = false;
+  std::atomic<bool> disabled{false};
   std::atomic<bool> stopping{false};
 
   bool publishing = false;
@@ -453,6 +453,10 @@ void ContainerNet::reloadKey() {
 
 bool ContainerNet::up() const {
   return impl_->up_gauge.value() == 1;
+}
+
+bool ContainerNet::disabled() const {
+  return impl_->disabled;
 }
 
 void ContainerNet::stop(bool handed_over) {

@@ -63,6 +63,8 @@ class ContainerNet {
 
   /// True while the interface is configured (elasticdns_containernet_up).
   bool up() const;
+  /// True once ContainerNet gave up until a restart (bad key file, no WireGuard at all).
+  bool disabled() const;
 
  private:
   struct Impl;

@@ -254,6 +254,8 @@ Result<std::unique_ptr<WireGuardDevice>> openWireGuardDevice(const ContainerNetC
                      (e == EOPNOTSUPP ? " (no wireguard module)" : "");
     if (config.implementation == Impl::kKernel) return Error{"kernel", kernel_failure};
   }
+  if (!kernel_failure.empty())
+    spdlog::info("containernet: {}; trying userspace {}", kernel_failure, config.wireguard_go);
   auto spawned = spawnWireGuardGo(config, pid_file);
   if (!spawned && !kernel_failure.empty())
     return Error{"auto", kernel_failure + "; userspace: " + spawned.error().reason};
