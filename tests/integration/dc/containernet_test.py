@@ -128,6 +128,8 @@ def check_dns_and_tcp(report, mesh, web, api, pcap_path):
         time.sleep(0.3)  # the last packets reach the capture file (-U: written per packet)
     finally:
         cap.stop()
+    stats = " ".join(line.strip() for line in cap.stderr().splitlines() if "packets" in line)
+    print(f"INFO tcpdump: {stats}", flush=True)
     h1, h2 = world.host_address("host1"), world.host_address("host2")
     clear = cn.read_pcap(pcap_path, f"ip and net {dc.CONTAINERNET_CIDR}")
     report.check("underlay: no packet with a container address on the world bridge",
