@@ -117,13 +117,17 @@ Config configFromCommandLine(int argc, char** argv) {
     if (!c) fatal(std::string("--") + flag + ": " + c.error().reason);
     config = c.value();
   }
+  // Both containernet flags in one section, so that together they are checked as a pair.
+  std::string containernet;
   for (auto [flag, key] : {std::pair{"containernet-cluster-cidr", "cluster_cidr"},
                            {"containernet-subnet-prefix", "subnet_prefix"}}) {
     if (!vm.count(flag)) continue;
-    auto c = parseConfig(std::string("containernet: {") + key + ": " +
-                             nlohmann::json(vm[flag].as<std::string>()).dump() + "}",
-                         config);
-    if (!c) fatal(std::string("--") + flag + ": " + c.error().message());
+    containernet += std::string(containernet.empty() ? "" : ", ") + key + ": " +
+                    nlohmann::json(vm[flag].as<std::string>()).dump();
+  }
+  if (!containernet.empty()) {
+    auto c = parseConfig("containernet: {" + containernet + "}", config);
+    if (!c) fatal("--containernet-*: " + c.error().message());
     config = c.value();
   }
   if (config.data_dir.empty()) fatal("--data-dir (or data_dir in the config) is required");
