@@ -561,10 +561,20 @@ def wireguard_go_pids(interfaces):
     return pids
 
 
+def _alive(pid):
+    """Whether process `pid` exists and is not a zombie (a killed harness whose parent died is
+    left a zombie where PID 1 does not reap: it is gone all the same)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _stale_pid(name):
     """The PID in a harness name (ednsdc<PID>...) if that process is gone, else None."""
     m = re.match(rf"^{TAG_PREFIX}(\d+)", name)
-    if m and not os.path.exists(f"/proc/{m.group(1)}"):
+    if m and not _alive(m.group(1)):
         return int(m.group(1))
     return None
 
