@@ -45,6 +45,18 @@ Result<ContainerNetConfig> parseContainerNet(const nlohmann::json& j,
 
 }  // namespace
 
+Result<Config> withContainerNetFlags(Config base, std::optional<std::string> cluster_cidr,
+                                     std::optional<std::string> subnet_prefix) {
+  if (!cluster_cidr && !subnet_prefix) return base;
+  nlohmann::json section = nlohmann::json::object();
+  if (cluster_cidr) section["cluster_cidr"] = *cluster_cidr;
+  if (subnet_prefix) section["subnet_prefix"] = *subnet_prefix;
+  auto c = parseContainerNet(section, base.containernet);
+  if (!c) return c.error();
+  base.containernet = c.value();
+  return base;
+}
+
 Ipam ipamOf(const ContainerNetConfig& c) {
   auto ipam = Ipam::create(c.cluster_cidr, c.subnet_prefix);
   if (!ipam) std::abort();  // parseConfig accepted it

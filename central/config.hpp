@@ -45,6 +45,11 @@ struct Config {
   std::optional<ContainerNetConfig> containernet;                       // nullopt: ContainerNet off
 };
 
+/// The --containernet-cluster-cidr / --containernet-subnet-prefix flags over `base`: checked
+/// together (as one `containernet:` section over base's), errors naming the key.
+Result<Config> withContainerNetFlags(Config base, std::optional<std::string> cluster_cidr,
+                                     std::optional<std::string> subnet_prefix);
+
 /// The IPAM of a validated `containernet:` section.
 Ipam ipamOf(const ContainerNetConfig& c);
 

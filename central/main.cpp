@@ -117,19 +117,14 @@ Config configFromCommandLine(int argc, char** argv) {
     if (!c) fatal(std::string("--") + flag + ": " + c.error().reason);
     config = c.value();
   }
-  // Both containernet flags in one section, so that together they are checked as a pair.
-  std::string containernet;
-  for (auto [flag, key] : {std::pair{"containernet-cluster-cidr", "cluster_cidr"},
-                           {"containernet-subnet-prefix", "subnet_prefix"}}) {
-    if (!vm.count(flag)) continue;
-    containernet += std::string(containernet.empty() ? "" : ", ") + key + ": " +
-                    nlohmann::json(vm[flag].as<std::string>()).dump();
-  }
-  if (!containernet.empty()) {
-    auto c = parseConfig("containernet: {" + containernet + "}", config);
-    if (!c) fatal("--containernet-*: " + c.error().message());
-    config = c.value();
-  }
+  auto flag = [&](const char* name) -> std::optional<std::string> {
+    if (!vm.count(name)) return std::nullopt;
+    return vm[name].as<std::string>();
+  };
+  auto c = withContainerNetFlags(config, flag("containernet-cluster-cidr"),
+                                 flag("containernet-subnet-prefix"));
+  if (!c) fatal("--containernet-*: " + c.error().message());
+  config = c.value();
   if (config.data_dir.empty()) fatal("--data-dir (or data_dir in the config) is required");
   if (config.admin_token_file.empty())
     fatal("--admin-token-file (or admin_token_file in the config) is required");

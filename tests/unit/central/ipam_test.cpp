@@ -79,6 +79,26 @@ TEST(ContainerNetConfig, ParsesTheSection) {
   EXPECT_EQ(over->containernet->subnet_prefix, 28);
 }
 
+TEST(ContainerNetConfig, FlagsApplyTogetherOverTheFile) {
+  auto c = withContainerNetFlags(Config{}, "10.240.0.0/28", "30");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->containernet, (ContainerNetConfig{"10.240.0.0/28", 30}));
+  EXPECT_FALSE(withContainerNetFlags(Config{}, std::nullopt, std::nullopt).value().containernet);
+  auto file = parseConfig("containernet: {cluster_cidr: 10.240.0.0/16, subnet_prefix: 26}\n");
+  c = withContainerNetFlags(file.value(), std::nullopt, "25");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->containernet, (ContainerNetConfig{"10.240.0.0/16", 25}));
+  c = withContainerNetFlags(file.value(), "10.250.0.0/20", std::nullopt);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->containernet, (ContainerNetConfig{"10.250.0.0/20", 26}));
+  EXPECT_EQ(withContainerNetFlags(Config{}, "10.240.0.0/28", std::nullopt).error().field,
+            "containernet/subnet_prefix");  // /24 by default: not longer than /28
+  EXPECT_EQ(withContainerNetFlags(Config{}, std::nullopt, "24").error().field,
+            "containernet/cluster_cidr");
+  EXPECT_EQ(withContainerNetFlags(Config{}, "10.240.0.0/16", "x").error().field,
+            "containernet/subnet_prefix");
+}
+
 TEST(ContainerNetConfig, RejectsBadValuesNamingTheKey) {
   const std::pair<const char*, const char*> cases[] = {
       {"containernet: {cluster_cidr: 10.240.0.0/16, size: 3}\n", "containernet/size"},
