@@ -20,7 +20,8 @@ the hosts' container subnets, no address on the container bridges from the harne
     (its wireguard-go keeps forwarding; the next agent takes it over); its wireguard-go is
     killed -9 (the agent starts another);
   - central stops: the mesh keeps working; host2 rotates its key meanwhile, and once central
-    is back the new key is published and the mesh heals.
+    is back the new key is published and the mesh heals;
+  - host2's underlay address changes: the new endpoint is published and followed.
 Exit 0 if every check passed, 1 if one failed, 77 (SKIPPED, reason printed) when not root or a
 tool is missing.
 """
@@ -47,6 +48,7 @@ ROTATION_GAP_BOUND = 6.0  # seconds without an echo while host2's key rotates
 RESTART_BOUND = 10.0  # seconds from an agent's restart until web -> api passes again
 HEAL_BOUND = 15.0  # seconds from central's restart until a key rotated meanwhile is in use
 WG_RESTART_BOUND = 15.0  # seconds: the agent's README promises a new wireguard-go within 10 s
+NEW_HOST2_ADDRESS = "10.77.0.22"  # host2's underlay address after it changes
 PROBE_SECONDS = 8.0
 UPLOAD = 1 << 20  # bytes of the path-MTU upload
 
@@ -377,6 +379,33 @@ def check_rotation_while_central_down(report, mesh, web, api):
                  and set(mesh.wg_peers("host1")) == {new}, list(mesh.wg_peers("host1")))
 
 
+def check_address_change(report, mesh, web, api):
+    """host2's underlay address changes (the new one added, the record updated at central, the
+    old one removed): its agent publishes the new endpoint, host1's peer follows, traffic
+    passes. Last: host2's agent listens for DNS on the old address."""
+    world = mesh.world
+    ns = world.host_ns["host2"]
+    dc.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.eth0.promote_secondaries=1"])
+    world.ip(ns, "addr", "add", f"{NEW_HOST2_ADDRESS}/{dc.PREFIX}", "dev", "eth0")
+    t0 = time.monotonic()
+    mesh.central.put("servers", "host2", {"address": NEW_HOST2_ADDRESS})
+    endpoint = f"{NEW_HOST2_ADDRESS}:{dc.WIREGUARD_PORT}"
+    try:
+        dc.poll("host2's new endpoint published and on host1's peer", lambda: mesh.central.servers()[
+            "host2"]["wireguard"]["endpoint"] == endpoint and [
+                p["endpoint"] for p in mesh.wg_peers("host1").values()] == [endpoint])
+        took = time.monotonic() - t0
+    except TimeoutError:
+        took = None
+    report.check(f"address change: host2's agent publishes its new endpoint and host1's peer "
+                 f"follows ({took and f'{took:.2f} s'})", took is not None,
+                 (mesh.central.servers()["host2"], mesh.wg_peers("host1")))
+    world.ip(ns, "addr", "del", f"{world.host_address('host2')}/{dc.PREFIX}", "dev", "eth0")
+    took = tcp_passes(web, api)
+    report.check(f"address change: web -> api passes with host2's old address gone "
+                 f"({took and f'{took:.2f} s'})", took is not None, took)
+
+
 def run(args, report):
     world = dc.World(containernet=True)
     failed = True
@@ -405,6 +434,7 @@ def run(args, report):
         check_restart(report, mesh, web, api)
         check_central_down(report, mesh, web, api)
         check_rotation_while_central_down(report, mesh, web, api)
+        check_address_change(report, mesh, web, api)
         failed = False
     except Exception as e:  # noqa: BLE001
         traceback.print_exc()
