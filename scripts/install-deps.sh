@@ -27,6 +27,8 @@ packages=(
   nginx libnginx-mod-stream openssl wrk
   # ContainerNet: userspace WireGuard where the kernel has no module, and `wg`
   wireguard-go wireguard-tools
+  # ContainerNet's test and benchmark: the underlay capture, ping with -M do, iperf3
+  tcpdump iputils-ping iperf3
 )
 
 missing=()

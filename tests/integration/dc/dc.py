@@ -54,6 +54,17 @@ HOSTS = {
     "host2": ("10.77.0.12", 2),
 }
 
+# ContainerNet mode (World(containernet=True)): central leases each host's container subnet out
+# of this cluster CIDR, inside NETWORK (so the agents answer it and it is only ever on
+# interfaces of this harness) and apart from the default mode's 10.77.1-2.0/24.
+CONTAINERNET_CIDR = "10.77.128.0/17"
+CONTAINERNET_PREFIX = 24
+WIREGUARD_PORT = 51820
+WIREGUARD_SOCKETS = "/var/run/wireguard"  # wireguard-go's UAPI sockets (IF.sock)
+# Hosts a test can add later with World.add_host (ContainerNet: a host that joins).
+LATER_HOSTS = {"host3": ("10.77.0.13", 3)}
+MAX_IFNAME = 15  # IFNAMSIZ - 1
+
 TAG_PREFIX = "ednsdc"  # every name this harness creates starts with it, then the PID
 DEFAULT_DEADLINE = harness.DEFAULT_DEADLINE  # seconds: bound for every "poll until"
 poll = harness.poll
@@ -171,10 +182,18 @@ class Container:
 
 
 class World:
-    def __init__(self, keep_logs_on_failure=True, resolv_agent=False):
+    def __init__(self, keep_logs_on_failure=True, resolv_agent=False, containernet=False):
         # resolv_agent: containers' resolv.conf names their host's agent instead of the
         # blackholed address (a debugging aid for runs without the eBPF redirect).
+        # containernet: the hosts' container subnets are joined by ContainerNet (the agents'
+        # WireGuard mesh), not by the harness: no static routes between them, no address on the
+        # container bridges (each agent puts its gateway there), containers in the subnet
+        # central leased (set_subnet, once central's topology has it).
         self.resolv_agent = resolv_agent
+        self.containernet = containernet
+        self.hosts = dict(HOSTS)  # name: (world address, subnet index or None)
+        self.subnets = {}  # ContainerNet: host -> the subnet central leased it ("A.B.C.D/N")
+        self.wg_interfaces = {}  # ContainerNet: host -> its WireGuard interface name
         self.tag = f"{TAG_PREFIX}{os.getpid()}"
         self.ws = harness.Workspace(prefix=f"{self.tag}-")  # tmp dir and processes
         self.tmp = self.ws.dir
@@ -229,30 +248,80 @@ class World:
         self.ip(world, "link", "set", "br0", "up")
         self.host_ns = {}
         for host, (addr, subnet) in HOSTS.items():
-            ns = self._add_netns(host, nameserver=addr if self.resolv_agent else BLACKHOLE_RESOLVER)
-            self.host_ns[host] = ns
-            self.ip(world, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            self.ip(world, "link", "set", host, "master", "br0", "up")
-            self.ip(ns, "addr", "add", f"{addr}/{PREFIX}", "dev", "eth0")
-            self.ip(ns, "link", "set", "eth0", "up")
-            run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
-            if subnet is not None:
-                self.ip(ns, "link", "add", "cbr0", "type", "bridge")
-                self.ip(ns, "addr", "add", f"{self.gateway(host)}/{PREFIX}", "dev", "cbr0")
-                self.ip(ns, "link", "set", "cbr0", "up")
-                self.host_cgroups[host] = self._add_cgroup(os.path.join(self.cg_root, host))
-        # Routes between the container subnets, through the hosts' world addresses.
-        for host, (_, _) in HOSTS.items():
-            for other, (oaddr, osub) in HOSTS.items():
-                if other != host and osub is not None:
-                    self.ip(self.host_ns[host], "route", "add", f"10.77.{osub}.0/24", "via", oaddr)
+            self._add_host(host, addr, subnet)
+        # Routes between the container subnets, through the hosts' world addresses (ContainerNet
+        # mode: none, the agents route them through WireGuard).
+        if not self.containernet:
+            for host, (_, _) in HOSTS.items():
+                for other, (oaddr, osub) in HOSTS.items():
+                    if other != host and osub is not None:
+                        self.ip(self.host_ns[host], "route", "add", f"10.77.{osub}.0/24", "via", oaddr)
         return self
 
+    def _add_host(self, host, addr, subnet):
+        world = self.world_ns
+        ns = self._add_netns(host, nameserver=addr if self.resolv_agent else BLACKHOLE_RESOLVER)
+        self.host_ns[host] = ns
+        self.ip(world, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        self.ip(world, "link", "set", host, "master", "br0", "up")
+        self.ip(ns, "addr", "add", f"{addr}/{PREFIX}", "dev", "eth0")
+        self.ip(ns, "link", "set", "eth0", "up")
+        run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        if subnet is not None:
+            self.ip(ns, "link", "add", "cbr0", "type", "bridge")
+            if not self.containernet:
+                self.ip(ns, "addr", "add", f"{self.gateway(host)}/{PREFIX}", "dev", "cbr0")
+            self.ip(ns, "link", "set", "cbr0", "up")
+            self.host_cgroups[host] = self._add_cgroup(os.path.join(self.cg_root, host))
+        return ns
+
+    def add_host(self, host):
+        """ContainerNet: a host of LATER_HOSTS joins the world (netns on the world bridge,
+        container bridge without address, cgroup); no route to anyone's containers."""
+        if not self.containernet:
+            raise RuntimeError("add_host is for ContainerNet mode")
+        addr, subnet = LATER_HOSTS[host]
+        self.hosts[host] = (addr, subnet)
+        return self._add_host(host, addr, subnet)
+
+    # -- ContainerNet
+    def wg_interface(self, host):
+        """The WireGuard interface name of `host`'s agent: unique on the machine (the UAPI
+        socket /var/run/wireguard/IF.sock is shared across network namespaces), so it carries
+        this world's tag; recorded for the teardown's checks."""
+        name = f"{self.tag}{host[0]}{host[-1]}"
+        if len(name) > MAX_IFNAME:
+            name = f"cn{os.getpid() % 100000}{host[0]}{host[-1]}"
+        self.wg_interfaces[host] = name
+        return name
+
+    def set_subnet(self, host, subnet):
+        """ContainerNet: the subnet central leased `host` (from its topology)."""
+        self.subnets[host] = subnet
+
+    def subnet_prefix(self, host):
+        if self.containernet:
+            return int(self.subnets[host].split("/")[1])
+        return PREFIX
+
+    def subnet_address(self, host, n):
+        """The n-th address of `host`'s container subnet (1 is the gateway)."""
+        if not self.containernet:
+            return f"10.77.{self.hosts[host][1]}.{n}"
+        base = self.subnets.get(host)
+        if base is None:
+            raise RuntimeError(f"{host} has no ContainerNet subnet yet (set_subnet)")
+        a, b, c, d = (int(x) for x in base.split("/")[0].split("."))
+        v = ((a << 24) | (b << 16) | (c << 8) | d) + n
+        return ".".join(str((v >> sh) & 255) for sh in (24, 16, 8, 0))
+
     def gateway(self, host):
+        if self.containernet:
+            return self.subnet_address(host, 1)
         return f"10.77.{HOSTS[host][1]}.1"
 
     def host_address(self, host):
-        return HOSTS[host][0]
+        return self.hosts[host][0]
 
     def add_container(self, host, cid, address=None, host_network=False):
         """A container on `host`: netns + veth on the host's bridge + cgroup named `cid`.
@@ -268,7 +337,9 @@ class World:
             veth = f"v{idx}"
             self.ip(hns, "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
             self.ip(hns, "link", "set", veth, "master", "cbr0", "up")
-            self.ip(ns, "addr", "add", f"{address}/{PREFIX}", "dev", "eth0")
+            if address is None:  # ContainerNet: the next address of the leased subnet
+                address = self.subnet_address(host, 10 + idx)
+            self.ip(ns, "addr", "add", f"{address}/{self.subnet_prefix(host)}", "dev", "eth0")
             self.ip(ns, "link", "set", "eth0", "up")
             self.ip(ns, "route", "add", NETWORK, "via", self.gateway(host))
             c = Container(self, host, cid, address, ns, cgroup)
@@ -381,6 +452,7 @@ class World:
         errors = self.ws.stop_all()
         if failed and self.keep_logs_on_failure:
             self.dump_logs()
+        errors += self._stop_wireguard()
         for path in reversed(self.cgroups):
             try:
                 if os.path.isdir(path):
@@ -427,6 +499,44 @@ class World:
                 left.append(f"process {p.name} pid {p.pid}")
         if os.path.exists(self.tmp):
             left.append(f"dir {self.tmp}")
+        left += self._wireguard_leftovers()
+        return left
+
+    # ContainerNet: what the agents' wireguard-go leave behind if they are not stopped.
+    def _stop_wireguard(self):
+        """After the agents stopped: every WireGuard interface of this world must be gone with
+        its wireguard-go process and UAPI socket. Whatever is left is removed here (processes
+        killed by PID) and reported."""
+        errors = []
+        for host, ifname in self.wg_interfaces.items():
+            for pid in wireguard_go_pids([ifname]):
+                errors.append(f"wireguard-go for {ifname} still running (pid {pid}) after its agent stopped")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            ns = self.host_ns.get(host)
+            if ns and ns in self.netns:
+                r = run(["ip", "-n", ns, "link", "show", ifname], check=False)
+                if r.returncode == 0:
+                    errors.append(f"interface {ifname} still in {ns} after its agent stopped")
+                    run(["ip", "-n", ns, "link", "del", ifname], check=False)
+        for ifname in self.wg_interfaces.values():
+            with contextlib.suppress(TimeoutError):
+                poll(f"wireguard-go for {ifname} gone", lambda: not wireguard_go_pids([ifname]), 5)
+            sock = os.path.join(WIREGUARD_SOCKETS, f"{ifname}.sock")
+            if os.path.exists(sock):
+                errors.append(f"UAPI socket {sock} left after its agent stopped")
+                with contextlib.suppress(OSError):
+                    os.unlink(sock)
+        return errors
+
+    def _wireguard_leftovers(self):
+        names = list(self.wg_interfaces.values())
+        left = [f"wireguard-go pid {pid}" for pid in wireguard_go_pids(names)]
+        for ifname in names:
+            if os.path.exists(os.path.join(WIREGUARD_SOCKETS, f"{ifname}.sock")):
+                left.append(f"UAPI socket {ifname}.sock")
+            if run(["ip", "link", "show", ifname], check=False).returncode == 0:
+                left.append(f"interface {ifname} in the root namespace")
         return left
 
     def dump_logs(self):
@@ -434,10 +544,37 @@ class World:
             print(f"----- {name} {kind} (last 4000 chars) -----\n{tail}", file=sys.stderr)
 
 
+def wireguard_go_pids(interfaces):
+    """PIDs of wireguard-go processes serving one of `interfaces` (read from /proc)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == "wireguard-go" and any(
+                a in interfaces for a in argv[1:]):
+            pids.append(int(entry))
+    return pids
+
+
+def _alive(pid):
+    """Whether process `pid` exists and is not a zombie (a killed harness whose parent died is
+    left a zombie where PID 1 does not reap: it is gone all the same)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def _stale_pid(name):
     """The PID in a harness name (ednsdc<PID>...) if that process is gone, else None."""
     m = re.match(rf"^{TAG_PREFIX}(\d+)", name)
-    if m and not os.path.exists(f"/proc/{m.group(1)}"):
+    if m and not _alive(m.group(1)):
         return int(m.group(1))
     return None
 
@@ -466,6 +603,18 @@ def sweep_stale():
                     poll(f"{root} empty", lambda: open(os.path.join(root, "cgroup.procs")).read() == "", 5)
                     os.rmdir(root)
             swept.append(f"cgroup {name}")
+    # ContainerNet: wireguard-go processes and UAPI sockets of WireGuard interfaces named
+    # ednsdc<PID>... (World.wg_interface) whose harness is gone.
+    if os.path.isdir(WIREGUARD_SOCKETS):
+        for name in os.listdir(WIREGUARD_SOCKETS):
+            ifname = name[:-len(".sock")] if name.endswith(".sock") else None
+            if ifname and _stale_pid(ifname) is not None:
+                for pid in wireguard_go_pids([ifname]):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(WIREGUARD_SOCKETS, name))
+                swept.append(f"wireguard {ifname}")
     if os.path.isdir("/etc/netns"):
         for name in os.listdir("/etc/netns"):
             if _stale_pid(name) is not None:
