@@ -1,8 +1,10 @@
 #include "agent/containernet/containernet.hpp"
 
+#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,6 +27,7 @@
 #include "agent/containernet/rtnetlink.hpp"
 #include "agent/containernet/wireguard_device.hpp"
 #include "agent/sync/http_client.hpp"
+#include "agent/util/unique_fd.hpp"
 #include "elasticdns/text.hpp"
 
 namespace elasticdns::agent {
@@ -213,6 +216,8 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
       spdlog::info("containernet: {} peers: {} set, {} removed{}", ifname, plan.peers.set.size(),
                    plan.peers.remove.size(), settings.private_key ? ", key and port set" : "");
     }
+    // A new device or key has no session with any peer; a peer just set may have none either.
+    const bool prime_all = device_fresh || settings.private_key.has_value();
     device_fresh = false;
     if (auto e = applyAddresses(index, desired)) return e;
     const std::string source = desired.gateway ? desired.gateway->address : "";
@@ -225,9 +230,38 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
         if (auto e = rtnl::replaceRoute(index, r, source)) return e;
       routes_source = source;
     }
+    if (desired.gateway)
+      primeHandshakes(prime_all ? desired.peers : plan.peers.set, desired.gateway->address);
     peers_gauge.set(static_cast<double>(desired.peers.size()));
     updateStats(state.value());
     return std::nullopt;
+  }
+
+  // WireGuard starts a handshake only when it has a packet for a peer, and the other side keeps
+  // sending on a session this side may have lost (its wireguard-go restarted, its key rotated)
+  // until its rekey timeout, about 15 s later (persistent keepalive, which would do it, is off:
+  // reconcile.hpp). So one empty datagram from this host's gateway to each such peer's gateway,
+  // port 9 (discard), makes this side initiate a handshake at once, without waiting for the
+  // containers' traffic. Sent without blocking; a failure only costs that wait.
+  static void primeHandshakes(const std::vector<PeerConfig>& peers, const std::string& source) {
+    if (peers.empty()) return;
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return;
+    sockaddr_in from{};
+    from.sin_family = AF_INET;
+    if (inet_pton(AF_INET, source.c_str(), &from.sin_addr) == 1)
+      (void)::bind(fd.get(), reinterpret_cast<const sockaddr*>(&from), sizeof(from));
+    for (const auto& peer : peers)
+      for (const auto& subnet : peer.allowed_ips) {
+        auto gateway = gatewayOf(subnet);
+        if (!gateway) continue;
+        sockaddr_in to{};
+        to.sin_family = AF_INET;
+        to.sin_port = htons(9);
+        if (inet_pton(AF_INET, gateway->address.c_str(), &to.sin_addr) != 1) continue;
+        (void)::sendto(fd.get(), nullptr, 0, MSG_DONTWAIT, reinterpret_cast<const sockaddr*>(&to),
+                       sizeof(to));
+      }
   }
 
   unsigned bridgeIndex() const {
@@ -243,11 +277,20 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
     std::optional<rtnl::Ipv4Prefix> on_interface;
     if (desired.gateway && bridge == 0)
       on_interface = rtnl::Ipv4Prefix{desired.gateway->address, 32};
-    if (desired.gateway && bridge != 0) {
+    if (bridge != 0) {
       auto have = rtnl::addresses(bridge);
       if (!have) return have.error();
-      if (std::find(have->begin(), have->end(), *desired.gateway) == have->end())
-        if (auto e = rtnl::addAddress(bridge, *desired.gateway)) return e;
+      // The gateway this agent put there for an earlier lease (the server was deleted and put
+      // again, or its subnet changed): its address and connected route go with the lease.
+      if (bridge_gateway && bridge_gateway != desired.gateway &&
+          std::find(have->begin(), have->end(), *bridge_gateway) != have->end())
+        if (auto e = rtnl::deleteAddress(bridge, *bridge_gateway)) return e;
+      bridge_gateway.reset();
+      if (desired.gateway) {
+        if (std::find(have->begin(), have->end(), *desired.gateway) == have->end())
+          if (auto e = rtnl::addAddress(bridge, *desired.gateway)) return e;
+        bridge_gateway = desired.gateway;
+      }
     }
     auto have = rtnl::addresses(index);
     if (!have) return have.error();
@@ -399,6 +442,8 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
   bool device_fresh = true;
   uint32_t applied_mtu = 0;
   std::string routes_source;
+  // The gateway address applyAddresses last put on the bridge (in this process).
+  std::optional<rtnl::Ipv4Prefix> bridge_gateway;
   std::shared_ptr<const model::Topology> topology;
   std::atomic<bool> disabled{false};
   std::atomic<bool> stopping{false};
