@@ -27,7 +27,7 @@ for d in /lib/systemd/system /usr/lib/systemd/system; do
   [ -d "$d" ] && cp -rn "$d/." "$unit_dir/" 2>/dev/null || true
 done
 mkdir -p "$tmp/root/bin"
-cp /bin/sh /bin/kill "$tmp/root/bin/"  # ExecReload=
+cp /bin/sh /bin/kill /bin/mkdir "$tmp/root/bin/"  # ExecReload=, ExecStartPre=
 
 out=$(cd "$unit_dir" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --root="$tmp/root" \
   "${units[@]/#/$unit_dir/}" 2>&1) || { echo "FAIL: systemd-analyze verify:"; echo "$out"; exit 1; }
