@@ -80,6 +80,7 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
         work(io.get_executor()),
         retry_timer(io),
         stats_timer(io),
+        liveness_timer(io),
         publish_timer(io),
         up_gauge(m.gauge("elasticdns_containernet_up",
                          "1 while the ContainerNet WireGuard interface is configured; 0 = "
@@ -113,6 +114,7 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
     spdlog::info("containernet: public key {} (private key in {})", public_key, key_file);
     if (!openDevice()) return;
     scheduleStats();
+    scheduleLiveness();
   }
 
   bool openDevice() {
@@ -325,12 +327,21 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
     stats_timer.expires_after(options.stats_period);
     stats_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec || self->stopping) return;
-      if (self->device && !self->device->alive()) {
-        self->reconcile();  // wireguard-go exited: start it again and reprogram it
-      } else if (self->device) {
+      if (self->device && self->device->alive())
         if (auto s = self->device->read()) self->updateStats(s.value());
-      }
       self->scheduleStats();
+    });
+  }
+
+  // A wireguard-go that exited (or a kernel link deleted) takes every peer with it: checked
+  // every liveness_period (a waitpid or an ifindex lookup), then started again and
+  // reprogrammed.
+  void scheduleLiveness() {
+    liveness_timer.expires_after(options.liveness_period);
+    liveness_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec || self->stopping) return;
+      if (self->device && !self->device->alive()) self->reconcile();
+      self->scheduleLiveness();
     });
   }
 
@@ -433,7 +444,7 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
   const std::string wg_pid_file;
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work;
-  asio::steady_timer retry_timer, stats_timer, publish_timer;
+  asio::steady_timer retry_timer, stats_timer, liveness_timer, publish_timer;
 
   KeyPair key;
   std::string public_key;
@@ -510,6 +521,7 @@ void ContainerNet::stop(bool handed_over) {
   asio::post(impl_->io, [impl = impl_] {
     impl->retry_timer.cancel();
     impl->stats_timer.cancel();
+    impl->liveness_timer.cancel();
     impl->publish_timer.cancel();
     if (impl->exchange) impl->exchange->cancel();
     impl->work.reset();

@@ -33,8 +33,9 @@ struct ContainerNetOptions {
   std::chrono::milliseconds backoff_min{500};
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds request_timeout{10'000};
-  std::chrono::milliseconds retry_period{5'000};   // a failed reconcile is tried again after
-  std::chrono::milliseconds stats_period{10'000};  // handshake and byte gauges refreshed
+  std::chrono::milliseconds retry_period{5'000};     // a failed reconcile is tried again after
+  std::chrono::milliseconds stats_period{10'000};    // handshake and byte gauges refreshed
+  std::chrono::milliseconds liveness_period{1'000};  // a dead device is noticed within it
 };
 
 /// The wireguard-go PID file: containernet-wireguard-go.pid next to the key file.

@@ -47,7 +47,7 @@ LEAVE_BOUND = 2.0  # seconds from the DELETE at central until no host has host3'
 ROTATION_GAP_BOUND = 6.0  # seconds without an echo while host2's key rotates
 RESTART_BOUND = 10.0  # seconds from an agent's restart until web -> api passes again
 HEAL_BOUND = 15.0  # seconds from central's restart until a key rotated meanwhile is in use
-WG_RESTART_BOUND = 15.0  # seconds: the agent's README promises a new wireguard-go within 10 s
+WG_RESTART_BOUND = 5.0  # seconds: the agent's README promises a new wireguard-go within ~1 s
 NEW_HOST2_ADDRESS = "10.77.0.22"  # host2's underlay address after it changes
 PROBE_SECONDS = 8.0
 UPLOAD = 1 << 20  # bytes of the path-MTU upload
@@ -328,7 +328,7 @@ def check_restart(report, mesh, web, api):
     took = tcp_passes(web, api)
     report.check("kill -9: web -> api passes after the new agent started", took is not None, took)
     # wireguard-go itself dies: the agent starts another and programs it (agent/README.md: within
-    # 10 s).
+    # about a second).
     victim = dc.wireguard_go_pids([agent.interface])
     for pid in victim:
         os.kill(pid, signal.SIGKILL)
