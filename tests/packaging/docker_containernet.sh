@@ -13,13 +13,13 @@
 #      created again with the lease
 #   5. a network `containernet` of someone else with another subnet: one clear error line, the
 #      network is left alone
-# Needs root, dockerd, wireguard-go, busybox-static, curl, python3 (scripts/install-deps.sh);
+# Needs root, dockerd, wireguard-go, busybox-static, curl, python3, ping (scripts/install-deps.sh);
 # exits 77 without.
 #   docker_containernet.sh <build dir>
 set -euo pipefail
 build=$1
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root"; exit 77; }
-for tool in dockerd docker containerd runc wireguard-go curl python3 nsenter ip; do
+for tool in dockerd docker containerd runc wireguard-go curl python3 nsenter ip ping; do
   command -v "$tool" >/dev/null || { echo "SKIP: $tool missing (scripts/install-deps.sh)"; exit 77; }
 done
 [ -x /bin/busybox ] || { echo "SKIP: busybox-static missing"; exit 77; }
