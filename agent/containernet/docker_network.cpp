@@ -64,7 +64,9 @@ DockerNetworkDecision decideDockerNetwork(const json& inspect, const DockerNetwo
           if (!has.empty()) has += ", ";
           has += "subnet " + (subnet.empty() ? "none" : subnet) + " gateway " +
                  (gateway.empty() ? "none" : gateway);
-          if (subnet == want.subnet && gateway == want.gateway) matches = true;
+          // No gateway given at creation: Docker's default IPAM takes the subnet's first host,
+          // which is ContainerNet's gateway too.
+          if (subnet == want.subnet && (gateway == want.gateway || gateway.empty())) matches = true;
         }
   if (has.empty()) has = "no IPAM config";
   bool ours = false;
@@ -83,6 +85,9 @@ DockerNetworkDecision decideDockerNetwork(const json& inspect, const DockerNetwo
         want.mtu != 0 && mtu != std::to_string(want.mtu))
       d.detail += "; its MTU option is " + (mtu.empty() ? "unset" : mtu) + ", not " +
                   std::to_string(want.mtu) + " (set on the bridge instead)";
+    if (!want.bridge.empty() && d.bridge != want.bridge)
+      d.detail += "; its bridge is not containernet/bridge " + want.bridge +
+                  " (the gateway and MTU go on " + want.bridge + " only)";
     return d;
   }
   if (ours && containers == 0 && driver == "bridge") {

@@ -38,7 +38,8 @@ nlohmann::json dockerNetworkCreateBody(const DockerNetworkSpec& want);
 /// What to do with the network GET /networks/{name} returned.
 struct DockerNetworkDecision {
   enum class Verdict : uint8_t {
-    kAdopt,     // bridge driver and an IPAM config with the wanted subnet and gateway
+    kAdopt,     // bridge driver and an IPAM config with the wanted subnet and gateway (or
+                // no gateway: Docker's default is the first host, the same address)
     kRecreate,  // ours (the label), no containers, other subnet: remove, then create
     kMismatch,  // anything else: left alone; `detail` says what it has and what it should have
   };

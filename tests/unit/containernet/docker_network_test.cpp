@@ -73,6 +73,22 @@ TEST(DockerNetwork, AdoptNamesDockersBridgeAndAnotherMtu) {
   EXPECT_NE(d.detail.find("MTU option is unset, not 1420"), std::string::npos) << d.detail;
 }
 
+TEST(DockerNetwork, AdoptsTheSubnetWithDockersDefaultGateway) {
+  auto d = decideDockerNetwork(inspect("10.77.128.0/24", "", false, 0), spec());
+  EXPECT_EQ(d.verdict, Verdict::kAdopt) << d.detail;
+  EXPECT_EQ(decideDockerNetwork(inspect("10.77.129.0/24", "", false, 0), spec()).verdict,
+            Verdict::kMismatch);
+}
+
+TEST(DockerNetwork, AdoptNotesAnotherBridge) {
+  json j = inspect("10.77.128.0/24", "10.77.128.1", false, 0);
+  j["Options"]["com.docker.network.bridge.name"] = "docker9";
+  auto d = decideDockerNetwork(j, spec());
+  EXPECT_EQ(d.verdict, Verdict::kAdopt);
+  EXPECT_EQ(d.bridge, "docker9");
+  EXPECT_NE(d.detail.find("not containernet/bridge cn7"), std::string::npos) << d.detail;
+}
+
 TEST(DockerNetwork, OtherSubnetOrGatewayIsAMismatch) {
   for (auto [subnet, gateway] :
        {std::pair{"10.9.0.0/24", "10.9.0.1"}, std::pair{"10.77.128.0/24", "10.77.128.254"}}) {
