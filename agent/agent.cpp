@@ -316,6 +316,11 @@ void Agent::startDocker() {
   if (!config_.docker.enabled) return;
   DockerDiscoveryOptions options;
   options.docker = config_.docker;
+  // ContainerNet's Docker network first when no preference is configured: a container on it
+  // is registered with its ContainerNet address.
+  if (options.docker.networks.empty() && config_.containernet.enabled &&
+      !config_.containernet.docker_network.empty())
+    options.docker.networks = {config_.containernet.docker_network};
   options.server = config_.server_name;
   options.central_urls = config_.central_urls;
   options.token = token_;
@@ -342,6 +347,7 @@ void Agent::startContainerNet() {
   options.server = config_.server_name;
   options.central_urls = config_.central_urls;
   options.token = token_;
+  if (config_.docker.enabled) options.docker_socket = config_.docker.socket;
   containernet_ = std::make_unique<ContainerNet>(std::move(options), registry_);
   rotate_.add(SIGUSR2);  // before start() writes the PID file --rotate-key signals
   waitForRotation();

@@ -25,7 +25,8 @@ packages=(
   # traffic distribution: nginx with its stream module (TCP/UDP), openssl for certificates,
   # wrk for its benchmark
   nginx libnginx-mod-stream openssl wrk
-  # ContainerNet: userspace WireGuard where the kernel has no module, and `wg`
+  # ContainerNet: userspace WireGuard where the kernel has no module, and `wg` (also
+  # pkg.docker_containernet, with docker.io and busybox-static above)
   wireguard-go wireguard-tools
   # ContainerNet's test and benchmark: the underlay capture, ping with -M do, iperf3
   tcpdump iputils-ping iperf3

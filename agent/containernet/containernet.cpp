@@ -22,6 +22,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/containernet/docker_network.hpp"
 #include "agent/containernet/key.hpp"
 #include "agent/containernet/reconcile.hpp"
 #include "agent/containernet/rtnetlink.hpp"
@@ -158,6 +159,32 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
     up_gauge.set(1);
     retry_timer.cancel();
     maybePublish();
+    ensureDockerNetwork();
+  }
+
+  // With Docker discovery on and this server's subnet known: the Docker network with the
+  // subnet, its gateway, the bridge and the MTU (docker_network.hpp). Once Docker created the
+  // bridge, a reconcile puts the MTU and the gateway on it (the same address Docker gave it).
+  void ensureDockerNetwork() {
+    if (options.docker_socket.empty() || options.config.docker_network.empty()) return;
+    auto it = topology->servers.find(options.server);
+    if (it == topology->servers.end() || it->second.subnet.empty()) return;
+    auto gateway = gatewayOf(it->second.subnet);
+    if (!gateway) return;  // no gateway, no peer: desiredNet says why
+    if (!docker_network) {
+      DockerNetworkKeeper::Options o;
+      o.socket = options.docker_socket;
+      o.backoff_min = options.backoff_min;
+      o.backoff_max = options.backoff_max;
+      o.request_timeout = options.request_timeout;
+      o.on_kept = [this] {
+        applied_mtu = 0;
+        reconcile();
+      };
+      docker_network = std::make_unique<DockerNetworkKeeper>(io, std::move(o));
+    }
+    docker_network->ensure({options.config.docker_network, it->second.subnet, gateway->address,
+                            options.config.bridge, applied_mtu});
   }
 
   void failed(const std::string& why) {
@@ -462,6 +489,7 @@ struct ContainerNet::Impl : std::enable_shared_from_this<Impl> {
   bool publishing = false;
   std::chrono::milliseconds backoff = options.backoff_min;
   std::shared_ptr<HttpExchange> exchange;
+  std::unique_ptr<DockerNetworkKeeper> docker_network;
 
   metrics::Gauge& up_gauge;
   metrics::Gauge& peers_gauge;
@@ -524,6 +552,7 @@ void ContainerNet::stop(bool handed_over) {
     impl->liveness_timer.cancel();
     impl->publish_timer.cancel();
     if (impl->exchange) impl->exchange->cancel();
+    if (impl->docker_network) impl->docker_network->stop();
     impl->work.reset();
     impl->io.stop();
   });

@@ -30,6 +30,9 @@ struct ContainerNetOptions {
   std::string server;                     // this host's server name in the topology
   std::vector<std::string> central_urls;  // "http://host:port", tried in order
   std::string token;                      // this server's agent token (never logged)
+  /// Docker's API socket when Docker discovery is on, else "": config.docker_network is kept
+  /// there (docker_network.hpp).
+  std::string docker_socket;
   std::chrono::milliseconds backoff_min{500};
   std::chrono::milliseconds backoff_max{30'000};
   std::chrono::milliseconds request_timeout{10'000};

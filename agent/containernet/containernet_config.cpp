@@ -8,9 +8,9 @@
 namespace elasticdns::agent {
 namespace {
 
-const std::set<std::string> kContainerNetKeys = {"enabled",        "interface",    "listen_port",
-                                                 "key_file",       "endpoint",     "mtu",
-                                                 "implementation", "wireguard_go", "bridge"};
+const std::set<std::string> kContainerNetKeys = {
+    "enabled", "interface",      "listen_port",  "key_file", "endpoint",
+    "mtu",     "implementation", "wireguard_go", "bridge",   "docker_network"};
 
 Error err(const std::string& key, const std::string& reason) {
   return Error{"containernet/" + key, reason};
@@ -47,6 +47,23 @@ std::optional<Error> checkInterfaceName(const std::string& name, const std::stri
   return std::nullopt;
 }
 
+// A Docker network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, as Docker accepts), up to 64 characters;
+// "" = no Docker network.
+std::optional<Error> checkDockerNetworkName(const std::string& name) {
+  if (name.empty()) return std::nullopt;
+  auto ok = [](char ch, bool first) {
+    bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+    return alnum || (!first && (ch == '_' || ch == '.' || ch == '-'));
+  };
+  bool valid = name.size() <= 64;
+  for (size_t i = 0; valid && i < name.size(); ++i) valid = ok(name[i], i == 0);
+  if (!valid)
+    return err("docker_network",
+               "must be \"\" or a Docker network name ([a-zA-Z0-9][a-zA-Z0-9_.-]*, up to 64): '" +
+                   name + "'");
+  return std::nullopt;
+}
+
 std::optional<Error> parseNames(const YAML::Node& n, ContainerNetConfig& c) {
   if (n["interface"]) {
     auto v = scalar(n["interface"], "interface");
@@ -60,6 +77,12 @@ std::optional<Error> parseNames(const YAML::Node& n, ContainerNetConfig& c) {
     if (auto e = checkInterfaceName(v.value(), "bridge", true)) return e;
     if (v.value() == c.interface) return err("bridge", "must differ from interface");
     c.bridge = v.value();
+  }
+  if (n["docker_network"]) {
+    auto v = scalar(n["docker_network"], "docker_network");
+    if (!v) return v.error();
+    if (auto e = checkDockerNetworkName(v.value())) return e;
+    c.docker_network = v.value();
   }
   if (n["key_file"]) {
     auto v = scalar(n["key_file"], "key_file");

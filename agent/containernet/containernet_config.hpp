@@ -34,6 +34,9 @@ struct ContainerNetConfig {
   /// The container bridge that gets the gateway (first host address) of this host's subnet;
   /// empty = none.
   std::string bridge;
+  /// With Docker discovery on (`docker.enabled`): the Docker bridge network the agent creates
+  /// (or adopts) with this host's subnet and gateway (docker_network.hpp); "" = none.
+  std::string docker_network = "containernet";
   bool operator==(const ContainerNetConfig&) const = default;
 };
 
