@@ -12,6 +12,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "agent/util/whole_number.hpp"
 #include "elasticdns/text.hpp"
 #include "elasticdns/validate.hpp"
 
@@ -105,13 +106,7 @@ const std::set<std::string> kDockerKeys = {"enabled", "socket", "networks"};
 Result<uint32_t> count(const YAML::Node& n, const std::string& key, uint32_t min, uint32_t max) {
   auto v = scalar(n, key);
   if (!v) return v.error();
-  const std::string& t = v.value();
-  if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos)
-    return err(key, "not a whole number: '" + t + "'");
-  unsigned long long x = std::stoull(t);
-  if (x < min || x > max)
-    return err(key, "out of range " + std::to_string(min) + ".." + std::to_string(max) + ": " + t);
-  return static_cast<uint32_t>(x);
+  return parseWholeNumber(v.value(), key, min, max);
 }
 
 // forward_limit: {per_second, burst}.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "agent/util/whole_number.hpp"
 #include "elasticdns/validate.hpp"
 
 namespace elasticdns::agent {
@@ -25,13 +26,7 @@ Result<std::string> scalar(const YAML::Node& n, const std::string& key) {
 Result<uint32_t> number(const YAML::Node& n, const std::string& key, uint32_t min, uint32_t max) {
   auto v = scalar(n, key);
   if (!v) return v.error();
-  const std::string& t = v.value();
-  if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string::npos)
-    return err(key, "not a whole number: '" + t + "'");
-  unsigned long long x = std::stoull(t);
-  if (x < min || x > max)
-    return err(key, "out of range " + std::to_string(min) + ".." + std::to_string(max) + ": " + t);
-  return static_cast<uint32_t>(x);
+  return parseWholeNumber(v.value(), "containernet/" + key, min, max);
 }
 
 // A Linux interface name: 1..15 characters, no '/', no whitespace, not "." or "..".
