@@ -557,6 +557,11 @@ void ContainerNet::stop(bool handed_over) {
     impl->io.stop();
   });
   thread_.join();
+  // io.stop() left the cancelled waits' handlers queued, each holding the Impl that owns the
+  // io_context: run them (they see the cancellation or `stopping` and return), so nothing keeps
+  // it alive.
+  impl_->io.restart();
+  impl_->io.poll();
   if (impl_->device && !handed_over) impl_->device->stopProcess();
   if (!handed_over) {
     // Only our own PID: a new agent may have written its own meanwhile.
