@@ -4,6 +4,11 @@
 #   tests/bench/ebpf_bench.sh BUILD_DIR [QUERIES_PER_SLICE] [SLICES] [SOCKETS]
 #   AGENT=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # the real elasticdns-agent as the server
 #   FRESH=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # a new socket per query (glibc's way)
+#   GLIBC=1 tests/bench/ebpf_bench.sh BUILD_DIR [LOOKUPS] [SLICES]   # the C library itself as the
+#       client: getaddrinfo in a loop (ebpf_glibc_client), against two elasticdns-agents (implies
+#       AGENT=1). Each client runs in a mount namespace of its own whose /etc/resolv.conf names
+#       BH (hooks: the redirect takes it to its agent) or the no-hooks agent, which listens on
+#       127.83.X.1:53 (glibc knows no other port). Defaults 20,000 lookups, 10 slices.
 #   FLOOR=1 tests/bench/ebpf_bench.sh BUILD_DIR ...   # + a third variant: programs that do
 #       nothing (ebpf_floor.bpf.c) on the same hooks, client -> no-hooks server: the cost of the
 #       kernel's hook machinery alone, apart from what our programs do
@@ -26,8 +31,14 @@
 # own cost per run.
 set -euo pipefail
 build=$(cd "${1:?build dir}" && pwd)
-queries=${2:-100000}
-slices=${3:-20}
+if [ "${GLIBC:-0}" = 1 ]; then
+  AGENT=1
+  queries=${2:-20000}
+  slices=${3:-10}
+else
+  queries=${2:-100000}
+  slices=${3:-20}
+fi
 sockets=${4:-16}
 responder=$build/tests/bpf/edns_test_responder
 client=$build/tests/bench/ebpf_bench_client
@@ -88,11 +99,20 @@ start_server() { # start_server NAME ARGS...: sets $port (not in a subshell: $se
 }
 server_cpu() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%.0f\n", s}'; } # not %d: mawk clamps it at 2^31
 run_client() { # run_client CGROUP ADDR PORT SERVER_PID -> "queries seconds client_cpu_ns server_cpu_ns"
-  local before after line
+  local before after line resolv
   before=$(server_cpu "$4")
-  line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
-    "$client" "$2" "$3" "$sockets" "$queries" ${FRESH:+fresh} |
-    sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
+  if [ "${GLIBC:-0}" = 1 ]; then # ADDR and PORT come from the resolv.conf of the variant
+    resolv=$tmp/resolv-plain.conf
+    [ "$1" = "$parent/client" ] && resolv=$tmp/resolv-hooks.conf
+    line=$(unshare -m sh -c 'mount --bind "$1" /etc/resolv.conf && echo $$ >"$0/cgroup.procs" &&
+      exec "$2" api.cloud66.local "$3"' "$1" "$resolv" "$build/tests/bench/ebpf_glibc_client" \
+      "$queries" | sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\) failed=0 cpu_ns=\([0-9]*\)/\1 \2 \3/p')
+  else
+    line=$(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$1" \
+      "$client" "$2" "$3" "$sockets" "$queries" ${FRESH:+fresh} |
+      sed -n 's/^queries=\([0-9]*\) seconds=\([0-9.]*\).*cpu_ns=\([0-9]*\)/\1 \2 \3/p')
+  fi
+  [ -n "$line" ] || { echo "a client slice failed (${GLIBC:+a lookup failed or }no figures)" >&2; exit 1; }
   after=$(server_cpu "$4")
   echo "$line" | awk -v s=$((after - before)) '{printf "%.0f %s %.0f %.0f\n", $1, $2, $3, s}'
 }
@@ -107,9 +127,9 @@ if [ "${AGENT:-0}" = 1 ]; then
 JSON
   cp "$tmp/state-hooks/topology.json" "$tmp/state-plain/"
   # One state_dir each: an agent started on another's state_dir takes its sockets over.
-  agent_config() { # agent_config NAME BPF_ENABLED
+  agent_config() { # agent_config NAME BPF_ENABLED [LISTEN]
     cat >"$tmp/$1.yaml" <<YAML
-listen: [127.0.0.1:0]
+listen: [${3:-127.0.0.1:0}]
 server_name: host1
 state_dir: $tmp/state-$1
 upstreams: ["$bh:53"]
@@ -118,7 +138,14 @@ bpf: {enabled: $2, cgroup: $parent_rel, pin_path: $pin}
 YAML
   }
   agent_config hooks true
-  agent_config plain false
+  if [ "${GLIBC:-0}" = 1 ]; then
+    glibc_plain=127.83.$((id % 250)).1
+    agent_config plain false "$glibc_plain:53"
+    printf 'nameserver %s\noptions attempts:1 timeout:2\n' "$bh" >"$tmp/resolv-hooks.conf"
+    printf 'nameserver %s\noptions attempts:1 timeout:2\n' "$glibc_plain" >"$tmp/resolv-plain.conf"
+  else
+    agent_config plain false
+  fi
   start_server hooks --config "$tmp/hooks.yaml"
   hooks_port=$port hooks_pid=${servers[-1]}
   start_server plain --config "$tmp/plain.yaml"
