@@ -1,53 +1,41 @@
 #!/usr/bin/env bash
-# Provisions one VM of vagrant/Vagrantfile:  provision.sh ROLE ADDRESS CONTAINER_BRIDGE CENTRAL
-#   central : elasticdns-central on ADDRESS:8080 and an unbound on ADDRESS:53 (zone example.test)
-#   host1/2 : Docker (bridge CONTAINER_BRIDGE, containers under edns.slice) and elasticdns-agent
-#             with its eBPF on /sys/fs/cgroup/edns.slice, syncing from CENTRAL:8080
-# Idempotent. Test tokens only: the VMs live on a private network with no forwarding.
+# Provisions one host of vagrant/Vagrantfile from the project's .deb (nothing is built here and
+# nothing is downloaded: the box carries every dependency).
+#   provision.sh ROLE ADDRESS CONTAINER_SUBNET CENTRAL
+#   central : elasticdns-central (the packaged unit) on ADDRESS:8080, and an unbound on
+#             ADDRESS:53 that stands for the internet (zone example.test)
+#   host1/2 : Docker (bridge CONTAINER_SUBNET, containers under edns.slice) and elasticdns-agent
+#             (the packaged units) with eBPF on edns.slice and Docker discovery, syncing from
+#             CENTRAL:8080 with this host's own token
+# Idempotent. Test tokens only: the hosts live on a bridge that routes nowhere.
 set -euo pipefail
-role=$1 address=$2 bridge=${3:-} central=$4
-src=/elasticdns
+role=$1 address=$2 subnet=${3:-} central=$4
 etc=/etc/elasticdns
+debs=/elasticdns/debs
 blackholed=192.0.2.53 # what containers' resolv.conf names: reachable only via the eBPF redirect
+token() { printf 'vagrant-%s-token-0123456789abcdef' "$1"; }
 
-bash "$src/scripts/install-deps.sh"
-install -d -m 700 "$etc"
-echo "vagrant-admin-token-0123456789abcdef" >"$etc/admin.token"
-echo "vagrant-agent-token-0123456789abcdef" >"$etc/agent.token"
-chmod 600 "$etc"/*.token
+echo "$role" >/etc/hostname
+hostname "$role"
+grep -q " $role\$" /etc/hosts || echo "127.0.1.1 $role" >>/etc/hosts
+# No route off this host but its own bridge; whatever stands for the internet is blackholed.
 ip route replace blackhole "$blackholed/32"
-
-# Binaries: built on the host and synced to /elasticdns-bin, else built here.
-if [ -x /elasticdns-bin/elasticdns-central ] && [ -x /elasticdns-bin/elasticdns-agent ]; then
-  install -m 755 /elasticdns-bin/elasticdns-central /elasticdns-bin/elasticdns-agent /usr/local/bin/
-elif [ ! -x /usr/local/bin/elasticdns-agent ]; then
-  cmake -S "$src" -B /var/tmp/elasticdns-build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  cmake --build /var/tmp/elasticdns-build --target elasticdns-central elasticdns-agent
-  find /var/tmp/elasticdns-build \( -name elasticdns-central -o -name elasticdns-agent \) -type f \
-    -perm -u+x -exec install -m 755 {} /usr/local/bin/ \;
-fi
-
-run_unit() { # run_unit NAME COMMAND...: a systemd service (stopped and started by the scenarios)
-  local name=$1
-  shift
-  printf '[Unit]\nDescription=%s (ElasticDNS VM tests)\n[Service]\nExecStart=%s\n' \
-    "$name" "$*" >"/etc/systemd/system/$name.service"
-  systemctl daemon-reload
-  systemctl restart "$name"
-}
+ip route replace blackhole 0.0.0.0/0 2>/dev/null || true
+export DEBIAN_FRONTEND=noninteractive
+dpkg -i "$debs/elasticdns.deb" >/dev/null
 
 case "$role" in
 central)
-  cat >"$etc/unbound-test.conf" <<EOF
+  token admin >"$etc/admin.token"
+  token agent >"$etc/agent.token"
+  printf '%s host1\n%s host2\n' "$(token host1)" "$(token host2)" >"$etc/agent-tokens"
+  chmod 600 "$etc"/*.token "$etc/agent-tokens"
+  sed -i "s/^listen: .*/listen: $address:8080/" "$etc/central.yml"
+  cat >/etc/unbound/unbound.conf.d/elasticdns-test.conf <<EOF
 server:
   interface: $address
   port: 53
-  do-daemonize: no
-  username: ""
-  chroot: ""
-  pidfile: ""
   do-ip6: no
-  access-control: 0.0.0.0/0 refuse
   access-control: 10.78.0.0/16 allow
   access-control: 10.79.0.0/16 allow
   module-config: "iterator"
@@ -58,29 +46,50 @@ server:
 remote-control:
   control-enable: no
 EOF
-  systemctl disable --now unbound 2>/dev/null || true
-  run_unit elasticdns-test-unbound /usr/sbin/unbound -d -c "$etc/unbound-test.conf"
-  install -d /var/lib/elasticdns-central
-  run_unit elasticdns-central /usr/local/bin/elasticdns-central --listen "$address:8080" \
-    --data-dir /var/lib/elasticdns-central --admin-token-file "$etc/admin.token" \
-    --agent-token-file "$etc/agent.token"
+  # No root hints fetch, no DNSSEC trust anchor update: the host has no internet.
+  rm -f /etc/unbound/unbound.conf.d/root-auto-trust-anchor-file.conf
+  systemctl disable --now elasticdns-agent.socket elasticdns-agent.service >/dev/null 2>&1
+  systemctl enable --now unbound elasticdns-central
+  systemctl restart unbound elasticdns-central
   ;;
 host1 | host2)
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io
-  install -d /etc/docker
-  cat >/etc/docker/daemon.json <<EOF
-{"bip": "$bridge", "cgroup-parent": "edns.slice", "iptables": true}
+  gateway=${subnet%/*}
+  # systemd mounts the bpffs on a machine, not in a system container: this host mounts it
+  # the way a machine's fstab would, for the agent's pins.
+  # (a service: systemd refuses mount units for API file systems).
+  cat >/etc/systemd/system/bpffs.service <<EOF
+[Unit]
+Description=BPF file system at /sys/fs/bpf (the agent's pins)
+DefaultDependencies=no
+ConditionPathIsMountPoint=!/sys/fs/bpf
+Before=elasticdns-agent.service
+[Service]
+Type=oneshot
+ExecStart=/bin/mount -t bpf -o mode=0700 bpffs /sys/fs/bpf
+[Install]
+WantedBy=sysinit.target
 EOF
+  rm -f /etc/systemd/system/sys-fs-bpf.mount
+  systemctl daemon-reload
+  systemctl enable --now bpffs.service >/dev/null 2>&1
+  token "$role" >"$etc/agent.token"
+  chmod 600 "$etc/agent.token"
+  sysctl -qw net.ipv4.ip_forward=1
+  install -d /etc/docker
+  # iptables off: containers reach their agent on the bridge and each other by routes, no NAT.
+  cat >/etc/docker/daemon.json <<EOF
+{"bip": "$subnet", "cgroup-parent": "edns.slice", "exec-opts": ["native.cgroupdriver=systemd"],
+ "iptables": false, "ip6tables": false, "ip-masq": false, "userland-proxy": false}
+EOF
+  systemctl enable --now docker.service >/dev/null 2>&1
   systemctl restart docker
   # Routes to the other host's containers.
   if [ "$role" = host1 ]; then ip route replace 10.79.2.0/24 via 10.78.0.12; fi
   if [ "$role" = host2 ]; then ip route replace 10.79.1.0/24 via 10.78.0.11; fi
-  # The containers' resolv.conf: the blackholed address.
   printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$blackholed" >"$etc/container-resolv.conf"
-  systemctl start edns.slice 2>/dev/null || true
-  cat >"$etc/agent.yaml" <<EOF
+  cat >"$etc/agent.yml" <<EOF
 domain: cloud66.local
-listen: ["${bridge%/*}:53", "$address:53"]
+listen: ["127.0.0.1:53", "$gateway:53", "$address:53"]
 server_name: $role
 central:
   urls: ["http://$central:8080"]
@@ -88,26 +97,38 @@ central:
 upstreams: ["$central:53"]
 ttl: 5s
 sticky_window: 2s
-state_dir: /var/lib/elasticdns-agent
+state_dir: /var/lib/elasticdns
 allow_networks: ["10.78.0.0/16", "10.79.0.0/16", "127.0.0.0/8"]
 bpf:
   enabled: true
-  cgroup: edns.slice   # relative to the cgroup2 mount
+  cgroup: edns.slice
   redirect: true
   pin_path: /sys/fs/bpf/elasticdns
+docker:
+  enabled: true
+  socket: /var/run/docker.sock
 EOF
-  install -d /var/lib/elasticdns-agent
-  run_unit elasticdns-agent /usr/local/bin/elasticdns-agent --config "$etc/agent.yaml"
-  # The test image: dig, getent, sh and a static musl client, from this VM's own binaries.
+  # The socket unit holds every listen address, so `systemctl restart` drops no query.
+  install -d /etc/systemd/system/elasticdns-agent.socket.d
+  cat >/etc/systemd/system/elasticdns-agent.socket.d/vagrant.conf <<EOF
+[Socket]
+ListenDatagram=$gateway:53
+ListenStream=$gateway:53
+ListenDatagram=$address:53
+ListenStream=$address:53
+EOF
+  systemctl daemon-reload
+  systemctl restart elasticdns-agent.socket elasticdns-agent.service
+  # The test image: dig, getent, sh and the static musl client, from this host's own files.
   if ! docker image inspect elasticdns-test:local >/dev/null 2>&1; then
     root=$(mktemp -d)
-    for b in /usr/bin/dig /usr/bin/getent /bin/sh /bin/cat /bin/sleep; do
+    for b in /usr/bin/dig /usr/bin/getent /bin/sh /bin/cat /bin/sleep /bin/grep; do
       install -D "$b" "$root$b"
       ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do install -D "$lib" "$root$lib"; done
     done
     install -D /etc/nsswitch.conf "$root/etc/nsswitch.conf"
-    musl-gcc -static -O2 -o "$root/usr/bin/musl_resolve" "$src/tests/integration/dc/musl_resolve.c"
-    tar -C "$root" -c . | docker import - elasticdns-test:local
+    install -D -m 755 "$debs/musl_resolve" "$root/usr/bin/musl_resolve"
+    tar -C "$root" -c . | docker import - elasticdns-test:local >/dev/null
     rm -rf "$root"
   fi
   ;;

@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
-# The data-centre scenarios of tests/integration/dc on the Vagrant VMs, with Docker containers.
-# Run from vagrant/ after `vagrant up`:  ./scenarios.sh
+# The data-centre scenarios of tests/integration/dc on the Vagrant hosts, with real Docker
+# containers registered by the agents' Docker discovery (labels elasticdns.service/.version).
+# Run by vagrant/run.sh inside the test's network namespace, after `vagrant up`; by hand:
+#   vagrant ssh-config >ssh_config && ELASTICDNS_SSH_CONFIG=ssh_config ./scenarios.sh
 # Prints PASS/FAIL per check; exits 1 if any check failed.
 set -uo pipefail
 cd "$(dirname "$0")" || exit 1
 CENTRAL=10.78.0.2
 D=cloud66.local
 fails=0
+checks=0
+ssh_config=${ELASTICDNS_SSH_CONFIG:?ELASTICDNS_SSH_CONFIG: the output of vagrant ssh-config}
+ctl_dir=$(mktemp -d)
+trap 'for m in central host1 host2; do ssh -F "$ssh_config" -o ControlPath="$ctl_dir/%n" -O exit "$m" 2>/dev/null; done; rm -rf "$ctl_dir"' EXIT
 
-vm() { # vm MACHINE ARGS...: vm-helper.sh as root on a VM
+vm() { # vm MACHINE ARGS...: vm-helper.sh as root on a host (one SSH connection per host, reused)
   local m=$1
   shift
-  vagrant ssh "$m" -c "sudo /elasticdns/vagrant/vm-helper.sh $(printf '%q ' "$@")" 2>/dev/null | tr -d '\r'
+  ssh -F "$ssh_config" -o ControlMaster=auto -o ControlPath="$ctl_dir/%n" -o ControlPersist=600 \
+    -o LogLevel=ERROR "$m" "sudo /elasticdns/vagrant/vm-helper.sh $(printf '%q ' "$@")" </dev/null | tr -d '\r'
 }
 check() { # check NAME WANT GOT
+  checks=$((checks + 1))
   if [ "$2" = "$3" ]; then echo "PASS $1"; else
     echo "FAIL $1: want '$2', got '$3'"
     fails=$((fails + 1))
   fi
 }
-eventually() { # eventually NAME WANT CMD...: retry for up to 15 s
+eventually() { # eventually NAME WANT CMD...: retry for up to 20 s
   local name=$1 want=$2 got
   shift 2
-  for _ in $(seq 30); do
+  for _ in $(seq 40); do
     got=$("$@")
     [ "$got" = "$want" ] && break
     sleep 0.5
@@ -30,18 +38,22 @@ eventually() { # eventually NAME WANT CMD...: retry for up to 15 s
   check "$name" "$want" "$got"
 }
 declare -A ID IP HOST
-container() { # container NAME HOST SERVICE VERSION [host]: start it and register it with central
+container() { # container NAME HOST SERVICE VERSION [host]: docker run, labelled for discovery
   local out
-  out=$(vm "$2" container "$1" "${5:-bridge}")
+  out=$(vm "$2" container "$1" "$3" "$4" "${5:-bridge}")
   ID[$1]=${out%% *} IP[$1]=${out##* } HOST[$1]=$2
-  vm central api PUT "/v1/containers/${ID[$1]}" \
-    "{\"service\":\"$3\",\"version\":\"$4\",\"server\":\"$2\",\"address\":\"${IP[$1]}\"}" >/dev/null
 }
 ask() { vm "${HOST[$1]}" ask "$1" "$2" "$3"; }
 ips() { printf '%s\n' "$@" | sort | paste -sd' '; }
-record() { # record SERVICE ID VERSION SERVER ADDRESS: a topology-only container
+record() { # record SERVICE ID VERSION SERVER ADDRESS: a topology-only container (no Docker)
   vm central api PUT "/v1/containers/$2" \
     "{\"service\":\"$1\",\"version\":\"$3\",\"server\":\"$4\",\"address\":\"$5\"}" >/dev/null
+}
+registered() { # registered NAME: the container's state in central ("" when absent)
+  vm central api GET /v1/topology | python3 -c "
+import json, sys
+t = json.load(sys.stdin)
+print(next((c.get('state', 'running') for c in t['topology']['containers'] if c['id'] == '${ID[$1]}'), ''))"
 }
 
 for h in host1 host2; do
@@ -51,16 +63,20 @@ for s in web api; do
   vm central api PUT "/v1/services/$s" '{"dns_behaviour":"versioned","load_balancing":"roundrobin"}' >/dev/null
 done
 
-# --- rolling deploy
+# --- rolling deploy: v1 and v2 of web and api on both hosts, registered by Docker discovery
 for v in v1 v2; do
   for h in host1 host2; do
     container "web-$v-$h" "$h" web "$v"
     container "api-$v-$h" "$h" api "$v"
   done
 done
+for c in web-v1-host1 api-v2-host2; do
+  eventually "discovery: $c registered by its host's agent" running registered "$c"
+done
 API_V1=$(ips "${IP[api-v1-host1]}" "${IP[api-v1-host2]}")
 API_V2=$(ips "${IP[api-v2-host1]}" "${IP[api-v2-host2]}")
 eventually "agents have the topology" "$API_V2" ask web-v2-host1 dig-udp "api.$D"
+eventually "agents have the topology (host2)" "$API_V2" ask web-v2-host2 dig-udp "api.$D"
 for c in web-v1-host1 web-v1-host2 web-v2-host1 web-v2-host2; do
   want=$API_V1
   [[ $c == web-v2-* ]] && want=$API_V2
@@ -68,36 +84,39 @@ for c in web-v1-host1 web-v1-host2 web-v2-host1 web-v2-host2; do
     check "deploy: $c asks api via $k" "$want" "$(ask "$c" "$k" "api.$D")"
   done
 done
-# --- host network: two containers with the host's address, told apart by their socket
-container hostnet-v1 host1 web v1 host
-container hostnet-v2 host1 web v2 host
-eventually "host network: v2 container gets v2 api" "$API_V2" ask hostnet-v2 dig-udp "api.$D"
-for k in dig-udp dig-tcp glibc-udp musl-udp; do
-  check "host network: v1 container gets v1 api via $k" "$API_V1" "$(ask hostnet-v1 "$k" "api.$D")"
-  check "host network: v2 container gets v2 api via $k" "$API_V2" "$(ask hostnet-v2 "$k" "api.$D")"
-done
+check "resolv.conf untouched: the blackholed address" "nameserver 192.0.2.53" \
+  "$(vm host1 cat-resolv web-v1-host1)"
 
-vm central api DELETE "/v1/containers/${ID[api-v1-host1]}" >/dev/null
-vm central api DELETE "/v1/containers/${ID[api-v1-host2]}" >/dev/null
+# --- draining: docker stop → draining → left out of answers
+container api-v2b-host1 host1 api v2
+eventually "draining: a third v2 api joins" "$(ips "${IP[api-v2-host1]}" "${IP[api-v2-host2]}" "${IP[api-v2b-host1]}")" \
+  ask web-v2-host1 dig-udp "api.$D"
+vm host1 stop api-v2b-host1
+eventually "draining: docker stop marks it draining" draining registered api-v2b-host1
+eventually "draining: left out of answers" "$API_V2" ask web-v2-host1 dig-udp "api.$D"
+
+# --- the deploy completes: the v1 api containers go away
+vm host1 stop api-v1-host1
+vm host2 stop api-v1-host2
 for c in web-v1-host1 web-v1-host2; do
   eventually "deploy complete: $c gets v2 api" "$API_V2" ask "$c" dig-udp "api.$D"
 done
 
-# --- policies
+# --- policies, with real containers on both hosts
 vm central api PUT /v1/services/cache '{"dns_behaviour":"non-versioned"}' >/dev/null
-record cache cache-v1 v1 host1 10.79.1.240
-record cache cache-v2 v2 host2 10.79.2.240
-eventually "non-versioned: v1 web gets the latest cache" "10.79.2.240" ask web-v1-host1 dig-udp "cache.$D"
+container cache-v1 host1 cache v1
+container cache-v2 host2 cache v2
+eventually "non-versioned: v1 web gets the latest cache" "${IP[cache-v2]}" ask web-v1-host1 dig-udp "cache.$D"
 vm central api PUT /v1/services/near '{"load_balancing":"closest"}' >/dev/null
 vm central api PUT /v1/services/far '{"load_balancing":"closest"}' >/dev/null
-record near near-1 v1 host1 10.79.1.241
-record near near-2 v1 host2 10.79.2.241
-record far far-1 v1 host2 10.79.2.242
-eventually "closest: host1 caller gets host1's" "10.79.1.241" ask web-v1-host1 dig-udp "near.$D"
-check "closest: host2 caller gets host2's" "10.79.2.241" "$(ask web-v1-host2 dig-udp "near.$D")"
-check "closest: none on the caller's host -> all" "10.79.2.242" "$(ask web-v1-host1 dig-udp "far.$D")"
+container near-1 host1 near v1
+container near-2 host2 near v1
+container far-1 host2 far v1
+eventually "closest: host1 caller gets host1's" "${IP[near-1]}" ask web-v1-host1 dig-udp "near.$D"
+eventually "closest: host2 caller gets host2's" "${IP[near-2]}" ask web-v1-host2 dig-udp "near.$D"
+eventually "closest: none on the caller's host -> all" "${IP[far-1]}" ask web-v1-host1 dig-udp "far.$D"
 vm central api PUT /v1/services/st '{"load_balancing":"sticky"}' >/dev/null
-for i in 1 2 3; do record st "st-$i" v1 host1 "10.79.1.25$i"; done
+for i in 1 2 3; do container "st-$i" host1 st v1; done
 st_count() { vm host1 ttl web-v1-host1 "st.$D" | wc -l | tr -d ' '; }
 eventually "sticky: one address" "1" st_count
 first=$(vm host1 ttl web-v1-host1 "st.$D" | awk '{print $1}')
@@ -109,7 +128,11 @@ for _ in $(seq 8); do
 done
 check "sticky: can change after the window" yes "$changed"
 
-# --- datasources and the upstream
+# --- cross-host: a container reaches the address it was given on the other host
+check "cross-host: web-v2-host1 reaches api-v2-host2 (${IP[api-v2-host2]})" ok \
+  "$(vm host1 reach web-v2-host1 "${IP[api-v2-host2]}")"
+
+# --- datasources and the upstream (unbound on central stands for the internet)
 vm central api PUT /v1/datasources/mysql/main '{"primary":true,"addresses":["10.78.0.101"]}' >/dev/null
 vm central api PUT /v1/datasources/mysql/spare '{"primary":false,"addresses":["10.78.0.102"]}' >/dev/null
 eventually "datasources: main.mysql" "10.78.0.101" ask web-v2-host2 dig-udp "main.mysql.$D"
@@ -119,21 +142,26 @@ for k in dig-udp dig-tcp glibc-udp musl-udp; do
   check "upstream: www.example.test via $k" "10.78.0.81" "$(ask web-v1-host1 "$k" www.example.test)"
 done
 
-# --- central down, agent restarted from disk, central back with changes made meanwhile
+# --- systemctl restart and an in-place package upgrade during a query stream: no query fails
+read -r n failed <<<"$(vm host1 stream web-v2-host1 "api.$D" 150 restart)"
+check "restart: 3 x systemctl restart elasticdns-agent during $n queries, failed" 0 "$failed"
+read -r n failed <<<"$(vm host2 stream web-v2-host2 "api.$D" 150 upgrade)"
+check "upgrade: dpkg -i of the new .deb during $n queries, failed" 0 "$failed"
+check "upgrade: the new version is installed" "$(vm host2 deb-version /elasticdns/debs/elasticdns-new.deb)" \
+  "$(vm host2 installed-version)"
+check "upgrade: the edited agent.yml is kept" "server_name: host2" "$(vm host2 grep-config server_name)"
+eventually "upgrade: the upgraded agent answers" "$API_V2" ask web-v2-host2 dig-udp "api.$D"
+
+# --- central down (serve-stale), agent restarted from disk, central back with changes
 vm central unit elasticdns-central stop >/dev/null
 check "central down: agents keep answering" "$API_V2" "$(ask web-v2-host1 dig-udp "api.$D")"
 vm host1 unit elasticdns-agent restart >/dev/null
 eventually "central down: restarted agent answers from disk" "$API_V2" ask web-v2-host1 dig-udp "api.$D"
-vm host1 partition on "$CENTRAL" >/dev/null
-vm host2 partition on "$CENTRAL" >/dev/null
 vm central unit elasticdns-central start >/dev/null
-sleep 1
-record api api-new v2 host2 10.79.2.250
-vm host1 partition off "$CENTRAL" >/dev/null
-vm host2 partition off "$CENTRAL" >/dev/null
-want=$(ips "${IP[api-v2-host1]}" "${IP[api-v2-host2]}" 10.79.2.250)
+container api-v2c-host2 host2 api v2
+want=$(ips "${IP[api-v2-host1]}" "${IP[api-v2-host2]}" "${IP[api-v2c-host2]}")
 eventually "central back: host1 catches up" "$want" ask web-v2-host1 dig-udp "api.$D"
 eventually "central back: host2 catches up" "$want" ask web-v2-host2 dig-udp "api.$D"
 
-echo "== $fails failed"
+echo "== $checks checks, $fails failed"
 [ "$fails" -eq 0 ]
