@@ -69,7 +69,6 @@ ExecStart=/bin/mount -t bpf -o mode=0700 bpffs /sys/fs/bpf
 [Install]
 WantedBy=sysinit.target
 EOF
-  rm -f /etc/systemd/system/sys-fs-bpf.mount
   systemctl daemon-reload
   systemctl enable --now bpffs.service >/dev/null 2>&1
   token "$role" >"$etc/agent.token"

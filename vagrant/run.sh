@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Vagrant test (ctest `vagrant.scenarios`): three Debian 12 hosts of vagrant/Vagrantfile on
+# The Vagrant test (not in ctest yet: vagrant/README.md): three Debian 12 hosts of vagrant/Vagrantfile on
 # the lxc provider, the project's .deb installed in them, vagrant/scenarios.sh against them,
 # then `vagrant destroy -f`. All of it runs inside a network namespace of its own whose only
 # interfaces are loopback and the hosts' bridge, with no route: nothing can leave the machine.

@@ -45,10 +45,6 @@ container() { # container NAME HOST SERVICE VERSION [host]: docker run, labelled
 }
 ask() { vm "${HOST[$1]}" ask "$1" "$2" "$3"; }
 ips() { printf '%s\n' "$@" | sort | paste -sd' '; }
-record() { # record SERVICE ID VERSION SERVER ADDRESS: a topology-only container (no Docker)
-  vm central api PUT "/v1/containers/$2" \
-    "{\"service\":\"$1\",\"version\":\"$3\",\"server\":\"$4\",\"address\":\"$5\"}" >/dev/null
-}
 registered() { # registered NAME: the container's state in central ("" when absent)
   vm central api GET /v1/topology | python3 -c "
 import json, sys

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs inside a VM (as root, through `vagrant ssh`); the steps scenarios.sh drives.
+# Runs inside a host (as root, over SSH with `vagrant ssh-config`); the steps scenarios.sh drives.
 #   vm-helper.sh container NAME SERVICE VERSION [host]
 #                                           start a test container labelled for Docker
 #                                           discovery (SERVICE "-": no labels); prints "ID ADDRESS"
