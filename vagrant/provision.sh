@@ -69,8 +69,16 @@ ExecStart=/bin/mount -t bpf -o mode=0700 bpffs /sys/fs/bpf
 [Install]
 WantedBy=sysinit.target
 EOF
+  # Docker puts the containers under edns.slice (cgroup-parent); the agent attaches its eBPF
+  # there at start and does not wait for the cgroup to appear, so the slice is started first.
+  printf '[Unit]\nDescription=The Docker containers (the agent attaches its eBPF here)\n' \
+    >/etc/systemd/system/edns.slice
+  install -d /etc/systemd/system/elasticdns-agent.service.d
+  printf '[Unit]\nRequires=edns.slice\nAfter=edns.slice\n' \
+    >/etc/systemd/system/elasticdns-agent.service.d/slice.conf
   systemctl daemon-reload
   systemctl enable --now bpffs.service >/dev/null 2>&1
+  systemctl start edns.slice
   token "$role" >"$etc/agent.token"
   chmod 600 "$etc/agent.token"
   sysctl -qw net.ipv4.ip_forward=1
@@ -86,9 +94,11 @@ EOF
   if [ "$role" = host1 ]; then ip route replace 10.79.2.0/24 via 10.78.0.12; fi
   if [ "$role" = host2 ]; then ip route replace 10.79.1.0/24 via 10.78.0.11; fi
   printf 'nameserver %s\noptions timeout:2 attempts:1\n' "$blackholed" >"$etc/container-resolv.conf"
+  # The first listen address is the eBPF redirect target: the containers' gateway (127.0.0.1
+  # would be each container's own loopback).
   cat >"$etc/agent.yml" <<EOF
 domain: cloud66.local
-listen: ["127.0.0.1:53", "$gateway:53", "$address:53"]
+listen: ["$gateway:53", "$address:53", "127.0.0.1:53"]
 server_name: $role
 central:
   urls: ["http://$central:8080"]

@@ -80,7 +80,7 @@ finish() {
   set +e
   if [ "${ELASTICDNS_VAGRANT_KEEP:-0}" = 1 ]; then
     stamp "hosts kept (ELASTICDNS_VAGRANT_KEEP=1); remove them with: vagrant/run.sh --destroy"
-    exit 0
+    exit "$status"
   fi
   stamp "tearing down"
   sweep
@@ -120,13 +120,39 @@ ip -n "$ns" addr add 10.78.0.1/24 dev "$bridge"
 ip -n "$ns" link set "$bridge" up
 [ -z "$(ip -n "$ns" route show default)" ] || { echo "FAIL: the namespace has a default route"; exit 1; }
 
+# Boot in one `vagrant up` (the hosts in parallel), then provision each host in a Vagrant
+# process of its own. Vagrant 2.3.4 running several machines' SSH sessions in one process
+# sometimes fails one of them with "Bad file descriptor - recvfrom(2)" (seen once in a few
+# runs here); each step is tried twice, and the logs say when a retry was needed.
 stamp "vagrant up"
-if ! vg up --provider=lxc >"$work/up.log" 2>&1; then
-  tail -40 "$work/up.log"
+try_twice() { # try_twice LOG CMD...: the command, again once if it failed
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 && return 0
+  echo "retrying after a failure ($log.1): $*"
+  mv "$log" "$log.1"
+  "$@" >"$log" 2>&1
+}
+if ! try_twice "$work/up.log" vg up --provider=lxc --no-provision; then
+  grep -v '^/usr/' "$work/up.log" | tail -30
   echo "FAIL: vagrant up (log above)"
   exit 1
 fi
-stamp "hosts up and provisioned"
+stamp "hosts up"
+pids=()
+for m in central host1 host2; do
+  try_twice "$work/provision-$m.log" vg provision "$m" &
+  pids+=($!)
+done
+for i in 0 1 2; do
+  m=$(echo central host1 host2 | cut -d' ' -f$((i + 1)))
+  if ! wait "${pids[$i]}"; then
+    grep -v '^/usr/' "$work/provision-$m.log" | tail -30
+    echo "FAIL: vagrant provision $m (log above)"
+    exit 1
+  fi
+done
+stamp "hosts provisioned"
 vg ssh-config >"$work/ssh_config"
 export ELASTICDNS_SSH_CONFIG=$work/ssh_config
 if in_ns bash "$here/scenarios.sh"; then
