@@ -30,6 +30,8 @@ packages=(
   wireguard-go wireguard-tools
   # ContainerNet's test and benchmark: the underlay capture, ping with -M do, iperf3
   tcpdump iputils-ping iperf3
+  # the Vagrant test (vagrant/): Vagrant with its lxc provider (no libvirt: recommends are off)
+  vagrant vagrant-lxc lxc openssh-client sudo
 )
 
 missing=()

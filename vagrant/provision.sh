@@ -5,8 +5,9 @@
 #   central : elasticdns-central (the packaged unit) on ADDRESS:8080, and an unbound on
 #             ADDRESS:53 that stands for the internet (zone example.test)
 #   host1/2 : Docker (bridge CONTAINER_SUBNET, containers under edns.slice) and elasticdns-agent
-#             (the packaged units) with eBPF on edns.slice and Docker discovery, syncing from
-#             CENTRAL:8080 with this host's own token
+#             (the packaged units) with eBPF on edns.slice, Docker discovery and ContainerNet
+#             (wireguard-go; the Docker network "containernet" on the leased subnet), syncing
+#             from CENTRAL:8080 with this host's own token
 # Idempotent. Test tokens only: the hosts live on a bridge that routes nowhere.
 set -euo pipefail
 role=$1 address=$2 subnet=${3:-} central=$4
@@ -31,6 +32,9 @@ central)
   printf '%s host1\n%s host2\n' "$(token host1)" "$(token host2)" >"$etc/agent-tokens"
   chmod 600 "$etc"/*.token "$etc/agent-tokens"
   sed -i "s/^listen: .*/listen: $address:8080/" "$etc/central.yml"
+  # ContainerNet: every server leases a /24 of 10.80.0.0/16 for its containers.
+  grep -q '^containernet:' "$etc/central.yml" ||
+    printf 'containernet:\n  cluster_cidr: 10.80.0.0/16\n  subnet_prefix: 24\n' >>"$etc/central.yml"
   cat >/etc/unbound/unbound.conf.d/elasticdns-test.conf <<EOF
 server:
   interface: $address
@@ -107,7 +111,7 @@ upstreams: ["$central:53"]
 ttl: 5s
 sticky_window: 2s
 state_dir: /var/lib/elasticdns
-allow_networks: ["10.78.0.0/16", "10.79.0.0/16", "127.0.0.0/8"]
+allow_networks: ["10.78.0.0/16", "10.79.0.0/16", "10.80.0.0/16", "127.0.0.0/8"]
 bpf:
   enabled: true
   cgroup: edns.slice
@@ -116,7 +120,18 @@ bpf:
 docker:
   enabled: true
   socket: /var/run/docker.sock
+containernet:               # the leased subnet on Docker network "containernet" (bridge cn-br0)
+  enabled: true
+  interface: cn0
+  implementation: userspace # wireguard-go: a system container has no kernel WireGuard
+  bridge: cn-br0
+traffic:                    # this host's nginx, from the services' ports and traffic_matches
+  enabled: true
 EOF
+  # nginx: the agent writes conf.d/elasticdns.conf; Debian's default site would claim port 80.
+  rm -f /etc/nginx/sites-enabled/default
+  systemctl enable --now nginx.service >/dev/null 2>&1
+  systemctl reload nginx.service
   # The socket unit holds every listen address, so `systemctl restart` drops no query.
   install -d /etc/systemd/system/elasticdns-agent.socket.d
   cat >/etc/systemd/system/elasticdns-agent.socket.d/vagrant.conf <<EOF
@@ -128,15 +143,25 @@ ListenStream=$address:53
 EOF
   systemctl daemon-reload
   systemctl restart elasticdns-agent.socket elasticdns-agent.service
-  # The test image: dig, getent, sh and the static musl client, from this host's own files.
+  # The test image: dig, getent, sh, the static musl client and python3 with the traffic
+  # tests' backend, from this host's own files.
   if ! docker image inspect elasticdns-test:local >/dev/null 2>&1; then
     root=$(mktemp -d)
-    for b in /usr/bin/dig /usr/bin/getent /bin/sh /bin/cat /bin/sleep /bin/grep; do
+    libs() { # the shared libraries of $1 into the image (none for a static one)
+      ldd "$1" 2>/dev/null | { grep -o '/[^ ]*' || true; } |
+        while read -r lib; do install -D "$lib" "$root$lib"; done
+    }
+    for b in /usr/bin/dig /usr/bin/getent /bin/sh /bin/cat /bin/sleep /bin/grep /usr/bin/python3.11; do
       install -D "$b" "$root$b"
-      ldd "$b" | grep -o '/[^ ]*' | while read -r lib; do install -D "$lib" "$root$lib"; done
+      libs "$b"
     done
+    ln -s python3.11 "$root/usr/bin/python3"
+    install -d "$root/usr/lib"
+    cp -a /usr/lib/python3.11 "$root/usr/lib/"
+    for m in /usr/lib/python3.11/lib-dynload/*.so; do libs "$m"; done
     install -D /etc/nsswitch.conf "$root/etc/nsswitch.conf"
     install -D -m 755 "$debs/musl_resolve" "$root/usr/bin/musl_resolve"
+    install -D -m 755 "$debs/traffic_backend.py" "$root/usr/bin/traffic_backend.py"
     tar -C "$root" -c . | docker import - elasticdns-test:local >/dev/null
     rm -rf "$root"
   fi

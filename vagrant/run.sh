@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The Vagrant test (not in ctest yet: vagrant/README.md): three Debian 12 hosts of vagrant/Vagrantfile on
-# the lxc provider, the project's .deb installed in them, vagrant/scenarios.sh against them,
-# then `vagrant destroy -f`. All of it runs inside a network namespace of its own whose only
+# The Vagrant test (ctest vagrant.scenarios, label vagrant): three Debian 12 hosts of
+# vagrant/Vagrantfile on the lxc provider, the project's .deb installed in them,
+# vagrant/scenarios.sh against them, then `vagrant destroy -f`. All of it runs inside a network namespace of its own whose only
 # interfaces are loopback and the hosts' bridge, with no route: nothing can leave the machine.
 #   run.sh <build dir>   (needs <build>/pkg-test/{old,new}.deb from pkg.build_debs)
 # Needs root, vagrant, vagrant-lxc, lxc, debootstrap and musl-gcc (scripts/install-deps.sh);
 # exits 77 (SKIPPED) without. Tears everything down on exit, failure or signal, and sweeps what
 # a killed earlier run left (LXC containers edns-vg-*, the namespace, the bridge); then checks
 # that nothing is left.
+#   run.sh --destroy     the teardown alone (ctest vagrant.teardown), failing if anything is left
 # Environment: ELASTICDNS_VAGRANT_KEEP=1 leaves the hosts up after the run (debugging;
 # `vagrant/run.sh --destroy` removes them).
 set -euo pipefail
@@ -64,6 +65,9 @@ leftovers() {
 }
 if [ "${1:-}" = --destroy ]; then
   sweep
+  left=$(leftovers)
+  [ -z "$left" ] || { echo "FAIL: left behind after teardown:$left"; exit 1; }
+  echo "nothing left behind (no LXC container, netns, bridge or lxc-start process)"
   exit 0
 fi
 build=$(cd "$1" && pwd)
@@ -103,6 +107,7 @@ mkdir -p "$ELASTICDNS_DEBS"
 cp "$build/pkg-test/old.deb" "$ELASTICDNS_DEBS/elasticdns.deb"
 cp "$build/pkg-test/new.deb" "$ELASTICDNS_DEBS/elasticdns-new.deb"
 musl-gcc -static -O2 -o "$ELASTICDNS_DEBS/musl_resolve" "$here/../tests/integration/dc/musl_resolve.c"
+cp "$here/../tests/integration/dc/traffic_backend.py" "$ELASTICDNS_DEBS/"
 
 # The box: built offline and cached (box.sh), added to Vagrant once per build of it.
 stamp "box"

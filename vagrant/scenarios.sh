@@ -38,9 +38,9 @@ eventually() { # eventually NAME WANT CMD...: retry for up to 20 s
   check "$name" "$want" "$got"
 }
 declare -A ID IP HOST
-container() { # container NAME HOST SERVICE VERSION [host]: docker run, labelled for discovery
-  local out
-  out=$(vm "$2" container "$1" "$3" "$4" "${5:-bridge}")
+container() { # container NAME HOST SERVICE VERSION [NETWORK [HTTP_PORT]]: docker run, labelled
+  local out   # for discovery (vm-helper.sh container)
+  out=$(vm "$2" container "$1" "$3" "$4" "${5:-bridge}" "${6:-}")
   ID[$1]=${out%% *} IP[$1]=${out##* } HOST[$1]=$2
 }
 ask() { vm "${HOST[$1]}" ask "$1" "$2" "$3"; }
@@ -82,6 +82,16 @@ for c in web-v1-host1 web-v1-host2 web-v2-host1 web-v2-host2; do
 done
 check "resolv.conf untouched: the blackholed address" "nameserver 192.0.2.53" \
   "$(vm host1 cat-resolv web-v1-host1)"
+
+# --- roundrobin: the whole list, rotated from one answer to the next
+whole=yes firsts=""
+for _ in 1 2 3 4; do
+  out=$(vm host1 ttl web-v2-host1 "api.$D")
+  [ "$(awk '{print $1}' <<<"$out" | sort | paste -sd' ')" = "$API_V2" ] || whole=no
+  firsts+="$(head -n 1 <<<"$out" | awk '{print $1}')"$'\n'
+done
+check "roundrobin: every answer is the whole list" yes "$whole"
+check "roundrobin: the first address rotates over both" 2 "$(sort -u <<<"$firsts" | grep -c .)"
 
 # --- draining: docker stop → draining → left out of answers
 container api-v2b-host1 host1 api v2
@@ -127,6 +137,43 @@ check "sticky: can change after the window" yes "$changed"
 # --- cross-host: a container reaches the address it was given on the other host
 check "cross-host: web-v2-host1 reaches api-v2-host2 (${IP[api-v2-host2]})" ok \
   "$(vm host1 reach web-v2-host1 "${IP[api-v2-host2]}")"
+
+# --- ContainerNet: each agent makes the Docker network "containernet" on the subnet central
+# leased its host; containers on it reach each other across the hosts over wireguard-go (no
+# other route to 10.80.0.0/16 exists), and their DNS is redirected like the others'
+cn_ready() { case "$(vm "$1" network containernet)" in 10.80.*/24) echo yes ;; *) echo no ;; esac; }
+for h in host1 host2; do
+  eventually "containernet: $h's agent made the Docker network on its lease" yes cn_ready "$h"
+done
+vm central api PUT /v1/services/cn '{}' >/dev/null
+container cn-1 host1 cn v1 containernet
+container cn-2 host2 cn v1 containernet
+CN=$(ips "${IP[cn-1]}" "${IP[cn-2]}")
+eventually "containernet: DNS gives both hosts' containers" "$CN" ask web-v2-host1 dig-udp "cn.$D"
+check "containernet: a container on it asks through the redirect" "$CN" "$(ask cn-2 dig-udp "cn.$D")"
+check "containernet: host1 routes ${IP[cn-2]} through cn0" cn0 "$(vm host1 route-dev "${IP[cn-2]}")"
+check "containernet: cn-1 (host1) reaches cn-2 (host2)" ok "$(vm host1 reach cn-1 "${IP[cn-2]}")"
+check "containernet: cn-2 (host2) reaches cn-1 (host1)" ok "$(vm host2 reach cn-2 "${IP[cn-1]}")"
+check "containernet: host1's peer has a WireGuard handshake" 1 "$(vm host1 wg-handshakes cn0)"
+
+# --- traffic: every host's nginx, configured by its agent from the service's ports and
+# traffic_matches, sends external HTTP and HTTPS to the service's containers on both hosts
+vm central api PUT /v1/services/shop '{"ports":["8080:80:443"],"traffic_matches":["shop.example.test"]}' >/dev/null
+container shop-1 host1 shop v1 containernet 8080
+container shop-2 host2 shop v1 containernet 8080
+backends() { # backends URL N [CURL ARGS]: the backends that answered N requests, sorted
+  local url=$1 n=$2
+  shift 2
+  for _ in $(seq "$n"); do curl -s -m 3 "$@" "$url" | awk '{print $1}'; done | sort -u | paste -sd' '
+}
+for h in 11 12; do
+  eventually "traffic: http on 10.78.0.$h reaches shop's containers on both hosts" "shop-1 shop-2" \
+    backends "http://10.78.0.$h/" 8 -H "Host: shop.example.test"
+  check "traffic: https on 10.78.0.$h (self-signed) reaches them" "shop-1 shop-2" \
+    "$(backends https://shop.example.test/ 8 -k --resolve "shop.example.test:443:10.78.0.$h")"
+  check "traffic: another name on 10.78.0.$h gets 404" 404 \
+    "$(curl -s -o /dev/null -m 3 -w '%{http_code}' -H 'Host: other.example.test' "http://10.78.0.$h/")"
+done
 
 # --- datasources and the upstream (unbound on central stands for the internet)
 vm central api PUT /v1/datasources/mysql/main '{"primary":true,"addresses":["10.78.0.101"]}' >/dev/null

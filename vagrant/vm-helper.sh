@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Runs inside a host (as root, over SSH with `vagrant ssh-config`); the steps scenarios.sh drives.
-#   vm-helper.sh container NAME SERVICE VERSION [host]
+#   vm-helper.sh container NAME SERVICE VERSION [NETWORK [HTTP_PORT]]
 #                                           start a test container labelled for Docker
-#                                           discovery (SERVICE "-": no labels); prints "ID ADDRESS"
+#                                           discovery (SERVICE "-": no labels) on NETWORK
+#                                           (default bridge), serving HTTP on HTTP_PORT with
+#                                           tests/integration/dc/traffic_backend.py when given;
+#                                           prints "ID ADDRESS"
+#   vm-helper.sh network NAME               the subnet of Docker network NAME ("" when absent)
+#   vm-helper.sh route-dev ADDRESS          the interface this host routes ADDRESS through
+#   vm-helper.sh wg-handshakes IF           how many WireGuard peers of IF have a handshake
 #   vm-helper.sh stop NAME                  docker stop (discovery marks it draining)
 #   vm-helper.sh stream NAME FQDN N ACTION  N queries (dig, UDP, 20 ms apart) from container NAME
 #                                           while ACTION runs on the host (restart: 3 restarts of
@@ -23,12 +29,14 @@ cmd=$1
 shift
 case "$cmd" in
 container)
-  name=$1 service=$2 version=$3 net=${4:-bridge}
+  name=$1 service=$2 version=$3 net=${4:-bridge} http=${5:-}
   docker rm -f "$name" >/dev/null 2>&1 || true
   args=(-d --name "$name" --pull never -v "$etc/container-resolv.conf:/etc/resolv.conf:ro")
   [ "$service" = - ] || args+=(--label "elasticdns.service=$service" --label "elasticdns.version=$version")
-  [ "$net" = host ] && args+=(--network host)
-  id=$(docker run "${args[@]}" elasticdns-test:local /bin/sleep infinity)
+  [ "$net" = bridge ] || args+=(--network "$net")
+  run=(/bin/sleep infinity)
+  [ -z "$http" ] || run=(/usr/bin/python3 /usr/bin/traffic_backend.py --id "$name" --http "$http")
+  id=$(docker run "${args[@]}" elasticdns-test:local "${run[@]}")
   ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
   [ -n "$ip" ] || ip=$(hostname -I | tr ' ' '\n' | grep '^10\.78\.' | head -n 1)
   echo "$id $ip"
@@ -67,6 +75,11 @@ reach) # reach NAME ADDRESS: a TCP connection from container NAME to ADDRESS:9 i
   out=$(docker exec "$1" dig +tcp +time=2 +tries=1 -p 9 "@$2" reach.test 2>&1 || true)
   if grep -q 'connection refused\|communications error.*refused' <<<"$out"; then echo ok; else echo "$out" | tail -1; fi
   ;;
+network)
+  docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1" 2>/dev/null || true
+  ;;
+route-dev) ip -o route get "$1" | grep -o 'dev [^ ]*' | cut -d' ' -f2 ;;
+wg-handshakes) wg show "$1" latest-handshakes | awk '$2 > 0' | wc -l ;;
 cat-resolv) docker exec "$1" cat /etc/resolv.conf | head -n 1 ;;
 deb-version) dpkg-deb -f "$1" Version ;;
 installed-version) dpkg-query -W -f '${Version}' elasticdns ;;
