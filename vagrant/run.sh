@@ -54,6 +54,12 @@ sweep() {
   done
   rm -rf "$VAGRANT_DOTFILE_PATH"
   ip netns del "$ns" 2>/dev/null || true
+  # LXC's cgroups of the hosts (payload and monitor, in every hierarchy), deepest first, and
+  # its shared lxc.pivot when empty.
+  find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 'lxc.*' 2>/dev/null |
+    grep -E '/lxc\.(payload|monitor)\.edns-vg-|/lxc\.pivot$' | while read -r cg; do
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
 }
 leftovers() {
   local left=""
@@ -61,13 +67,16 @@ leftovers() {
   [ -e "/run/netns/$ns" ] && left+=" netns $ns;"
   ip link show "$bridge" >/dev/null 2>&1 && left+=" bridge $bridge;"
   pgrep -f "lxc-start.*edns-vg-" >/dev/null && left+=" lxc-start processes;"
+  local cgs
+  cgs=$(find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 'lxc.*edns-vg-*' 2>/dev/null)
+  [ -z "$cgs" ] || left+=" cgroups: $(echo "$cgs" | paste -sd' ');"
   echo "$left"
 }
 if [ "${1:-}" = --destroy ]; then
   sweep
   left=$(leftovers)
   [ -z "$left" ] || { echo "FAIL: left behind after teardown:$left"; exit 1; }
-  echo "nothing left behind (no LXC container, netns, bridge or lxc-start process)"
+  echo "nothing left behind (no LXC container, cgroup, netns, bridge or lxc-start process)"
   exit 0
 fi
 build=$(cd "$1" && pwd)
@@ -94,7 +103,7 @@ finish() {
     echo "FAIL: left behind after teardown:$left"
     status=1
   else
-    stamp "nothing left behind (no LXC container, netns, bridge or lxc-start process)"
+    stamp "nothing left behind (no LXC container, cgroup, netns, bridge or lxc-start process)"
   fi
   exit "$status"
 }
