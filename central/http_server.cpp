@@ -2,8 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <sstream>
 #include <vector>
 
 #include "elasticdns/agent_report.hpp"
@@ -23,6 +25,21 @@ using tcp = asio::ip::tcp;
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr size_t kLingerBytes = 4 * kMaxBodyBytes;
 constexpr size_t kLingerChunkBytes = 16 << 10;
+
+// Status line and header fields of every response (the body's length is set by the caller).
+template <typename Header>
+void setHead(Header& h, const Response& r, unsigned version, bool keep_alive) {
+  h.version(version);
+  h.result(r.status);
+  h.set(http::field::server, "elasticdns-central");
+  h.set(http::field::content_type, r.content_type);
+  h.set("Content-Security-Policy", kContentSecurityPolicy);
+  h.set("X-Content-Type-Options", "nosniff");
+  h.set("Referrer-Policy", "no-referrer");
+  h.set(http::field::cache_control, "no-store");
+  for (auto& [k, v] : r.headers) h.set(k, v);
+  h.keep_alive(keep_alive);
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -119,22 +136,23 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void write(Response r) {
     body_ = r.body;
+    stream_.expires_after(server_.limits().idle_timeout);
+    if (!head_ && r.headers.empty()) {
+      // One shared head per body: the long-polls a commit wakes all get the same bytes.
+      head_bytes_ = server_.sharedHead(r, version_, keep_alive_);
+      std::array<asio::const_buffer, 2> bytes{asio::buffer(*head_bytes_),
+                                              body_ ? asio::buffer(*body_) : asio::const_buffer()};
+      asio::async_write(stream_, bytes, [self = shared_from_this()](beast::error_code ec, size_t) {
+        self->onWrite(ec);
+      });
+      return;
+    }
     response_.emplace();
-    response_->version(version_);
-    response_->result(r.status);
-    response_->set(http::field::server, "elasticdns-central");
-    response_->set(http::field::content_type, r.content_type);
-    response_->set("Content-Security-Policy", kContentSecurityPolicy);
-    response_->set("X-Content-Type-Options", "nosniff");
-    response_->set("Referrer-Policy", "no-referrer");
-    response_->set(http::field::cache_control, "no-store");
-    for (auto& [k, v] : r.headers) response_->set(k, v);
+    setHead(*response_, r, version_, keep_alive_);
     if (body_ && !head_)
       response_->body() = http::span_body<const char>::value_type(body_->data(), body_->size());
-    response_->keep_alive(keep_alive_);
     response_->prepare_payload();
     if (head_ && body_) response_->content_length(body_->size());
-    stream_.expires_after(server_.limits().idle_timeout);
     http::async_write(
         stream_, *response_,
         [self = shared_from_this()](beast::error_code ec, size_t) { self->onWrite(ec); });
@@ -142,6 +160,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void onWrite(beast::error_code ec) {
     response_.reset();
+    head_bytes_.reset();
     body_.reset();
     if (!ec && linger_) return lingeringClose();
     if (ec || !keep_alive_) return close();
@@ -177,7 +196,8 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::span_body<const char>>> response_;
-  std::shared_ptr<const std::string> body_;  // keeps the span's bytes alive during the write
+  std::shared_ptr<const std::string> body_;        // keeps the span's bytes alive during the write
+  std::shared_ptr<const std::string> head_bytes_;  // the shared head being written
   std::optional<uint64_t> watch_id_;
   bool keep_alive_ = true;
   bool head_ = false;
@@ -253,6 +273,22 @@ void HttpServer::accept() {
     }
     accept();
   });
+}
+
+std::shared_ptr<const std::string> HttpServer::sharedHead(const Response& r, unsigned version,
+                                                          bool keep_alive) {
+  auto& c = head_cache_;
+  if (c.head && c.body == r.body && c.status == r.status && c.version == version &&
+      c.keep_alive == keep_alive && c.content_type == r.content_type)
+    return c.head;
+  http::response<http::empty_body> h;
+  setHead(h, r, version, keep_alive);
+  h.content_length(r.body ? r.body->size() : 0);
+  std::ostringstream out;
+  out << h.base();
+  c = {r.body,     r.status,       version,
+       keep_alive, r.content_type, std::make_shared<const std::string>(std::move(out).str())};
+  return c.head;
 }
 
 void HttpServer::watchAdded() {

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -38,6 +39,10 @@ class HttpServer {
   void sessionOpened() { ++connections_; }
   void sessionClosed() { --connections_; }
   void watchAdded();
+  /// The serialized status line and header fields of a response without extra headers, shared
+  /// while the same body is sent again (the watchers one commit wakes).
+  std::shared_ptr<const std::string> sharedHead(const Response& r, unsigned version,
+                                                bool keep_alive);
 
  private:
   void accept();
@@ -51,6 +56,14 @@ class HttpServer {
   boost::asio::steady_timer accept_retry_;
   std::optional<Router::Clock::time_point> armed_for_;
   size_t connections_ = 0;
+  struct HeadCache {
+    std::shared_ptr<const std::string> body;  // held: its address is the key
+    unsigned status = 0;
+    unsigned version = 0;
+    bool keep_alive = false;
+    std::string content_type;
+    std::shared_ptr<const std::string> head;
+  } head_cache_;
   metrics::Counter* rejected_connections_;
 };
 

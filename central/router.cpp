@@ -142,6 +142,11 @@ Router::Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens,
   commit_seconds_ = &registry.histogram("elasticdns_central_commit_seconds",
                                         "Time to commit one group of writes to SQLite",
                                         {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 1});
+  fanout_seconds_ = &registry.histogram(
+      "elasticdns_central_fanout_seconds",
+      "Time to hand one commit's change to every long-poll it wakes (after the writers' "
+      "acknowledgements)",
+      {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1});
   batch_size_ =
       &registry.histogram("elasticdns_central_commit_batch_writes",
                           "Writes grouped into one commit", {1, 2, 4, 8, 16, 32, 64, 128});
@@ -443,10 +448,10 @@ void Router::flush() {
   commit_seconds_->observe(
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   batch_size_->observe(static_cast<double>(batch.size()));
-  // Watchers first: the acknowledgement may make the writer read, and it must see what
-  // watchers see.
-  watchers_.notify(state_.index(), [this](uint64_t since) { return bodySince(since); });
-  notifyStatus();
+  // The writers' acknowledgements first, then the watchers: an acknowledgement waits for the
+  // commit, not for the fan-out to every long-poll (10,000 of them take a few hundred ms). A
+  // writer that reads after its acknowledgement is served after the fan-out on this thread,
+  // from the same state the watchers got.
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& o = outcomes[i];
     if (o.error) {
@@ -458,6 +463,11 @@ void Router::flush() {
     changes_->inc(o.changes);
     reply(batch[i].done, 200, okBody(o.index, o.changes));
   }
+  start = std::chrono::steady_clock::now();
+  if (watchers_.notify(state_.index(), [this](uint64_t since) { return bodySince(since); }) > 0)
+    fanout_seconds_->observe(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  notifyStatus();
 }
 
 }  // namespace elasticdns::central

@@ -149,6 +149,7 @@ class Router {
   metrics::Counter* watchers_woken_;
   metrics::Histogram* commit_seconds_;
   metrics::Histogram* batch_size_;
+  metrics::Histogram* fanout_seconds_;
 };
 
 }  // namespace elasticdns::central

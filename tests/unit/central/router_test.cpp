@@ -132,6 +132,25 @@ TEST_F(RouterTest, LongPollWakesWithDeltaAndExpiresEmpty) {
   EXPECT_EQ(body(*expired)["changes"].size(), 0u);
 }
 
+TEST_F(RouterTest, WriterIsAcknowledgedBeforeTheWatchersAreWoken) {
+  // The acknowledgement waits for the commit only, not for the fan-out to the long-polls.
+  std::vector<std::string> order;
+  auto id =
+      router_->handle({"GET", "/v1/topology?index=0&wait=30s", kAgent, {}, {}}, [&](Response r) {
+        EXPECT_EQ(body(r)["kind"], "delta");
+        order.push_back("watcher");
+      });
+  ASSERT_TRUE(id);
+  router_->handle({"PUT", "/v1/servers/h1", kAdmin, R"({"address":"192.0.2.1"})", {}},
+                  [&](Response r) {
+                    EXPECT_EQ(r.status, 200u);
+                    order.push_back("writer");
+                  });
+  EXPECT_EQ(order, (std::vector<std::string>{"writer", "watcher"}));
+  EXPECT_NE(registry_->render().find("elasticdns_central_fanout_seconds_count 1"),
+            std::string::npos);
+}
+
 TEST_F(RouterTest, WatcherLimit) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 2; ++i) {
