@@ -11,7 +11,8 @@
 #   run.sh --destroy     the teardown alone (ctest vagrant.teardown), failing if anything is left
 # Environment: ELASTICDNS_VAGRANT_KEEP=1 leaves the hosts up after the run (debugging;
 # `vagrant/run.sh --destroy` removes them).
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 here=$(cd "$(dirname "$0")" && pwd)
 ns=edns-vg
 bridge=ednsvg0
@@ -57,7 +58,7 @@ sweep() {
   # LXC's cgroups of the hosts (payload and monitor, in every hierarchy), deepest first, and
   # its shared lxc.pivot when empty.
   find /sys/fs/cgroup -mindepth 1 -maxdepth 2 -type d -name 'lxc.*' 2>/dev/null |
-    grep -E '/lxc\.(payload|monitor)\.edns-vg-|/lxc\.pivot$' | while read -r cg; do
+    { grep -E '/lxc\.(payload|monitor)\.edns-vg-|/lxc\.pivot$' || true; } | while read -r cg; do
     find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
