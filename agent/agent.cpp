@@ -27,6 +27,7 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::seconds kDrainBound{3};  // SIGTERM, handover: longest wait for forwarded
                                                 // queries and open TCP connections
 constexpr std::chrono::milliseconds kDrainPollPeriod{10};
+constexpr std::chrono::milliseconds kBpfCgroupPoll{1000};  // while eBPF waits for bpf.cgroup
 constexpr std::chrono::seconds kStaleCheckPeriod{1};
 constexpr const char* kResolvConf = "/etc/resolv.conf";
 constexpr int kExitBadConfig = 2;
@@ -113,7 +114,8 @@ Agent::Agent(AgentConfig config, std::string config_path)
       rotate_(control_),
       watchdog_(control_),
       termination_(control_),
-      drain_timer_(control_) {}
+      drain_timer_(control_),
+      bpf_retry_(control_) {}
 
 Agent::~Agent() = default;
 
@@ -139,7 +141,13 @@ std::optional<int> Agent::start() {
   startContainerNet();  // likewise
   startSync();
   startDocker();
-  server_->start(bpf_ ? static_cast<CallerIdentity&>(bpf_->identity()) : no_identity_);
+  if (bpf_)
+    server_->start(bpf_->identity());
+  else if (!bpf_waiting_for_.empty())
+    server_->start(late_identity_);
+  else
+    server_->start(no_identity_);
+  if (!bpf_waiting_for_.empty()) waitForBpfCgroup();
   announce();
   started_ = Clock::now();
   checkStale();
@@ -260,10 +268,35 @@ std::optional<int> Agent::startMetrics(std::optional<int> inherited_fd) {
 
 void Agent::startBpf() {
   if (!config_.bpf.enabled) return;
+  if (auto missing = missingBpfCgroup(config_.bpf)) {
+    // Docker's systemd driver makes a cgroup-parent slice only for the first container.
+    bpf_waiting_for_ = *missing;
+    spdlog::warn(
+        "ebpf: waiting for bpf.cgroup {} to appear (checked every {} ms); until then callers "
+        "are identified by source address only, and containers' DNS is not redirected",
+        bpf_waiting_for_, kBpfCgroupPoll.count());
+    return;
+  }
+  attachBpf();
+}
+
+void Agent::waitForBpfCgroup() {
+  bpf_retry_.expires_after(kBpfCgroupPoll);
+  bpf_retry_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || draining_) return;
+    if (missingBpfCgroup(config_.bpf)) return waitForBpfCgroup();
+    spdlog::info("ebpf: bpf.cgroup {} appeared", bpf_waiting_for_);
+    bpf_waiting_for_.clear();
+    attachBpf();
+  });
+}
+
+void Agent::attachBpf() {
   auto started =
       BpfRuntime::start(config_.bpf, redirectTargetOf(server_->udpEndpoints()), registry_);
   if (started) {
     bpf_ = std::move(started.value());
+    late_identity_.set(&bpf_->identity());
     return;
   }
   spdlog::error(
@@ -486,6 +519,7 @@ void Agent::drain() {
   hangup_.cancel();
   rotate_.cancel();
   watchdog_.cancel();
+  bpf_retry_.cancel();
   if (metrics_http_) metrics_http_->stop();
   if (handover_listener_) handover_listener_->stop();
   drain_deadline_ = Clock::now() + kDrainBound;

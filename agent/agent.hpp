@@ -67,6 +67,8 @@ class Agent {
   std::optional<int> bindServer();
   std::optional<int> startMetrics(std::optional<int> inherited_fd);
   void startBpf();
+  void attachBpf();
+  void waitForBpfCgroup();
   void startSync();
   void startDocker();
   void startTraffic();
@@ -87,9 +89,12 @@ class Agent {
   const std::string config_path_;
   metrics::Registry registry_;
   TopologyStore store_;
-  // Both outlive server_: it identifies callers with one of them.
+  // All outlive server_: it identifies callers with one of them (late_identity_ when eBPF
+  // waits for bpf.cgroup to appear, and then forwards to bpf_).
   NoCallerIdentity no_identity_;
   std::unique_ptr<BpfRuntime> bpf_;
+  SwitchableCallerIdentity late_identity_;
+  std::string bpf_waiting_for_;  // the missing bpf.cgroup, while eBPF waits for it
 
   boost::asio::io_context control_;  // signals, timers, forwarder, sync, metrics endpoint
   std::string token_;
@@ -115,6 +120,7 @@ class Agent {
   boost::asio::steady_timer watchdog_;
   boost::asio::signal_set termination_;
   boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer bpf_retry_;
   std::chrono::steady_clock::time_point drain_deadline_;
   std::unique_ptr<handover::Listener> handover_listener_;
   bool draining_ = false;

@@ -73,16 +73,8 @@ ExecStart=/bin/mount -t bpf -o mode=0700 bpffs /sys/fs/bpf
 [Install]
 WantedBy=sysinit.target
 EOF
-  # Docker puts the containers under edns.slice (cgroup-parent); the agent attaches its eBPF
-  # there at start and does not wait for the cgroup to appear, so the slice is started first.
-  printf '[Unit]\nDescription=The Docker containers (the agent attaches its eBPF here)\n' \
-    >/etc/systemd/system/edns.slice
-  install -d /etc/systemd/system/elasticdns-agent.service.d
-  printf '[Unit]\nRequires=edns.slice\nAfter=edns.slice\n' \
-    >/etc/systemd/system/elasticdns-agent.service.d/slice.conf
   systemctl daemon-reload
   systemctl enable --now bpffs.service >/dev/null 2>&1
-  systemctl start edns.slice
   token "$role" >"$etc/agent.token"
   chmod 600 "$etc/agent.token"
   sysctl -qw net.ipv4.ip_forward=1

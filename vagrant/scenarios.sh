@@ -69,6 +69,12 @@ done
 for c in web-v1-host1 api-v2-host2; do
   eventually "discovery: $c registered by its host's agent" running registered "$c"
 done
+# The agents started before Docker made edns.slice (with the first container): each waited
+# for the cgroup and attached its eBPF when it appeared.
+for h in host1 host2; do
+  eventually "$h: the agent attached its eBPF once edns.slice appeared" yes \
+    vm "$h" agent-log 'ebpf: bpf\.cgroup .*/edns\.slice appeared'
+done
 API_V1=$(ips "${IP[api-v1-host1]}" "${IP[api-v1-host2]}")
 API_V2=$(ips "${IP[api-v2-host1]}" "${IP[api-v2-host2]}")
 eventually "agents have the topology" "$API_V2" ask web-v2-host1 dig-udp "api.$D"

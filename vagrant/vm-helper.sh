@@ -7,6 +7,7 @@
 #                                           tests/integration/dc/traffic_backend.py when given;
 #                                           prints "ID ADDRESS"
 #   vm-helper.sh network NAME               the subnet of Docker network NAME ("" when absent)
+#   vm-helper.sh agent-log REGEX            "yes" when a line of the agent's journal matches
 #   vm-helper.sh route-dev ADDRESS          the interface this host routes ADDRESS through
 #   vm-helper.sh wg-handshakes IF           how many WireGuard peers of IF have a handshake
 #   vm-helper.sh stop NAME                  docker stop (discovery marks it draining)
@@ -74,6 +75,9 @@ reach) # reach NAME ADDRESS: a TCP connection from container NAME to ADDRESS:9 i
   # (refused counts: the packet crossed and came back); prints ok or the error
   out=$(docker exec "$1" dig +tcp +time=2 +tries=1 -p 9 "@$2" reach.test 2>&1 || true)
   if grep -q 'connection refused\|communications error.*refused' <<<"$out"; then echo ok; else echo "$out" | tail -1; fi
+  ;;
+agent-log) # agent-log REGEX: "yes" when a line of the agent's journal matches
+  if journalctl -u elasticdns-agent --no-pager -o cat | grep -qE "$1"; then echo yes; else echo no; fi
   ;;
 network)
   docker network inspect -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$1" 2>/dev/null || true

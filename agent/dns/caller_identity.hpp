@@ -4,6 +4,7 @@
 // the policy falls back to the caller's source address looked up in the topology.
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 
@@ -31,6 +32,21 @@ class CallerIdentity {
 class NoCallerIdentity final : public CallerIdentity {
  public:
   std::string_view containerIdOf(const Peer&) noexcept override { return {}; }
+};
+
+/// An identity switched on while the server runs (eBPF attached once its cgroup appeared):
+/// until set() it knows no socket. One atomic load per query.
+class SwitchableCallerIdentity final : public CallerIdentity {
+ public:
+  std::string_view containerIdOf(const Peer& peer) noexcept override {
+    CallerIdentity* target = target_.load(std::memory_order_acquire);
+    return target ? target->containerIdOf(peer) : std::string_view{};
+  }
+  /// `target` must outlive every query that may still use it.
+  void set(CallerIdentity* target) noexcept { target_.store(target, std::memory_order_release); }
+
+ private:
+  std::atomic<CallerIdentity*> target_{nullptr};
 };
 
 }  // namespace elasticdns::agent

@@ -288,6 +288,16 @@ Result<std::string> findCgroup2Mount(const std::string& mounts_file) {
                           "): eBPF cgroup programs need cgroup v2"};
 }
 
+std::optional<std::string> missingBpfCgroup(const BpfConfig& config) {
+  if (config.cgroup.empty()) return std::nullopt;
+  auto mount = findCgroup2Mount();
+  if (!mount) return std::nullopt;
+  std::string path = resolveCgroupPath(mount.value(), config.cgroup);
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0 && errno == ENOENT) return path;
+  return std::nullopt;
+}
+
 std::string resolveCgroupPath(const std::string& mount, const std::string& configured) {
   std::string rel = configured;
   if (rel.rfind(mount + "/", 0) == 0 || rel == mount) return rel;
@@ -500,6 +510,9 @@ std::string detachBpf(const BpfConfig&) {
 }
 RedirectTarget redirectTargetOf(const std::vector<boost::asio::ip::udp::endpoint>&) {
   return {};
+}
+std::optional<std::string> missingBpfCgroup(const BpfConfig&) {
+  return std::nullopt;
 }
 
 }  // namespace elasticdns::agent

@@ -72,6 +72,11 @@ class BpfRuntime {
 /// directory. Returns the error text, or empty on success (also when nothing was pinned).
 std::string detachBpf(const BpfConfig& config);
 
+/// The resolved path of `config.cgroup` when the cgroup v2 hierarchy is mounted but that
+/// cgroup does not exist (yet); nullopt otherwise (it exists, or attaching fails for another
+/// reason that BpfRuntime::start reports).
+std::optional<std::string> missingBpfCgroup(const BpfConfig& config);
+
 /// The mount point of the cgroup v2 hierarchy from a mounts table (/proc/mounts format):
 /// `/sys/fs/cgroup` on pure v2 hosts, `/sys/fs/cgroup/unified` on hybrid ones.
 Result<std::string> findCgroup2Mount(const std::string& mounts_file = "/proc/mounts");

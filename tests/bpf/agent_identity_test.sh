@@ -4,7 +4,7 @@
 # containers addresses that are NOT their source addresses, and two host-netns callers share one
 # source address), then an agent restart (the pinned programs stay attached; the new agent
 # reuses the pinned maps and swaps the pinned links), then
-# `elasticdns-agent --detach`.
+# `elasticdns-agent --detach`; then an agent whose bpf.cgroup appears only after it started.
 #   agent_identity_test.sh AGENT MUSL_CLIENT
 # Topology: api v1 (10.77.1.1) and api v2 (10.77.2.1); web v1 = ctrA, hostA; web v2 = ctrB,
 # hostB. A web v1 caller gets api v1, a web v2 caller api v2, an unknown caller the latest (v2).
@@ -31,6 +31,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
   [ -f "$tmp/agent1.yaml" ] && "$agent" --config "$tmp/agent1.yaml" --detach >/dev/null 2>&1
+  [ -f "$tmp/agent4.yaml" ] && "$agent" --config "$tmp/agent4.yaml" --detach >/dev/null 2>&1
+  rmdir "$parent/late/ctrA-$id" "$parent/late" 2>/dev/null
   remove_all "$nsA" "$nsB"
   exit $rc
 }
@@ -150,4 +152,29 @@ fi
 [ ! -e "$pin" ] || fail "pins left: $(ls "$pin")"
 [ -z "$(bpftool cgroup show "$parent" | tail -n +2)" ] || fail "programs still attached"
 echo "ok: elasticdns-agent --detach left no pin and no program"
+
+# A bpf.cgroup that does not exist yet (Docker's systemd driver makes its cgroup-parent slice
+# with the first container): the agent answers, says it waits, and attaches once it appears.
+late=$parent/late
+write_config "$tmp/agent4.yaml" 0
+sed -i "s|cgroup: .*|cgroup: $parent_rel/late|; s|pin_path: .*|pin_path: $pin-late|" "$tmp/agent4.yaml"
+"$agent" --config "$tmp/agent4.yaml" >"$tmp/agent4.out" 2>&1 &
+a4=$!
+pids+=("$a4")
+wait_for "$tmp/agent4.out" '^listening on udp '
+grep -q "ebpf: waiting for bpf.cgroup $late to appear" "$tmp/agent4.out" ||
+  fail "agent 4 does not say that it waits for $late"
+port4=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent4.out")
+expect "before the cgroup exists: an unknown caller (latest)" \
+  "$(dig +short +tries=1 +time=2 @"$addr" -p "$port4" api.cloud66.local)" 10.77.2.1
+mkdir "$late" "$late/ctrA-$id"
+wait_for "$tmp/agent4.out" "ebpf: attached to $late"
+expect "ctrA below the cgroup that appeared (web v1), redirected and identified" \
+  "$(parent=$late run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" \
+  10.77.1.1
+kill -TERM "$a4"
+wait_exit "$a4" || fail "agent 4 exit status $?"
+"$agent" --config "$tmp/agent4.yaml" --detach || fail "detach agent 4"
+[ ! -e "$pin-late" ] || fail "pins left: $(ls "$pin-late")"
+rmdir "$late/ctrA-$id" "$late"
 echo PASS
