@@ -21,9 +21,9 @@ void add(model::Topology& t, const std::string& id, const std::string& service,
 model::Topology rollingDeploy() {
   model::Topology t;
   t.index = 20;
-  t.servers["host1"] = {"host1", "192.0.2.1", {}};
-  t.servers["host2"] = {"host2", "192.0.2.2", {}};
-  t.servers["host3"] = {"host3", "192.0.2.3", {}};
+  t.servers["host1"] = {"host1", "192.0.2.1", {}, {}, std::nullopt};
+  t.servers["host2"] = {"host2", "192.0.2.2", {}, {}, std::nullopt};
+  t.servers["host3"] = {"host3", "192.0.2.3", {}, {}, std::nullopt};
   t.services["api"] = {
       "api", model::DnsBehaviour::kVersioned, model::LoadBalancing::kRoundRobin, {}, {}};
   add(t, "api-1", "api", "v1", "host1", "10.0.0.1");

@@ -20,7 +20,8 @@ model::Topology topology() {
   model::Topology t;
   t.index = 42;
   t.versions = {{"v1", 1}, {"v2", 2}, {"v3", 3}};
-  for (auto* n : {"host1", "host2"}) t.servers[n] = model::Server{n, "192.0.2.1", {}};
+  for (auto* n : {"host1", "host2"})
+    t.servers[n] = model::Server{n, "192.0.2.1", {}, {}, std::nullopt};
   model::Service api;
   api.name = "api";
   api.ports = {model::PortMapping{3000, 80, 443, 0, 0}, model::PortMapping{9000, 0, 0, 0, 9000}};
