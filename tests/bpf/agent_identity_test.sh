@@ -82,14 +82,21 @@ bpf:
   pin_path: $pin
 YAML
 }
+# start_agent N [WRAPPER...]: the agent with $tmp/agentN.yaml (run by WRAPPER when given), once
+# it listens; sets $apid and $aport.
+start_agent() {
+  local n=$1
+  shift
+  "$@" "$agent" --config "$tmp/agent$n.yaml" >"$tmp/agent$n.out" 2>&1 &
+  apid=$!
+  pids+=("$apid")
+  wait_for "$tmp/agent$n.out" '^listening on udp '
+  aport=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent$n.out" | head -n 1)
+}
 write_config "$tmp/agent1.yaml" 0
 
-
-"$agent" --config "$tmp/agent1.yaml" >"$tmp/agent1.out" 2>&1 &
-a1=$!
-pids+=("$a1")
-wait_for "$tmp/agent1.out" '^listening on udp '
-port=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent1.out")
+start_agent 1
+a1=$apid port=$aport
 grep -q 'ebpf: attached' "$tmp/agent1.out" || fail "agent 1 did not attach eBPF"
 echo "agent 1 on $addr:$port"
 
@@ -112,10 +119,8 @@ kill -TERM "$a1"
 wait_exit "$a1" || fail "agent 1 exit status $?"
 [ "$(bpftool cgroup show "$parent" | tail -n +2 | wc -l)" -eq 9 ] || fail "programs detached when agent 1 stopped"
 echo "ok: the 9 programs stay attached while no agent runs"
-"$agent" --config "$tmp/agent2.yaml" >"$tmp/agent2.out" 2>&1 &
-a2=$!
-pids+=("$a2")
-wait_for "$tmp/agent2.out" '^listening on udp '
+start_agent 2
+a2=$apid
 grep -q 'reused pinned maps' "$tmp/agent2.out" || fail "agent 2 did not reuse the pinned maps"
 expect "ctrA after restart" "$(run_in "ctrA-$id" "$nsA" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.1.1
 expect "ctrB after restart" "$(run_in "ctrB-$id" "$nsB" -- getent hosts api.cloud66.local | awk '{print $1}')" 10.77.2.1
@@ -134,16 +139,12 @@ if command -v setpriv >/dev/null; then
   write_config "$tmp/agent3.yaml" 0
   sed -i "s|pin_path: .*|pin_path: $pin-noprivs|" "$tmp/agent3.yaml"
   chmod 644 "$tmp/agent3.yaml"
-  setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-    "$agent" --config "$tmp/agent3.yaml" >"$tmp/agent3.out" 2>&1 &
-  a3=$!
-  pids+=("$a3")
-  wait_for "$tmp/agent3.out" '^listening on udp '
+  start_agent 3 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all
+  a3=$apid
   grep -q 'ebpf: disabled: .*needs root, or CAP_BPF.*Degraded' "$tmp/agent3.out" ||
     fail "no clear degraded message"
-  port3=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent3.out")
   expect "unprivileged agent answers (unknown caller: latest)" \
-    "$(dig +short +tries=1 +time=2 @"$addr" -p "$port3" api.cloud66.local)" 10.77.2.1
+    "$(dig +short +tries=1 +time=2 @"$addr" -p "$aport" api.cloud66.local)" 10.77.2.1
   kill -TERM "$a3"
   wait_exit "$a3" || fail "agent 3 exit status $?"
   echo "ok: unprivileged: $(grep 'ebpf: disabled' "$tmp/agent3.out" | cut -c1-160)..."
@@ -158,15 +159,12 @@ echo "ok: elasticdns-agent --detach left no pin and no program"
 late=$parent/late
 write_config "$tmp/agent4.yaml" 0
 sed -i "s|cgroup: .*|cgroup: $parent_rel/late|; s|pin_path: .*|pin_path: $pin-late|" "$tmp/agent4.yaml"
-"$agent" --config "$tmp/agent4.yaml" >"$tmp/agent4.out" 2>&1 &
-a4=$!
-pids+=("$a4")
-wait_for "$tmp/agent4.out" '^listening on udp '
+start_agent 4
+a4=$apid
 grep -q "ebpf: waiting for bpf.cgroup $late to appear" "$tmp/agent4.out" ||
   fail "agent 4 does not say that it waits for $late"
-port4=$(sed -n 's/^listening on udp .*:\([0-9]*\)$/\1/p' "$tmp/agent4.out")
 expect "before the cgroup exists: an unknown caller (latest)" \
-  "$(dig +short +tries=1 +time=2 @"$addr" -p "$port4" api.cloud66.local)" 10.77.2.1
+  "$(dig +short +tries=1 +time=2 @"$addr" -p "$aport" api.cloud66.local)" 10.77.2.1
 mkdir "$late" "$late/ctrA-$id"
 wait_for "$tmp/agent4.out" "ebpf: attached to $late"
 expect "ctrA below the cgroup that appeared (web v1), redirected and identified" \
