@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
@@ -284,7 +285,8 @@ void Agent::waitForBpfCgroup() {
   bpf_retry_.expires_after(kBpfCgroupPoll);
   bpf_retry_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || draining_) return;
-    if (missingBpfCgroup(config_.bpf)) return waitForBpfCgroup();
+    struct stat st;
+    if (::stat(bpf_waiting_for_.c_str(), &st) != 0) return waitForBpfCgroup();
     spdlog::info("ebpf: bpf.cgroup {} appeared", bpf_waiting_for_);
     bpf_waiting_for_.clear();
     attachBpf();

@@ -27,8 +27,8 @@ constexpr size_t kLingerBytes = 4 * kMaxBodyBytes;
 constexpr size_t kLingerChunkBytes = 16 << 10;
 
 // Status line and header fields of every response (the body's length is set by the caller).
-template <typename Header>
-void setHead(Header& h, const Response& r, unsigned version, bool keep_alive) {
+void setHead(http::response<http::empty_body>& h, const Response& r, unsigned version,
+             bool keep_alive) {
   h.version(version);
   h.result(r.status);
   h.set(http::field::server, "elasticdns-central");
@@ -134,32 +134,20 @@ class Session : public std::enable_shared_from_this<Session> {
     write(std::move(r));
   }
 
+  // The head comes from HttpServer::sharedHead: the long-polls a commit wakes all get the same
+  // body and the same head bytes. HEAD gets the head alone (its Content-Length is the body's).
   void write(Response r) {
     body_ = r.body;
+    head_bytes_ = server_.sharedHead(r, version_, keep_alive_);
+    std::array<asio::const_buffer, 2> bytes{
+        asio::buffer(*head_bytes_), body_ && !head_ ? asio::buffer(*body_) : asio::const_buffer()};
     stream_.expires_after(server_.limits().idle_timeout);
-    if (!head_ && r.headers.empty()) {
-      // One shared head per body: the long-polls a commit wakes all get the same bytes.
-      head_bytes_ = server_.sharedHead(r, version_, keep_alive_);
-      std::array<asio::const_buffer, 2> bytes{asio::buffer(*head_bytes_),
-                                              body_ ? asio::buffer(*body_) : asio::const_buffer()};
-      asio::async_write(stream_, bytes, [self = shared_from_this()](beast::error_code ec, size_t) {
-        self->onWrite(ec);
-      });
-      return;
-    }
-    response_.emplace();
-    setHead(*response_, r, version_, keep_alive_);
-    if (body_ && !head_)
-      response_->body() = http::span_body<const char>::value_type(body_->data(), body_->size());
-    response_->prepare_payload();
-    if (head_ && body_) response_->content_length(body_->size());
-    http::async_write(
-        stream_, *response_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->onWrite(ec); });
+    asio::async_write(stream_, bytes, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->onWrite(ec);
+    });
   }
 
   void onWrite(beast::error_code ec) {
-    response_.reset();
     head_bytes_.reset();
     body_.reset();
     if (!ec && linger_) return lingeringClose();
@@ -195,7 +183,6 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpServer& server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::optional<http::response<http::span_body<const char>>> response_;
   std::shared_ptr<const std::string> body_;        // keeps the span's bytes alive during the write
   std::shared_ptr<const std::string> head_bytes_;  // the shared head being written
   std::optional<uint64_t> watch_id_;
@@ -279,15 +266,20 @@ std::shared_ptr<const std::string> HttpServer::sharedHead(const Response& r, uns
                                                           bool keep_alive) {
   auto& c = head_cache_;
   if (c.head && c.body == r.body && c.status == r.status && c.version == version &&
-      c.keep_alive == keep_alive && c.content_type == r.content_type)
+      c.keep_alive == keep_alive && c.content_type == r.content_type && c.headers == r.headers)
     return c.head;
   http::response<http::empty_body> h;
   setHead(h, r, version, keep_alive);
   h.content_length(r.body ? r.body->size() : 0);
   std::ostringstream out;
   out << h.base();
-  c = {r.body,     r.status,       version,
-       keep_alive, r.content_type, std::make_shared<const std::string>(std::move(out).str())};
+  c = {r.body,
+       r.status,
+       version,
+       keep_alive,
+       r.content_type,
+       r.headers,
+       std::make_shared<const std::string>(std::move(out).str())};
   return c.head;
 }
 

@@ -10,6 +10,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "central/config.hpp"
 #include "central/router.hpp"
@@ -39,8 +41,8 @@ class HttpServer {
   void sessionOpened() { ++connections_; }
   void sessionClosed() { --connections_; }
   void watchAdded();
-  /// The serialized status line and header fields of a response without extra headers, shared
-  /// while the same body is sent again (the watchers one commit wakes).
+  /// The serialized status line and header fields of a response, shared while the same
+  /// response is sent again (the watchers one commit wakes).
   std::shared_ptr<const std::string> sharedHead(const Response& r, unsigned version,
                                                 bool keep_alive);
 
@@ -62,6 +64,7 @@ class HttpServer {
     unsigned version = 0;
     bool keep_alive = false;
     std::string content_type;
+    std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<const std::string> head;
   } head_cache_;
   metrics::Counter* rejected_connections_;

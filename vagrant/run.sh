@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Vagrant test (ctest vagrant.scenarios, label vagrant): three Debian 12 hosts of
 # vagrant/Vagrantfile on the lxc provider, the project's .deb installed in them,
-# vagrant/scenarios.sh against them, then `vagrant destroy -f`. All of it runs inside a network namespace of its own whose only
-# interfaces are loopback and the hosts' bridge, with no route: nothing can leave the machine.
+# vagrant/scenarios.sh against them, then `vagrant destroy -f`. All of it runs inside a
+# network namespace of its own whose only interfaces are loopback and the hosts' bridge, with
+# no route: nothing can leave the machine.
 #   run.sh <build dir>   (needs <build>/pkg-test/{old,new}.deb from pkg.build_debs)
 # Needs root, vagrant, vagrant-lxc, lxc, debootstrap and musl-gcc (scripts/install-deps.sh);
 # exits 77 (SKIPPED) without. Tears everything down on exit, failure or signal, and sweeps what
@@ -73,12 +74,20 @@ leftovers() {
   [ -z "$cgs" ] || left+=" cgroups: $(echo "$cgs" | paste -sd' ');"
   echo "$left"
 }
-if [ "${1:-}" = --destroy ]; then
+# The sweep, then the check that nothing is left; fails if something is.
+teardown() {
   sweep
+  local left
   left=$(leftovers)
-  [ -z "$left" ] || { echo "FAIL: left behind after teardown:$left"; exit 1; }
-  echo "nothing left behind (no LXC container, cgroup, netns, bridge or lxc-start process)"
-  exit 0
+  if [ -n "$left" ]; then
+    echo "FAIL: left behind after teardown:$left"
+    return 1
+  fi
+  stamp "nothing left behind (no LXC container, cgroup, netns, bridge or lxc-start process)"
+}
+if [ "${1:-}" = --destroy ]; then
+  teardown
+  exit
 fi
 build=$(cd "$1" && pwd)
 [ -f "$build/pkg-test/old.deb" ] && [ -f "$build/pkg-test/new.deb" ] ||
@@ -97,15 +106,7 @@ finish() {
     exit "$status"
   fi
   stamp "tearing down"
-  sweep
-  local left
-  left=$(leftovers)
-  if [ -n "$left" ]; then
-    echo "FAIL: left behind after teardown:$left"
-    status=1
-  else
-    stamp "nothing left behind (no LXC container, cgroup, netns, bridge or lxc-start process)"
-  fi
+  teardown || status=1
   exit "$status"
 }
 trap finish EXIT
@@ -137,8 +138,8 @@ ip -n "$ns" link set "$bridge" up
 
 # Boot in one `vagrant up` (the hosts in parallel), then provision each host in a Vagrant
 # process of its own. Vagrant 2.3.4 running several machines' SSH sessions in one process
-# sometimes fails one of them with "Bad file descriptor - recvfrom(2)" (seen once in a few
-# runs here); each step is tried twice, and the logs say when a retry was needed.
+# sometimes fails one of them with "Bad file descriptor - recvfrom(2)" (seen once in the runs
+# here); each step is tried twice, and the logs say when a retry was needed.
 stamp "vagrant up"
 try_twice() { # try_twice LOG CMD...: the command, again once if it failed
   local log=$1
@@ -154,14 +155,13 @@ if ! try_twice "$work/up.log" vg up --provider=lxc --no-provision; then
   exit 1
 fi
 stamp "hosts up"
-pids=()
+declare -A provisioning
 for m in central host1 host2; do
   try_twice "$work/provision-$m.log" vg provision "$m" &
-  pids+=($!)
+  provisioning[$m]=$!
 done
-for i in 0 1 2; do
-  m=$(echo central host1 host2 | cut -d' ' -f$((i + 1)))
-  if ! wait "${pids[$i]}"; then
+for m in central host1 host2; do
+  if ! wait "${provisioning[$m]}"; then
     grep -v '^/usr/' "$work/provision-$m.log" | tail -30
     echo "FAIL: vagrant provision $m (log above)"
     exit 1
