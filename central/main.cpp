@@ -161,7 +161,7 @@ Tokens loadTokens(const Config& config) {
 }
 
 std::unique_ptr<TopologyState> loadState(const Config& config) {
-  auto store = TopologyStore::open(config.data_dir, config.durability, config.change_log_retention);
+  auto store = SqliteStore::open(config.data_dir, config.durability, config.change_log_retention);
   if (!store) fatal(store.error().message());
   std::optional<Ipam> ipam;
   if (config.containernet) ipam = ipamOf(*config.containernet);

@@ -15,7 +15,7 @@ using protocol::RecordKind;
 
 }  // namespace
 
-Result<std::unique_ptr<TopologyState>> TopologyState::load(std::unique_ptr<TopologyStore> store,
+Result<std::unique_ptr<TopologyState>> TopologyState::load(std::unique_ptr<Store> store,
                                                            uint64_t retention,
                                                            std::optional<Ipam> ipam) {
   std::unique_ptr<TopologyState> s(new TopologyState(std::move(store), retention));
@@ -75,15 +75,20 @@ std::optional<Error> TopologyState::leaseUnleasedServers() {
 std::optional<Error> TopologyState::reload() {
   auto loaded = store_->load();
   if (!loaded) return loaded.error();
+  model::Topology previous = std::move(topology_);
   topology_ = std::move(loaded->topology);
+  if (auto e = rebuildLeases()) {
+    topology_ = std::move(previous);
+    rebuildLeases();
+    return e;
+  }
   running_.clear();
   for (const auto& [id, c] : topology_.containers) countRunning(c, +1);
   next_generation_ = 1;
   for (const auto& [name, g] : topology_.versions)
     next_generation_ = std::max(next_generation_, g + 1);
-  if (auto e = rebuildLeases()) return e;
   log_.clear();
-  log_first_ = topology_.index + 1;
+  log_base_ = topology_.index;
   // Keep only a consecutive run ending at the index: that is what deltas can be built from.
   auto& changes = loaded->changes;
   size_t start = changes.size();
@@ -92,15 +97,12 @@ std::optional<Error> TopologyState::reload() {
     --start;
     --expect;
   }
-  for (size_t i = start; i < changes.size(); ++i) log_.push_back(std::move(changes[i].second));
-  if (!log_.empty()) log_first_ = changes[start].first;
+  log_base_ = expect;
+  for (size_t i = start; i < changes.size(); ++i)
+    log_.emplace_back(changes[i].first, std::move(changes[i].second));
   full_cache_.reset();
   full_cache_index_ = UINT64_MAX;
   return std::nullopt;
-}
-
-uint64_t TopologyState::oldestChange() const {
-  return log_first_;
 }
 
 std::optional<Error> TopologyState::plan(const std::vector<WriteItem>& items, uint64_t& next_index,
@@ -297,10 +299,41 @@ void TopologyState::countRunning(const model::Container& c, int delta) {
   }
 }
 
+TopologyState::PlannedChange TopologyState::inverseOf(const PlannedChange& c) const {
+  PlannedChange inverse{ChangeOp::kDelete, c.kind, c.key, std::nullopt};
+  if (c.kind == RecordKind::kVersion) {
+    if (auto it = topology_.versions.find(c.key); it != topology_.versions.end()) {
+      inverse.op = ChangeOp::kPut;
+      inverse.generation = it->second;
+    }
+  } else if (auto r = protocol::recordAt(topology_, c.kind, c.key)) {
+    inverse.op = ChangeOp::kPut;
+    inverse.record = std::move(r);
+  }
+  return inverse;
+}
+
+void TopologyState::appendLog(uint64_t index, std::string change) {
+  log_.emplace_back(index, std::move(change));
+  // A delta from log_base_ needs every change after it: dropping the oldest moves the base to
+  // its index (changes sharing that index are then older than any delta served).
+  while (log_.size() > retention_) {
+    log_base_ = log_.front().first;
+    log_.pop_front();
+  }
+}
+
 std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<WriteItem>>& writes) {
   std::vector<WriteOutcome> outcomes(writes.size());
   std::vector<PlannedChange> all;
-  uint64_t next_index = topology_.index;
+  std::vector<PlannedChange> undo;  // puts memory back, applied last to first
+  const uint64_t base = topology_.index;
+  uint64_t next_index = base;
+  const bool shared_index = store_->oneIndexPerCommit();
+  // One index per commit (etcd): a version's generation is (base + 1) << 16 plus its place in
+  // the commit. A commit succeeds only on the base it was planned on, so generations follow
+  // the commits' order on every replica.
+  if (shared_index) next_generation_ = std::max(next_generation_, (base + 1) << 16);
   for (size_t i = 0; i < writes.size(); ++i) {
     size_t before = all.size();
     int status = 200;
@@ -310,7 +343,10 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
       continue;
     }
     // Later writes of the batch are planned against this one's result.
-    for (size_t k = before; k < all.size(); ++k) applyToMemory(all[k]);
+    for (size_t k = before; k < all.size(); ++k) {
+      undo.push_back(inverseOf(all[k]));
+      applyToMemory(all[k]);
+    }
     outcomes[i].changes = all.size() - before;
     outcomes[i].index = next_index;
   }
@@ -320,27 +356,57 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
     return outcomes;
   }
   std::vector<StoredChange> stored = serialize(all);
-  if (auto e = store_->commit(stored, next_index)) {
+  auto committed = store_->commit(stored, base);
+  if (!committed) {
     // Memory ran ahead of the store: put it back to what is committed.
-    auto reloaded = reload();
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) applyToMemory(*it);
+    bool conflict = committed.error().field == kCommitConflict;
     for (auto& o : outcomes) {
       if (o.error) continue;
       o.status = 503;
-      o.error = Error{"store", "write not committed: " + e->reason};
+      o.retry = conflict;
+      o.error = Error{"store", conflict ? "another replica committed first"
+                                        : "write not committed: " + committed.error().reason};
     }
-    if (reloaded) std::abort();  // the store can neither commit nor be read: nothing is safe
     return outcomes;
   }
-  topology_.index = next_index;
-  for (auto& c : stored) log_.push_back(std::move(c.change));
-  if (log_.size() == all.size() && log_first_ > all.front().index) log_first_ = all.front().index;
-  while (log_.size() > retention_) {
-    log_.pop_front();
-    ++log_first_;
+  topology_.index = committed.value();
+  for (auto& c : stored) {
+    if (shared_index)
+      appendLog(topology_.index,
+                protocol::writeChange(topology_.index, c.op, c.kind, c.key, c.value));
+    else
+      appendLog(c.index, std::move(c.change));
   }
   for (auto& o : outcomes)
-    if (!o.error && o.changes == 0) o.index = topology_.index;
+    if (!o.error && (o.changes == 0 || shared_index)) o.index = topology_.index;
   return outcomes;
+}
+
+std::optional<Error> TopologyState::applyRemote(uint64_t index,
+                                                const std::vector<RemoteChange>& changes) {
+  if (index <= topology_.index) return std::nullopt;
+  std::optional<Error> first_error;
+  for (const RemoteChange& rc : changes) {
+    PlannedChange c{rc.op, rc.kind, rc.key, std::nullopt};
+    if (rc.op == ChangeOp::kPut) {
+      model::Topology scratch;
+      std::string kind(protocol::toString(rc.kind));
+      if (auto e = putStoredRecord(scratch, kind, rc.key, rc.value)) {
+        if (!first_error) first_error = e;
+        continue;
+      }
+      if (rc.kind == RecordKind::kVersion)
+        c.generation = scratch.versions[rc.key];
+      else
+        c.record = protocol::recordAt(scratch, rc.kind, rc.key);
+    }
+    applyToMemory(c);
+    appendLog(index, protocol::writeChange(index, rc.op, rc.kind, rc.key,
+                                           rc.op == ChangeOp::kPut ? rc.value : ""));
+  }
+  topology_.index = index;
+  return first_error;
 }
 
 std::shared_ptr<const std::string> TopologyState::fullBody() {
@@ -354,12 +420,12 @@ std::shared_ptr<const std::string> TopologyState::fullBody() {
 
 std::shared_ptr<const std::string> TopologyState::deltaBody(uint64_t since) const {
   uint64_t index = topology_.index;
-  if (since > index) return nullptr;
-  if (since < index && (log_.empty() || since + 1 < log_first_)) return nullptr;
+  if (since > index || since < log_base_) return nullptr;
+  auto first = std::upper_bound(log_.begin(), log_.end(), since,
+                                [](uint64_t s, const auto& entry) { return s < entry.first; });
   std::vector<std::string_view> changes;
-  for (size_t i = since < index ? static_cast<size_t>(since + 1 - log_first_) : log_.size();
-       i < log_.size(); ++i)
-    changes.push_back(log_[i]);
+  changes.reserve(static_cast<size_t>(log_.end() - first));
+  for (auto it = first; it != log_.end(); ++it) changes.push_back(it->second);
   return std::make_shared<const std::string>(protocol::writeDeltaResponse(index, since, changes));
 }
 

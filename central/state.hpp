@@ -42,6 +42,9 @@ struct WriteOutcome {
   uint64_t index = 0;
   uint64_t changes = 0;  // how many changes the write produced
   std::optional<Error> error;
+  /// Refused because another replica committed first (status 503): nothing was written; the
+  /// write can be planned again once that commit is in memory.
+  bool retry = false;
 };
 
 /// ContainerNet leases (with an Ipam): a server's lease is its record's `subnet`, so it is
@@ -55,7 +58,7 @@ struct WriteOutcome {
 class TopologyState {
  public:
   /// Takes ownership of an opened store and loads it. `retention` bounds the change log.
-  static Result<std::unique_ptr<TopologyState>> load(std::unique_ptr<TopologyStore> store,
+  static Result<std::unique_ptr<TopologyState>> load(std::unique_ptr<Store> store,
                                                      uint64_t retention,
                                                      std::optional<Ipam> ipam = std::nullopt);
 
@@ -64,13 +67,22 @@ class TopologyState {
   const std::optional<Ipam>& ipam() const { return ipam_; }
   /// Servers holding a subnet lease.
   size_t leases() const;
-  /// Oldest change index still held; deltas are possible for any `since` >= oldest - 1.
-  uint64_t oldestChange() const;
+  /// Deltas are possible for any `since` from this index up to index().
+  uint64_t deltaBase() const { return log_base_; }
+  const Store& store() const { return *store_; }
 
   /// Applies a batch of writes (each a list of items applied all-or-nothing) in one store
   /// transaction (group commit). Returns one outcome per write, in order. Memory changes only
   /// after the commit succeeded; on a store error every write of the batch fails with 503.
   std::vector<WriteOutcome> apply(const std::vector<std::vector<WriteItem>>& writes);
+
+  /// Applies one commit another replica made (seen by the store's watch) when `index` is past
+  /// memory's; the change log and the index follow. Records that do not parse are skipped
+  /// (the first one's error is returned); everything else is applied.
+  std::optional<Error> applyRemote(uint64_t index, const std::vector<RemoteChange>& changes);
+  /// Replaces memory with what the store holds now. The change log restarts there, so
+  /// watchers behind it get a full snapshot. On error memory is unchanged.
+  std::optional<Error> reload();
 
   /// GET /v1/topology body for a full snapshot (protocol::writeFullResponse), rendered once
   /// per index.
@@ -80,7 +92,7 @@ class TopologyState {
   std::shared_ptr<const std::string> deltaBody(uint64_t since) const;
 
  private:
-  TopologyState(std::unique_ptr<TopologyStore> store, uint64_t retention)
+  TopologyState(std::unique_ptr<Store> store, uint64_t retention)
       : store_(std::move(store)), retention_(retention) {}
   // A change before it is committed: the typed record, serialized once when committed.
   struct PlannedChange {
@@ -111,6 +123,9 @@ class TopologyState {
                                    int& status) const;
   std::optional<Error> checkPortSharing(const std::vector<PlannedChange>& planned) const;
   void applyToMemory(const PlannedChange& c);
+  // The change that puts memory back to what it is now, were `c` applied.
+  PlannedChange inverseOf(const PlannedChange& c) const;
+  void appendLog(uint64_t index, std::string change);
   // Keeps leased_ and last_leased_ in step with a server change about to reach memory.
   void updateLease(const PlannedChange& c);
   std::optional<Error> rebuildLeases();
@@ -118,9 +133,8 @@ class TopologyState {
   // Counts a running container in (or out of) its service's per-version tally and updates
   // the service's latest version: O(log n) per change instead of a scan of the service.
   void countRunning(const model::Container& c, int delta);
-  std::optional<Error> reload();
 
-  std::unique_ptr<TopologyStore> store_;
+  std::unique_ptr<Store> store_;
   uint64_t retention_;
   model::Topology topology_;
   struct VersionTally {
@@ -129,8 +143,10 @@ class TopologyState {
   };
   // service → generation → running containers of that version.
   std::map<std::string, std::map<uint64_t, VersionTally>> running_;
-  std::deque<std::string> log_;  // serialized changes, consecutive indices
-  uint64_t log_first_ = 0;       // index of log_.front()
+  // Serialized changes with their indices, ascending (etcd: several share a commit's index),
+  // holding every change after log_base_.
+  std::deque<std::pair<uint64_t, std::string>> log_;
+  uint64_t log_base_ = 0;
   uint64_t next_generation_ = 1;
   std::optional<Ipam> ipam_;
   std::set<uint32_t> leased_;            // subnet numbers held (with an Ipam)

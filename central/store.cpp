@@ -40,9 +40,31 @@ void bindText(sqlite3_stmt* s, int pos, std::string_view v) {
 
 }  // namespace
 
-Result<std::unique_ptr<TopologyStore>> TopologyStore::open(const std::string& dir,
-                                                           Durability durability,
-                                                           uint64_t change_retention) {
+std::optional<Error> putStoredRecord(model::Topology& t, const std::string& kind_name,
+                                     const std::string& key, std::string_view text) {
+  json value = json::parse(text, nullptr, false);
+  std::string where = "records/" + kind_name + "/" + key;
+  if (value.is_discarded()) return Error{where, "not JSON"};
+  auto kind = protocol::kindNamed(kind_name);
+  if (!kind) return Error{where, "unknown kind"};
+  if (*kind == protocol::RecordKind::kVersion) {
+    if (!value.is_object() || !value.contains("generation") ||
+        !value["generation"].is_number_unsigned() || value["generation"].get<uint64_t>() == 0)
+      return Error{where, "bad generation"};
+    t.versions[key] = value["generation"].get<uint64_t>();
+    return std::nullopt;
+  }
+  if (*kind == protocol::RecordKind::kDatasource && key.find('/') == std::string::npos)
+    return Error{where, "bad key"};
+  auto record = protocol::parseRecord(*kind, value, key);
+  if (!record) return Error{where, record.error().message()};
+  protocol::put(t, std::move(record).value());
+  return std::nullopt;
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(const std::string& dir,
+                                                       Durability durability,
+                                                       uint64_t change_retention) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Error{"data_dir", "cannot create " + dir + ": " + ec.message()};
@@ -55,7 +77,7 @@ Result<std::unique_ptr<TopologyStore>> TopologyStore::open(const std::string& di
     sqlite3_close(db);
     return Error{"data_dir", "cannot open " + path + ": " + msg};
   }
-  std::unique_ptr<TopologyStore> store(new TopologyStore(db, change_retention));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, change_retention));
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // WAL: a commit appends to the log, readers never block the writer.
   if (auto e = store->exec("PRAGMA journal_mode=WAL")) return *e;
@@ -73,17 +95,17 @@ Result<std::unique_ptr<TopologyStore>> TopologyStore::open(const std::string& di
   return store;
 }
 
-TopologyStore::~TopologyStore() {
+SqliteStore::~SqliteStore() {
   for (sqlite3_stmt* s : {put_record_, delete_record_, put_change_, trim_changes_, set_index_})
     sqlite3_finalize(s);
   sqlite3_close(db_);
 }
 
-Error TopologyStore::sqlError(const char* what) const {
+Error SqliteStore::sqlError(const char* what) const {
   return Error{"store", std::string(what) + ": " + sqlite3_errmsg(db_)};
 }
 
-std::optional<Error> TopologyStore::exec(const char* sql) {
+std::optional<Error> SqliteStore::exec(const char* sql) {
   char* msg = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
     Error e{"store", std::string(sql).substr(0, 40) + ": " + (msg ? msg : "error")};
@@ -93,7 +115,7 @@ std::optional<Error> TopologyStore::exec(const char* sql) {
   return std::nullopt;
 }
 
-std::optional<Error> TopologyStore::prepareStatements() {
+std::optional<Error> SqliteStore::prepareStatements() {
   struct {
     sqlite3_stmt** slot;
     const char* sql;
@@ -110,37 +132,20 @@ std::optional<Error> TopologyStore::prepareStatements() {
   return std::nullopt;
 }
 
-std::optional<Error> TopologyStore::loadRecords(model::Topology& t) {
+std::optional<Error> SqliteStore::loadRecords(model::Topology& t) {
   StatementGuard q;
   if (sqlite3_prepare_v2(db_, "SELECT kind, key, value FROM records", -1, &q.s, nullptr) !=
       SQLITE_OK)
     return sqlError("load records");
   int rc;
-  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW) {
-    std::string kind_name = columnText(q.s, 0), key = columnText(q.s, 1);
-    json value = json::parse(columnText(q.s, 2), nullptr, false);
-    std::string where = "records/" + kind_name + "/" + key;
-    if (value.is_discarded()) return Error{where, "not JSON"};
-    auto kind = protocol::kindNamed(kind_name);
-    if (!kind) return Error{where, "unknown kind"};
-    if (*kind == protocol::RecordKind::kVersion) {
-      if (!value.is_object() || !value.contains("generation") ||
-          !value["generation"].is_number_unsigned())
-        return Error{where, "bad generation"};
-      t.versions[key] = value["generation"].get<uint64_t>();
-      continue;
-    }
-    if (*kind == protocol::RecordKind::kDatasource && key.find('/') == std::string::npos)
-      return Error{where, "bad key"};
-    auto record = protocol::parseRecord(*kind, value, key);
-    if (!record) return Error{where, record.error().message()};
-    protocol::put(t, std::move(record).value());
-  }
+  while ((rc = sqlite3_step(q.s)) == SQLITE_ROW)
+    if (auto e = putStoredRecord(t, columnText(q.s, 0), columnText(q.s, 1), columnText(q.s, 2)))
+      return e;
   if (rc != SQLITE_DONE) return sqlError("load records");
   return std::nullopt;
 }
 
-Result<StoredState> TopologyStore::load() {
+Result<StoredState> SqliteStore::load() {
   StoredState out;
   model::Topology& t = out.topology;
   {
@@ -168,9 +173,9 @@ Result<StoredState> TopologyStore::load() {
   return out;
 }
 
-std::optional<Error> TopologyStore::commit(const std::vector<StoredChange>& changes,
-                                           uint64_t new_index) {
-  if (auto e = exec("BEGIN IMMEDIATE")) return e;
+Result<uint64_t> SqliteStore::commit(const std::vector<StoredChange>& changes, uint64_t base) {
+  uint64_t new_index = base + changes.size();
+  if (auto e = exec("BEGIN IMMEDIATE")) return *e;
   auto fail = [&](const char* what) {
     Error e = sqlError(what);
     exec("ROLLBACK");
@@ -206,7 +211,7 @@ std::optional<Error> TopologyStore::commit(const std::vector<StoredChange>& chan
     if (sqlite3_step(set_index_) != SQLITE_DONE) return fail("set index");
   }
   if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
-  return std::nullopt;
+  return new_index;
 }
 
 }  // namespace elasticdns::central

@@ -27,7 +27,7 @@
 #include "agent/containernet/reconcile.hpp"
 #include "agent/containernet/rtnetlink.hpp"
 #include "agent/containernet/wireguard_device.hpp"
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 #include "agent/util/unique_fd.hpp"
 #include "elasticdns/text.hpp"
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/ops/docker.hpp"
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 
 namespace elasticdns::agent {
 

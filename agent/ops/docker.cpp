@@ -16,7 +16,7 @@
 #include <boost/beast/http/verb.hpp>
 #include <nlohmann/json.hpp>
 
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 #include "elasticdns/protocol.hpp"
 #include "elasticdns/validate.hpp"
 

@@ -9,7 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <nlohmann/json.hpp>
 
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 #include "agent/sync/snapshot_file.hpp"
 #include "agent/util/log_limit.hpp"
 #include "elasticdns/protocol.hpp"

@@ -226,6 +226,27 @@ void put(model::Topology& t, Record r) {
              std::move(r));
 }
 
+std::optional<Record> recordAt(const model::Topology& t, RecordKind k, const std::string& key) {
+  auto find = [&](const auto& m) -> std::optional<Record> {
+    auto it = m.find(key);
+    if (it == m.end()) return std::nullopt;
+    return Record{it->second};
+  };
+  switch (k) {
+    case RecordKind::kServer:
+      return find(t.servers);
+    case RecordKind::kService:
+      return find(t.services);
+    case RecordKind::kContainer:
+      return find(t.containers);
+    case RecordKind::kDatasource:
+      return find(t.datasources);
+    case RecordKind::kVersion:
+      break;
+  }
+  return std::nullopt;
+}
+
 void erase(model::Topology& t, RecordKind k, const std::string& key) {
   withRecords(t, k, [&](auto& m) { m.erase(key); });
 }

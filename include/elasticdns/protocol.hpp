@@ -64,6 +64,8 @@ bool contains(const model::Topology& t, RecordKind k, const std::string& key);
 bool holds(const model::Topology& t, const Record& r);
 size_t countOf(const model::Topology& t, RecordKind k);
 void put(model::Topology& t, Record r);
+/// The record of kind `k` (not kVersion) under `key`, when `t` holds one.
+std::optional<Record> recordAt(const model::Topology& t, RecordKind k, const std::string& key);
 void erase(model::Topology& t, RecordKind k, const std::string& key);
 
 struct Change {

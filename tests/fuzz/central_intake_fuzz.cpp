@@ -33,7 +33,7 @@ struct RouterFixture {
   RouterFixture() {
     dir = std::filesystem::temp_directory_path() / ("central-fuzz-" + std::to_string(getpid()));
     std::filesystem::remove_all(dir);
-    auto store = TopologyStore::open(dir.string(), Durability::kNormal, 64);
+    auto store = SqliteStore::open(dir.string(), Durability::kNormal, 64);
     if (!store) std::abort();
     auto s = TopologyState::load(std::move(store.value()), 64);
     if (!s) std::abort();

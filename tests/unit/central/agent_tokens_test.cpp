@@ -55,7 +55,7 @@ class ScopedWrites : public ::testing::Test {
         std::filesystem::temp_directory_path() / ("edns-agent-tokens-" + std::to_string(getpid()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
-    auto store = TopologyStore::open(dir_.string(), Durability::kNormal, 100);
+    auto store = SqliteStore::open(dir_.string(), Durability::kNormal, 100);
     ASSERT_TRUE(store) << store.error().message();
     auto state = TopologyState::load(std::move(store.value()), 100);
     ASSERT_TRUE(state) << state.error().message();

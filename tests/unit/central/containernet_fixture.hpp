@@ -32,7 +32,7 @@ class ContainerNetCentral : public ::testing::Test {
   std::optional<Error> reopen(std::optional<Ipam> ipam) {
     router_.reset();
     state_.reset();
-    auto store = TopologyStore::open(dir_.path().string(), Durability::kNormal, 1000);
+    auto store = SqliteStore::open(dir_.path().string(), Durability::kNormal, 1000);
     if (!store) return store.error();
     auto state = TopologyState::load(std::move(store.value()), 1000, std::move(ipam));
     if (!state) return state.error();

@@ -25,7 +25,7 @@ class RouterStatusTest : public ::testing::Test {
            ("central-router-status-" + std::to_string(getpid()) + "-" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::remove_all(dir_);
-    auto store = TopologyStore::open(dir_.string(), Durability::kNormal, 100);
+    auto store = SqliteStore::open(dir_.string(), Durability::kNormal, 100);
     ASSERT_TRUE(store) << store.error().message();
     auto state = TopologyState::load(std::move(store.value()), 100);
     ASSERT_TRUE(state) << state.error().message();

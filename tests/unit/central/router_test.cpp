@@ -33,7 +33,7 @@ class RouterTest : public ::testing::Test {
   void open() {
     router_.reset();
     state_.reset();
-    auto store = TopologyStore::open(dir_.string(), Durability::kNormal, 100);
+    auto store = SqliteStore::open(dir_.string(), Durability::kNormal, 100);
     ASSERT_TRUE(store) << store.error().message();
     auto state = TopologyState::load(std::move(store.value()), 100);
     ASSERT_TRUE(state) << state.error().message();

@@ -11,7 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 #include "agent/sync/snapshot_file.hpp"
 #include "agent/sync/sync_client.hpp"
 #include "elasticdns/protocol.hpp"

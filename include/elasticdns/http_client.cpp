@@ -1,4 +1,4 @@
-#include "agent/sync/http_client.hpp"
+#include "elasticdns/http_client.hpp"
 
 #include <charconv>
 #include <optional>
@@ -9,7 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-namespace elasticdns::agent {
+namespace elasticdns {
 namespace {
 
 namespace asio = boost::asio;
@@ -26,7 +26,7 @@ http::request<http::string_body> makeRequest(const HttpDestination& to, HttpRequ
   } else {
     req.set(http::field::host, "localhost");
   }
-  req.set(http::field::user_agent, "elasticdns-agent");
+  req.set(http::field::user_agent, "elasticdns");
   req.set(http::field::connection, "close");
   if (!r.token.empty()) req.set(http::field::authorization, "Bearer " + r.token);
   for (const auto& [name, value] : r.headers) req.set(name, value);
@@ -198,4 +198,4 @@ std::shared_ptr<HttpBodyStream> httpOpenBodyStream(const asio::any_io_executor& 
                       [&](auto& session) { session.openBodyStream(std::move(on_head)); });
 }
 
-}  // namespace elasticdns::agent
+}  // namespace elasticdns

@@ -1,6 +1,7 @@
 #pragma once
-// The agent's one HTTP/1.1 client (Boost.Beast): to central over TCP (sync, Docker discovery's
-// registrations) and to the Docker engine over its unix socket. One request per connection, a
+// The project's one HTTP/1.1 client (Boost.Beast): the agent's to central over TCP (sync,
+// Docker discovery's registrations) and to the Docker engine over its unix socket; central's to
+// etcd's JSON gateway (etcd_store). One request per connection, a
 // deadline on the exchange, a bound on the body. Plain http:// only (TLS is not implemented).
 #include <chrono>
 #include <cstddef>
@@ -18,9 +19,9 @@
 #include "elasticdns/result.hpp"
 #include "elasticdns/text.hpp"
 
-namespace elasticdns::agent {
+namespace elasticdns {
 
-/// A central URL (the one grammar: text::parseHttpUrl).
+/// An http:// URL (the one grammar: text::parseHttpUrl).
 using HttpUrl = text::HttpUrl;
 
 /// A server on a unix stream socket (the Docker engine's API); requests carry Host: localhost.
@@ -79,4 +80,4 @@ std::shared_ptr<HttpBodyStream> httpOpenBodyStream(const boost::asio::any_io_exe
                                                    const HttpDestination& to, HttpRequest request,
                                                    HttpHeadCallback on_head);
 
-}  // namespace elasticdns::agent
+}  // namespace elasticdns
