@@ -43,6 +43,73 @@ Result<ContainerNetConfig> parseContainerNet(const nlohmann::json& j,
   return c;
 }
 
+// The `etcd:` section over `base`.
+Result<EtcdConfig> parseEtcd(const nlohmann::json& j, EtcdConfig c) {
+  if (!j.is_object())
+    return Error{"etcd",
+                 "must be a map {endpoints, prefix, timeout, username, password_file, "
+                 "max_txn_ops}"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string field = "etcd/" + it.key();
+    if (it.key() == "endpoints") {
+      std::vector<std::string> list;
+      if (it->is_string()) {  // a flag's comma-separated list
+        std::string v = it->get<std::string>();
+        size_t start = 0;
+        while (start <= v.size()) {
+          size_t comma = v.find(',', start);
+          if (comma == std::string::npos) comma = v.size();
+          list.push_back(v.substr(start, comma - start));
+          start = comma + 1;
+        }
+      } else if (it->is_array()) {
+        for (const auto& e : *it) {
+          if (!e.is_string()) return Error{field, "must be a list of http://HOST:PORT"};
+          list.push_back(e.get<std::string>());
+        }
+      } else {
+        return Error{field, "must be a list of http://HOST:PORT"};
+      }
+      if (list.empty() || list.size() > 16) return Error{field, "must list 1..16 endpoints"};
+      for (auto& e : list) {
+        auto url = text::parseHttpUrl(e);
+        if (!url || !url->base.empty())
+          return Error{field, "'" + e + "' is not http://HOST:PORT (https is not supported)"};
+        e = url->text();
+      }
+      c.endpoints = std::move(list);
+      continue;
+    }
+    if (!it->is_string()) return Error{field, "must be a single value"};
+    std::string v = it->get<std::string>();
+    if (it.key() == "prefix") {
+      if (v.empty() || v.size() > 256 || v.front() != '/' || v.back() != '/')
+        return Error{field, "must start and end with '/', e.g. /elasticdns/"};
+      c.prefix = v;
+    } else if (it.key() == "timeout") {
+      auto d = text::parseDuration(v);
+      if (!d || d.value().count() < 100 || d.value().count() > 60'000)
+        return Error{field, "must be a duration of 100ms..60s"};
+      c.timeout = d.value();
+    } else if (it.key() == "username") {
+      c.username = v;
+    } else if (it.key() == "password_file") {
+      c.password_file = v;
+    } else if (it.key() == "max_txn_ops") {
+      auto n = parseCount(v);
+      if (!n || *n < 2 || *n > 1'000'000) return Error{field, "must be 2..1000000"};
+      c.max_txn_ops = *n;
+    } else {
+      return Error{field,
+                   "unknown key (endpoints, prefix, timeout, username, password_file, "
+                   "max_txn_ops)"};
+    }
+  }
+  if (!c.username.empty() && c.password_file.empty())
+    return Error{"etcd/password_file", "is required with a username"};
+  return c;
+}
+
 }  // namespace
 
 Result<Config> withContainerNetFlags(Config base, std::optional<std::string> cluster_cidr,
@@ -77,9 +144,22 @@ Result<Config> parseConfig(std::string_view yaml, Config c) {
       c.containernet = cn.value();
       continue;
     }
+    if (key == "etcd") {
+      auto e = parseEtcd(*it, c.etcd);
+      if (!e) return e.error();
+      c.etcd = e.value();
+      continue;
+    }
     if (!it->is_string()) return Error{key, "must be a single value"};
     std::string v = it->get<std::string>();
-    if (key == "listen") {
+    if (key == "store") {
+      if (v == "sqlite")
+        c.store = StoreKind::kSqlite;
+      else if (v == "etcd")
+        c.store = StoreKind::kEtcd;
+      else
+        return Error{key, "must be 'sqlite' or 'etcd'"};
+    } else if (key == "listen") {
       if (!text::parseHostPort(v)) return Error{key, "must be ADDR:PORT or [V6ADDR]:PORT"};
       c.listen = v;
     } else if (key == "data_dir") {

@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "central/agent_reports.hpp"
+#include "central/etcd_store.hpp"
 #include "central/ipam.hpp"
 #include "central/store.hpp"
 #include "elasticdns/result.hpp"
@@ -29,9 +30,13 @@ struct ContainerNetConfig {
   bool operator==(const ContainerNetConfig&) const = default;
 };
 
+enum class StoreKind : uint8_t { kSqlite, kEtcd };
+
 struct Config {
   std::string listen = "127.0.0.1:8080";  // text::parseHostPort
-  std::string data_dir;
+  StoreKind store = StoreKind::kSqlite;
+  std::string data_dir;  // SQLite's directory
+  EtcdConfig etcd;       // store: etcd
   std::string admin_token_file;
   std::string agent_token_file;
   std::string agent_tokens_file;  // per-server agent tokens (agent_tokens.hpp)

@@ -134,6 +134,15 @@ Router::Router(TopologyState& state, WatchRegistry& watchers, Tokens tokens,
   writes_ = &registry.counter("elasticdns_central_writes_total", "Writes committed");
   changes_ = &registry.counter("elasticdns_central_changes_total",
                                "Changes committed (each bumps the index)");
+  conflicts_ = &registry.counter(
+      "elasticdns_central_commit_conflicts_total",
+      "Commits refused because another replica committed first (etcd); planned again");
+  registry.callback("elasticdns_central_store_stale_seconds",
+                    "Seconds since the store (etcd's quorum) last answered, 0 while it answers",
+                    [this] {
+                      auto stale = state_.store().staleFor();
+                      return stale ? std::chrono::duration<double>(*stale).count() : 0.0;
+                    });
   watchers_rejected_ =
       &registry.counter("elasticdns_central_watchers_rejected_total",
                         "Long-polls refused because the watcher limit was reached");
@@ -389,6 +398,10 @@ std::optional<uint64_t> Router::getTopology(const Request& req, const std::strin
   auto send = [&](std::shared_ptr<const std::string> body) {
     Response r;
     r.body = std::move(body);
+    // Served from memory while the store is out of reach: say how old it may be.
+    if (auto stale = state_.store().staleFor())
+      r.headers.emplace_back("ElasticDNS-Stale",
+                             std::to_string(std::chrono::duration<double>(*stale).count()));
     responses_2xx_->inc();
     done(std::move(r));
   };
@@ -428,7 +441,19 @@ void Router::expireWatchers(Clock::time_point now) {
   status_watchers_.expire(now, [this](uint64_t) { return statusBody(); });
 }
 
+bool Router::refuseWhileStale(Responder& done) {
+  auto stale = state_.store().staleFor();
+  if (!stale) return false;
+  reply(
+      done, 503,
+      errorBody({"store", std::string(state_.store().name()) + " has not answered for " +
+                              std::to_string(stale->count() / 1000) +
+                              " s (no quorum): writes are refused, reads are served from memory"}));
+  return true;
+}
+
 void Router::enqueue(std::vector<WriteItem> items, Responder done) {
+  if (refuseWhileStale(done)) return;
   pending_.push_back({std::move(items), std::move(done), {}});
   if (!flush_scheduled_) {
     flush_scheduled_ = true;
@@ -452,8 +477,19 @@ void Router::flush() {
   // commit, not for the fan-out to every long-poll (10,000 of them take a few hundred ms). A
   // writer that reads after its acknowledgement is served after the fan-out on this thread,
   // from the same state the watchers got.
+  bool again = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& o = outcomes[i];
+    if (o.retry && o.error && o.error->field == kCommitConflict) {
+      conflicts_->inc();
+      conflicted_.push_back(std::move(batch[i]));
+      continue;
+    }
+    if (o.retry) {  // not planned: the commit was full
+      pending_.push_back(std::move(batch[i]));
+      again = true;
+      continue;
+    }
     if (o.error) {
       if (o.status >= 500) spdlog::error("central.store: {}", o.error->message());
       reply(batch[i].done, o.status, errorBody(*o.error));
@@ -463,11 +499,47 @@ void Router::flush() {
     changes_->inc(o.changes);
     reply(batch[i].done, 200, okBody(o.index, o.changes));
   }
-  start = std::chrono::steady_clock::now();
+  if (again && !flush_scheduled_) {
+    flush_scheduled_ = true;
+    post_([this] { flush(); });
+  }
+  notifyWatchers();
+}
+
+void Router::notifyWatchers() {
+  auto start = std::chrono::steady_clock::now();
   if (watchers_.notify(state_.index(), [this](uint64_t since) { return bodySince(since); }) > 0)
     fanout_seconds_->observe(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   notifyStatus();
+}
+
+void Router::storeAdvanced() {
+  notifyWatchers();
+  if (conflicted_.empty()) return;
+  // Plan them again on the state that now holds the commit they lost to. A write that keeps
+  // losing (a replica writing without pause) gives up after a bound.
+  constexpr int kMaxAttempts = 50;
+  for (auto& p : conflicted_) {
+    if (++p.attempts > kMaxAttempts) {
+      reply(p.done, 503,
+            errorBody({"store", "other replicas kept committing first; retry the write"}));
+      continue;
+    }
+    pending_.push_back(std::move(p));
+  }
+  conflicted_.clear();
+  if (!pending_.empty() && !flush_scheduled_) {
+    flush_scheduled_ = true;
+    post_([this] { flush(); });
+  }
+}
+
+void Router::storeHealthChanged(bool healthy) {
+  if (healthy) return;
+  for (auto& p : conflicted_)
+    if (!refuseWhileStale(p.done)) pending_.push_back(std::move(p));
+  conflicted_.clear();
 }
 
 }  // namespace elasticdns::central

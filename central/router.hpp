@@ -86,6 +86,12 @@ class Router {
   void expireWatchers(Clock::time_point now);
   std::optional<Clock::time_point> nextWatchDeadline() const;
   metrics::Registry& metrics() { return registry_; }
+  /// The state took commits from elsewhere (another replica's, through the store's watch) or
+  /// was reloaded: wakes the long-polls and plans again the writes that lost a race to them.
+  void storeAdvanced();
+  /// The store stopped or started answering: writes waiting to be planned again fail (503)
+  /// when it stopped.
+  void storeHealthChanged(bool healthy);
 
   /// Body of an error response: {"error":{"field":...,"reason":...}}.
   static std::string errorBody(const Error& e);
@@ -95,6 +101,7 @@ class Router {
     std::vector<WriteItem> items;
     Responder done;
     std::string what;  // for the response
+    int attempts = 0;  // commits lost to another replica's
   };
   enum class Access { kNone, kRead, kWrite };
 
@@ -123,6 +130,9 @@ class Router {
   static Result<WriteItem> wireGuardWrite(const Request& req, const std::string& server);
   void enqueue(std::vector<WriteItem> items, Responder done);
   void flush();
+  void notifyWatchers();
+  // 503 for a write while the store is out of reach; true when it was refused.
+  bool refuseWhileStale(Responder& done);
   std::shared_ptr<const std::string> bodySince(uint64_t since);
   void reply(Responder& done, unsigned status, std::string body);
   void replyBadMethod(Responder& done, const char* allow);  // 405 with Allow
@@ -135,6 +145,8 @@ class Router {
   Post post_;
   std::vector<Pending> pending_;
   bool flush_scheduled_ = false;
+  // Writes that lost a race to another replica's commit: planned again once it is in memory.
+  std::vector<Pending> conflicted_;
   AgentReports reports_;
   WatchRegistry status_watchers_;
   bool status_notify_scheduled_ = false;
@@ -146,6 +158,7 @@ class Router {
   metrics::Counter* writes_;
   metrics::Counter* changes_;
   metrics::Counter* watchers_rejected_;
+  metrics::Counter* conflicts_;
   metrics::Counter* watchers_woken_;
   metrics::Histogram* commit_seconds_;
   metrics::Histogram* batch_size_;

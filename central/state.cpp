@@ -342,6 +342,25 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
       outcomes[i].error = *e;
       continue;
     }
+    if (all.size() > store_->maxChangesPerCommit()) {
+      all.resize(before);
+      if (before == 0) {
+        outcomes[i].status = 400;
+        outcomes[i].error =
+            Error{"store",
+                  "this write makes more changes than the store takes in "
+                  "one commit (" +
+                      std::to_string(store_->maxChangesPerCommit()) + ", etcd.max_txn_ops - 1)"};
+        continue;
+      }
+      // The commit is full: the rest wait for the next one.
+      for (size_t k = i; k < writes.size(); ++k) {
+        outcomes[k].status = 503;
+        outcomes[k].retry = true;
+        outcomes[k].error = Error{"store", "not planned: the commit was full"};
+      }
+      break;
+    }
     // Later writes of the batch are planned against this one's result.
     for (size_t k = before; k < all.size(); ++k) {
       undo.push_back(inverseOf(all[k]));
@@ -365,8 +384,8 @@ std::vector<WriteOutcome> TopologyState::apply(const std::vector<std::vector<Wri
       if (o.error) continue;
       o.status = 503;
       o.retry = conflict;
-      o.error = Error{"store", conflict ? "another replica committed first"
-                                        : "write not committed: " + committed.error().reason};
+      o.error = conflict ? Error{kCommitConflict, "another replica committed first"}
+                         : Error{"store", "write not committed: " + committed.error().reason};
     }
     return outcomes;
   }

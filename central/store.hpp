@@ -9,6 +9,7 @@
 // A commit writes records, change rows and the index in one transaction, so after a crash
 // (kill -9) the database holds exactly the acknowledged writes.
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -79,6 +80,8 @@ class Store {
   virtual bool oneIndexPerCommit() const = 0;
   /// "sqlite" or "etcd".
   virtual const char* name() const = 0;
+  /// The most changes one commit may hold (etcd: its max_txn_ops, less the index key).
+  virtual size_t maxChangesPerCommit() const { return SIZE_MAX; }
   /// How long the store has been out of reach (etcd: no quorum answered since), or nullopt
   /// while it answers. Writes are refused (503) while it is set; reads come from memory.
   virtual std::optional<std::chrono::milliseconds> staleFor() const { return std::nullopt; }
