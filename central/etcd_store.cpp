@@ -157,6 +157,7 @@ struct EtcdStore::Impl {
   bool waiting_resume = false;
 
   // Serving thread only.
+  uint64_t loaded_revision = 0;  // etcd's revision of the last load's snapshot
   Clock::time_point last_ok = Clock::now();
   bool healthy = true;
 
@@ -270,7 +271,9 @@ struct EtcdStore::Impl {
     stream = httpOpenBodyStream(follow_io.get_executor(), url, std::move(r),
                                 [this, id](Result<unsigned> status) {
                                   if (id != stream_id) return;  // replaced
-                                  if (!status || status.value() != 200) return watchFailed();
+                                  if (!status) return watchFailed(status.error().message());
+                                  if (status.value() != 200)
+                                    return watchFailed("HTTP " + std::to_string(status.value()));
                                   readWatch();
                                 });
   }
@@ -279,7 +282,7 @@ struct EtcdStore::Impl {
     if (!stream) return;
     stream->read([this, id = stream_id](Result<std::string> chunk) {
       if (id != stream_id) return;  // replaced
-      if (!chunk) return watchFailed();
+      if (!chunk) return watchFailed(chunk.error().message());
       lines += chunk.value();
       size_t start = 0, nl;
       while ((nl = lines.find('\n', start)) != std::string::npos) {
@@ -289,7 +292,7 @@ struct EtcdStore::Impl {
         if (!onWatchLine(line)) return;
       }
       lines.erase(0, start);
-      if (lines.size() > kWatchLineLimit) return watchFailed();
+      if (lines.size() > kWatchLineLimit) return watchFailed("an answer over 64 MiB");
       readWatch();
     });
   }
@@ -298,10 +301,8 @@ struct EtcdStore::Impl {
   bool onWatchLine(std::string_view line) {
     json j = json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("result") || !j["result"].is_object()) {
-      spdlog::warn("central.etcd: watch: {}", j.is_object() && j.contains("error")
-                                                  ? j["error"].dump()
-                                                  : std::string("unreadable answer"));
-      watchFailed();
+      watchFailed(j.is_object() && j.contains("error") ? j["error"].dump()
+                                                       : std::string("an unreadable answer"));
       return false;
     }
     const json& r = j["result"];
@@ -316,7 +317,7 @@ struct EtcdStore::Impl {
         post([this] { follow.compacted(); });
         return false;
       }
-      watchFailed();
+      watchFailed("canceled by etcd");
       return false;
     }
     auto events = r.find("events");
@@ -363,9 +364,11 @@ struct EtcdStore::Impl {
     stream.reset();
   }
 
-  void watchFailed() {
+  void watchFailed(const std::string& why) {
     closeStream();
     size_t next = (watch_endpoint + 1) % urls.size();
+    spdlog::warn("central.etcd: the watch on {} ended ({}): resuming from revision {} on {}",
+                 urls[watch_endpoint % urls.size()].text(), why, next_revision, urls[next].text());
     watch_endpoint = next;
     retry_timer->expires_after(kWatchRetry);
     retry_timer->async_wait([this](boost::system::error_code ec) {
@@ -404,20 +407,22 @@ struct EtcdStore::Impl {
     }
     if (!meta_revision) {
       beat_endpoint = (beat_endpoint + 1) % urls.size();
-      post([this] { onHealth(false); });
+      post([this] {
+        onHealth(false);
+        if (follow.beat) follow.beat();
+      });
       return;
     }
-    post([this] { onHealth(true); });
+    post([this] {
+      onHealth(true);
+      if (follow.beat) follow.beat();
+    });
     // The quorum has a commit the watch has not delivered for a while: the watch's member is
     // cut off (a watch there stays open and quiet), so follow another one.
     if (!waiting_resume && *meta_revision >= next_revision) {
       if (++beats_ahead >= kStuckBeats) {
         beats_ahead = 0;
-        spdlog::warn(
-            "central.etcd: the watch on {} is behind revision {}: following another "
-            "endpoint",
-            urls[watch_endpoint % urls.size()].host, *meta_revision);
-        watchFailed();
+        watchFailed("quiet while the quorum is at revision " + std::to_string(*meta_revision));
       }
     } else {
       beats_ahead = 0;
@@ -501,6 +506,10 @@ Result<StoredState> EtcdStore::load() {
   if (!r) return r.error();
   StoredState out;
   model::Topology& t = out.topology;
+  // Every event up to this revision is in the snapshot: the watch starts after it (not after
+  // the index, which is older when keys outside central's were written since).
+  uint64_t loaded_revision =
+      r.value().contains("header") ? u64(r.value()["header"], "revision") : 0;
   if (r->contains("kvs") && r.value()["kvs"].is_array()) {
     for (const json& kv : r.value()["kvs"]) {
       auto key = unbase64(str(kv, "key"));
@@ -519,6 +528,7 @@ Result<StoredState> EtcdStore::load() {
   }
   if (auto e = validate::checkTopology(t)) return *e;
   t.recomputeDerived();
+  d.loaded_revision = loaded_revision;
   return out;
 }
 
@@ -560,10 +570,10 @@ std::optional<std::chrono::milliseconds> EtcdStore::staleFor() const {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - impl_->last_ok);
 }
 
-void EtcdStore::follow(uint64_t index, Follow follow) {
+void EtcdStore::follow(Follow follow) {
   Impl& d = *impl_;
   d.follow = std::move(follow);
-  d.next_revision = index + 1;
+  d.next_revision = d.loaded_revision + 1;
   d.last_ok = Clock::now();
   d.work.emplace(d.follow_io.get_executor());
   d.beat_timer.emplace(d.follow_io);
@@ -575,9 +585,9 @@ void EtcdStore::follow(uint64_t index, Follow follow) {
   d.thread = std::thread([&d] { d.follow_io.run(); });
 }
 
-void EtcdStore::resume(uint64_t index) {
+void EtcdStore::resume() {
   Impl& d = *impl_;
-  asio::post(d.follow_io, [&d, index] {
+  asio::post(d.follow_io, [&d, index = d.loaded_revision] {
     d.waiting_resume = false;
     d.next_revision = index + 1;
     d.closeStream();

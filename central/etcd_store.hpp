@@ -59,11 +59,14 @@ class EtcdStore final : public Store {
     std::function<void()> compacted;
     /// The quorum answered again after the store was stale, or stopped answering.
     std::function<void(bool healthy)> health;
+    /// Every heartbeat (twice a second), after `health`.
+    std::function<void()> beat;
   };
-  /// Starts the watch from `index` + 1 and the heartbeat, on a thread of their own.
-  void follow(uint64_t index, Follow follow);
-  /// After a reload: the watch goes on from `index` + 1.
-  void resume(uint64_t index);
+  /// Starts the watch after the revision of the last load and the heartbeat, on a thread of
+  /// their own.
+  void follow(Follow follow);
+  /// After a reload: the watch goes on after the revision of that load.
+  void resume();
   /// The endpoint the watch follows now (for logs and metrics).
   std::string watchEndpoint() const;
 

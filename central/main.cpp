@@ -309,7 +309,7 @@ void followEtcd(EtcdStore& etcd, boost::asio::io_context& io, TopologyState& sta
                    state.index());
       router.storeAdvanced();
     }
-    etcd.resume(state.index());
+    etcd.resume();
   };
   follow.health = [&router, &etcd](bool healthy) {
     if (healthy)
@@ -321,7 +321,8 @@ void followEtcd(EtcdStore& etcd, boost::asio::io_context& io, TopologyState& sta
           etcd.watchEndpoint());
     router.storeHealthChanged(healthy);
   };
-  etcd.follow(state.index(), std::move(follow));
+  follow.beat = [&router] { router.retryConflicted(); };
+  etcd.follow(std::move(follow));
 }
 
 // Serves the API until SIGINT or SIGTERM, then exits: every acknowledged write is committed

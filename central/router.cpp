@@ -467,7 +467,8 @@ void Router::flush() {
   batch.swap(pending_);
   std::vector<std::vector<WriteItem>> writes;
   writes.reserve(batch.size());
-  for (auto& p : batch) writes.push_back(std::move(p.items));
+  // Copied: a write that loses a race to another replica is planned again from its items.
+  for (const auto& p : batch) writes.push_back(p.items);
   auto start = std::chrono::steady_clock::now();
   auto outcomes = state_.apply(writes);
   commit_seconds_->observe(
@@ -516,10 +517,14 @@ void Router::notifyWatchers() {
 
 void Router::storeAdvanced() {
   notifyWatchers();
+  retryConflicted();
+}
+
+void Router::retryConflicted() {
   if (conflicted_.empty()) return;
   // Plan them again on the state that now holds the commit they lost to. A write that keeps
   // losing (a replica writing without pause) gives up after a bound.
-  constexpr int kMaxAttempts = 50;
+  constexpr int kMaxAttempts = 20;
   for (auto& p : conflicted_) {
     if (++p.attempts > kMaxAttempts) {
       reply(p.done, 503,

@@ -92,6 +92,9 @@ class Router {
   /// The store stopped or started answering: writes waiting to be planned again fail (503)
   /// when it stopped.
   void storeHealthChanged(bool healthy);
+  /// Plans again the writes that lost a race, also when no commit arrived (called on the
+  /// store's heartbeat): each gets a bounded number of attempts.
+  void retryConflicted();
 
   /// Body of an error response: {"error":{"field":...,"reason":...}}.
   static std::string errorBody(const Error& e);

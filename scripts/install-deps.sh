@@ -32,6 +32,9 @@ packages=(
   tcpdump iputils-ping iperf3
   # the Vagrant test (vagrant/): Vagrant with its lxc provider (no libvirt: recommends are off)
   vagrant vagrant-lxc lxc openssh-client sudo
+  # central replicas over etcd (integration.central.etcd): the server and etcdctl; policy-rc.d
+  # below keeps its service off, the tests start their own members
+  etcd-server etcd-client
 )
 
 missing=()

@@ -285,8 +285,9 @@ class Central:
 
     def __init__(self, ws, binary, host="127.0.0.1", admin_token=None, agent_token=None,
                  config_text=None, prefix=(), new_socket=None, keep_alive=False,
-                 keep_port=False, extra_args=()):
+                 keep_port=False, extra_args=(), name="central"):
         self.ws = ws
+        self.name = name
         self.binary = binary
         self.host = host
         self.prefix = list(prefix)
@@ -319,7 +320,7 @@ class Central:
     def start(self, deadline=DEFAULT_DEADLINE):
         """Starts central and waits for its `listening on` line."""
         self.starts += 1
-        self.proc = self.ws.spawn(f"central-{self.starts}", self.argv(), self.prefix)
+        self.proc = self.ws.spawn(f"{self.name}-{self.starts}", self.argv(), self.prefix)
         _, host, self.port = self.proc.wait_listening(1, deadline)[0]
         if host != self.host:
             raise RuntimeError(f"central listens on {host}, not {self.host}")
