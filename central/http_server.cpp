@@ -311,9 +311,9 @@ void HttpServer::afterWrite(std::shared_ptr<Session> session) {
   written_.push_back(std::move(session));
   if (written_.size() > 1) return;  // the drain is already posted
   asio::post(io_, [this] {
-    auto done = std::move(written_);
-    written_.clear();
-    for (auto& s : done) s->onWrite({});
+    draining_.swap(written_);  // both keep their capacity: no reallocation in the next fan-out
+    for (auto& s : draining_) s->onWrite({});
+    draining_.clear();
   });
 }
 

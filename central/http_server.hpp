@@ -63,7 +63,7 @@ class HttpServer {
   boost::asio::steady_timer accept_retry_;
   std::optional<Router::Clock::time_point> armed_for_;
   size_t connections_ = 0;
-  std::vector<std::shared_ptr<Session>> written_;  // for afterWrite
+  std::vector<std::shared_ptr<Session>> written_, draining_;  // for afterWrite
   struct HeadCache {
     std::shared_ptr<const std::string> body;  // held: its address is the key
     unsigned status = 0;
