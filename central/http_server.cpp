@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include <algorithm>
 #include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -227,6 +228,10 @@ HttpServer::HttpServer(asio::io_context& io, Router& router, ServerLimits limits
       acceptor_(io),
       watch_timer_(io),
       accept_retry_(io) {
+  // Every connection's session can be in afterWrite's list at once: room for the default number
+  // (192 KB each), so a first fan-out does not reallocate it as it grows.
+  written_.reserve(std::min(limits_.max_connections, kDefaultMaxConnections));
+  draining_.reserve(std::min(limits_.max_connections, kDefaultMaxConnections));
   auto& reg = router.metrics();
   rejected_connections_ =
       &reg.counter("elasticdns_central_connections_rejected_total",
@@ -311,7 +316,7 @@ void HttpServer::afterWrite(std::shared_ptr<Session> session) {
   written_.push_back(std::move(session));
   if (written_.size() > 1) return;  // the drain is already posted
   asio::post(io_, [this] {
-    draining_.swap(written_);  // both keep their capacity: no reallocation in the next fan-out
+    draining_.swap(written_);  // both keep their capacity
     for (auto& s : draining_) s->onWrite({});
     draining_.clear();
   });

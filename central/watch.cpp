@@ -1,5 +1,6 @@
 #include "central/watch.hpp"
 
+#include <iterator>
 #include <vector>
 
 namespace elasticdns::central {
@@ -40,6 +41,7 @@ size_t WatchRegistry::notify(uint64_t index, const BodyFor& body) {
   // Take every due watcher out first, then call them: a callback may add or remove watchers.
   auto end = by_since_.lower_bound(index);
   std::vector<std::pair<uint64_t, Notify>> due;  // since, callback
+  due.reserve(static_cast<size_t>(std::distance(by_since_.begin(), end)));
   for (auto it = by_since_.begin(); it != end; ++it) {
     auto w = watchers_.find(it->second);
     eraseEntry(by_deadline_, w->second.deadline, it->second);
