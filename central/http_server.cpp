@@ -1,7 +1,12 @@
 #include "central/http_server.hpp"
 
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
+#include <cerrno>
+
+#include <algorithm>
 #include <array>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -40,6 +45,8 @@ void setHead(http::response<http::empty_body>& h, const Response& r, unsigned ve
   for (auto& [k, v] : r.headers) h.set(k, v);
   h.keep_alive(keep_alive);
 }
+
+}  // namespace
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -136,17 +143,36 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // The head comes from HttpServer::sharedHead: the long-polls a commit wakes all get the same
   // body and the same head bytes. HEAD gets the head alone (its Content-Length is the body's).
+  // The response goes out in one non-blocking sendmsg when the socket buffer takes it whole (a
+  // delta to a woken watcher almost always does): no Asio operation, timer or allocation per
+  // watcher, and what follows the write runs after the fan-out (HttpServer::afterWrite). The rest
+  // of a response the buffer does not take (a large body, a slow reader) goes by async_write.
   void write(Response r) {
     body_ = r.body;
     head_bytes_ = server_.sharedHead(r, version_, keep_alive_);
     std::array<asio::const_buffer, 2> bytes{
         asio::buffer(*head_bytes_), body_ && !head_ ? asio::buffer(*body_) : asio::const_buffer()};
+    const size_t total = bytes[0].size() + bytes[1].size();
+    std::array<iovec, 2> iov{iovec{const_cast<void*>(bytes[0].data()), bytes[0].size()},
+                             iovec{const_cast<void*>(bytes[1].data()), bytes[1].size()}};
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = bytes[1].size() ? 2 : 1;
+    ssize_t n = ::sendmsg(stream_.socket().native_handle(), &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return onWrite(beast::error_code(errno, asio::error::get_system_category()));
+    }
+    const size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+    if (sent == total) return server_.afterWrite(shared_from_this());
+    beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bytes);
+    rest.consume(sent);
     stream_.expires_after(server_.limits().idle_timeout);
-    asio::async_write(stream_, bytes, [self = shared_from_this()](beast::error_code ec, size_t) {
+    asio::async_write(stream_, rest, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->onWrite(ec);
     });
   }
 
+ public:
   void onWrite(beast::error_code ec) {
     head_bytes_.reset();
     body_.reset();
@@ -155,6 +181,7 @@ class Session : public std::enable_shared_from_this<Session> {
     readRequest();
   }
 
+ private:
   void lingeringClose() {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -194,8 +221,6 @@ class Session : public std::enable_shared_from_this<Session> {
   unsigned version_ = 11;
 };
 
-}  // namespace
-
 HttpServer::HttpServer(asio::io_context& io, Router& router, ServerLimits limits)
     : io_(io),
       router_(router),
@@ -203,6 +228,10 @@ HttpServer::HttpServer(asio::io_context& io, Router& router, ServerLimits limits
       acceptor_(io),
       watch_timer_(io),
       accept_retry_(io) {
+  // Every connection's session can be in afterWrite's list at once: room for the default number
+  // (192 KB each), so a first fan-out does not reallocate it as it grows.
+  written_.reserve(std::min(limits_.max_connections, kDefaultMaxConnections));
+  draining_.reserve(std::min(limits_.max_connections, kDefaultMaxConnections));
   auto& reg = router.metrics();
   rejected_connections_ =
       &reg.counter("elasticdns_central_connections_rejected_total",
@@ -281,6 +310,16 @@ std::shared_ptr<const std::string> HttpServer::sharedHead(const Response& r, uns
        r.headers,
        std::make_shared<const std::string>(std::move(out).str())};
   return c.head;
+}
+
+void HttpServer::afterWrite(std::shared_ptr<Session> session) {
+  written_.push_back(std::move(session));
+  if (written_.size() > 1) return;  // the drain is already posted
+  asio::post(io_, [this] {
+    draining_.swap(written_);  // both keep their capacity
+    for (auto& s : draining_) s->onWrite({});
+    draining_.clear();
+  });
 }
 
 void HttpServer::watchAdded() {

@@ -22,6 +22,8 @@ namespace elasticdns::central {
 
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};  // after EMFILE/ENFILE
 
+class Session;  // one connection (http_server.cpp)
+
 struct ServerLimits {
   size_t max_connections = kDefaultMaxConnections;
   std::chrono::milliseconds idle_timeout = kDefaultIdleTimeout;
@@ -45,6 +47,9 @@ class HttpServer {
   /// response is sent again (the watchers one commit wakes).
   std::shared_ptr<const std::string> sharedHead(const Response& r, unsigned version,
                                                 bool keep_alive);
+  /// A session whose response went out whole: it goes on (reads the next request, or closes)
+  /// in one handler after the current one, so a fan-out only writes.
+  void afterWrite(std::shared_ptr<Session> session);
 
  private:
   void accept();
@@ -58,6 +63,7 @@ class HttpServer {
   boost::asio::steady_timer accept_retry_;
   std::optional<Router::Clock::time_point> armed_for_;
   size_t connections_ = 0;
+  std::vector<std::shared_ptr<Session>> written_, draining_;  // for afterWrite
   struct HeadCache {
     std::shared_ptr<const std::string> body;  // held: its address is the key
     unsigned status = 0;

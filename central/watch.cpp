@@ -1,5 +1,6 @@
 #include "central/watch.hpp"
 
+#include <iterator>
 #include <vector>
 
 namespace elasticdns::central {
@@ -37,26 +38,27 @@ bool WatchRegistry::remove(uint64_t id) {
 }
 
 size_t WatchRegistry::notify(uint64_t index, const BodyFor& body) {
-  // Collect first: a notify callback may add or remove watchers.
-  std::vector<std::pair<uint64_t, uint64_t>> due;  // since, id
-  for (auto it = by_since_.begin(); it != by_since_.end() && it->first < index; ++it)
-    due.emplace_back(it->first, it->second);
+  // Take every due watcher out first, then call them: a callback may add or remove watchers.
+  auto end = by_since_.lower_bound(index);
+  std::vector<std::pair<uint64_t, Notify>> due;  // since, callback
+  due.reserve(static_cast<size_t>(std::distance(by_since_.begin(), end)));
+  for (auto it = by_since_.begin(); it != end; ++it) {
+    auto w = watchers_.find(it->second);
+    eraseEntry(by_deadline_, w->second.deadline, it->second);
+    due.emplace_back(it->first, std::move(w->second.notify));
+    watchers_.erase(w);
+  }
+  by_since_.erase(by_since_.begin(), end);
   std::optional<uint64_t> built_for;
   Body b;
-  size_t n = 0;
-  for (auto [since, id] : due) {
-    auto it = watchers_.find(id);
-    if (it == watchers_.end()) continue;
-    Notify fn = std::move(it->second.notify);
-    remove(id);
+  for (auto& [since, fn] : due) {
     if (built_for != since) {
       b = body(since);
       built_for = since;
     }
     fn(b);
-    ++n;
   }
-  return n;
+  return due.size();
 }
 
 size_t WatchRegistry::expire(Clock::time_point now, const BodyFor& body) {

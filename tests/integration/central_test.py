@@ -244,6 +244,92 @@ class WatchTest(CentralTestCase):
                  what="the watcher to go")
 
 
+    def test_large_responses_reach_slow_readers_whole(self):
+        """Responses larger than a socket buffer takes, to woken long-polls and to an HTTP/1.0
+        client that read late and slowly, arrive whole; keep-alive connections go on."""
+        # Applies of 55 services with 64 traffic_matches of ~250 bytes (each ~0.9 MB, under the
+        # 1 MiB body limit) until the snapshot is larger than a socket's send buffer can grow
+        # (tcp_wmem's maximum, 4 MB by default): a single sendmsg cannot take it.
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            wmem_max = int(f.read().split()[2])
+        names = 55
+        applies = wmem_max * 5 // 4 // (names * 64 * 250) + 1
+
+        def apply(k):
+            yml = "services:\n" + "".join(
+                "  s%d:\n    traffic_matches: [%s]\n" % (i, ", ".join(
+                    '"%s"' % ("m%d-%d-" % (i, j) + "x" * 240) for j in range(64)))
+                for i in range(k * names, (k + 1) * names))
+            status, body = self.central.json("POST", "/v1/apply", yml)
+            self.assertEqual(status, 200, body)
+
+        for k in range(applies - 1):
+            apply(k)
+        index = self.central.topology()["index"]
+
+        def connect():
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+            s.settimeout(10)
+            s.connect(("127.0.0.1", self.central.port))
+            return s
+
+        def read_response(s, slow):
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "closed before the head")
+                data += chunk
+            head, body = data.split(b"\r\n\r\n", 1)
+            length = int([line.split(b":")[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")][0])
+            reads = 0
+            while len(body) < length:
+                chunk = s.recv(4096)
+                self.assertTrue(chunk, "closed after %d of %d body bytes" % (len(body), length))
+                body += chunk
+                reads += 1
+                if slow and reads % 64 == 0:
+                    time.sleep(0.01)
+            self.assertEqual(len(body), length)
+            return head, json.loads(body)
+
+        watchers = [connect() for _ in range(3)]
+        for s in watchers:
+            s.sendall(("GET /v1/topology?index=%d&wait=30s HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer %s\r\n\r\n" % (index, AGENT)).encode())
+        wait_for(lambda: self.central.metric("elasticdns_central_watchers") == 3,
+                 what="3 watchers")
+        apply(applies - 1)
+        time.sleep(0.5)  # nobody reads yet: central has written what the buffers take
+        topology = self.central.topology()
+        services = topology["topology"]["services"]
+        self.assertEqual(len(services), names * applies)
+        self.assertIn("m%d-63-" % (names * applies - 1) + "x" * 240,
+                      [m for svc in services for m in svc["traffic_matches"]])
+        for s in watchers:
+            # More changes than the retained log (5): the woken watchers get the full snapshot.
+            head, woken = read_response(s, slow=True)
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            self.assertEqual(woken, topology)
+            # The same connection serves the next request.
+            s.sendall(("GET /v1/topology?index=%d HTTP/1.1\r\nHost: x\r\n"
+                       "Authorization: Bearer %s\r\n\r\n" % (index, AGENT)).encode())
+            _, again = read_response(s, slow=False)
+            self.assertEqual(again, topology)
+            s.close()
+        # HTTP/1.0: the whole snapshot, then central closes.
+        s = connect()
+        s.sendall(("GET /v1/topology HTTP/1.0\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % AGENT).encode())
+        time.sleep(0.5)
+        head, full = read_response(s, slow=True)
+        self.assertTrue(head.startswith(b"HTTP/1.0 200"), head)
+        self.assertEqual(full, topology)
+        self.assertEqual(s.recv(1), b"")
+        s.close()
+
+
 class LimitsTest(CentralTestCase):
     config = "max_watchers: 2\nmax_connections: 20\nidle_timeout: 1s\n"
 
