@@ -1,9 +1,14 @@
 #include "agent/dns/server.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <array>
+#include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <thread>
 
@@ -30,10 +35,28 @@ using Clock = std::chrono::steady_clock;
 using boost::endian::load_big_u16;
 using boost::endian::store_big_u16;
 
-constexpr size_t kBatch = 64;             // recvmmsg/sendmmsg batch (gdnsd uses 16..256)
-constexpr size_t kMaxBatchesPerWake = 8;  // then yield to the io_context (TCP, timers)
-constexpr size_t kMaxUdpQuery = 4096;     // larger datagrams are dropped (MSG_TRUNC)
-constexpr int kBindRetries = 16;          // port 0: find one free for both UDP and TCP
+constexpr size_t kBatch = 64;          // recvmmsg/sendmmsg batch (gdnsd uses 16)
+constexpr size_t kMaxUdpQuery = 4096;  // larger datagrams are dropped (MSG_TRUNC)
+constexpr int kBindRetries = 16;       // port 0: find one free for both UDP and TCP
+// A UDP reader blocked in recvmmsg looks at the stop flag at least this often (SO_RCVTIMEO),
+// should the signal that wakes it at once (wakeSignal) land just before it blocks.
+constexpr int kIdleCheckMs = 100;
+
+/// The signal that interrupts a UDP reader's blocking recvmmsg when the server stops: a real-time
+/// signal with a handler that does nothing, installed without SA_RESTART, so the call returns
+/// EINTR and the reader sees the stop flag. Installed once per process.
+int wakeSignal() {
+  static const int sig = [] {
+    const int s = SIGRTMIN + 2;
+    struct sigaction sa {};
+    sa.sa_handler = +[](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    ::sigaction(s, &sa, nullptr);
+    return s;
+  }();
+  return sig;
+}
 
 const std::vector<double> kLatencyBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                             0.005,   0.01,   0.05,    0.1,    0.5,   1};
@@ -49,13 +72,13 @@ struct ForwardedQuery {
 };
 
 struct DnsServer::Impl {
-  struct Worker;
+  struct UdpReader;
   struct TcpSession;
 
   ServerOptions options;
   ForwardFn forward;
   metrics::Registry& registry;
-  QueryHandlerShared queries;  // the workers' handlers' shared state
+  QueryHandlerShared queries;  // the handlers' shared state
   ForwardedStats forwarded;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> in_flight{0};
@@ -64,13 +87,19 @@ struct DnsServer::Impl {
   std::vector<tcp::endpoint> tcp_bound;
   metrics::Counter* tcp_rejected = nullptr;
   std::atomic<size_t> tcp_connections{0};
-  std::vector<std::unique_ptr<Worker>> workers;
+  // TCP (acceptors and connections) on one thread with its own io_context and handler.
+  asio::io_context io{1};
+  std::thread io_thread;
+  QueryHandler tcp_handler;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  std::vector<std::unique_ptr<UdpReader>> readers;  // one per UDP socket
 
   Impl(ServerOptions o, TopologyStore& s, ForwardFn f, metrics::Registry& r)
       : options(std::move(o)),
         forward(std::move(f)),
         registry(r),
-        queries(s, options.forward_per_second, options.forward_burst, options.allow_networks) {}
+        queries(s, options.forward_per_second, options.forward_burst, options.allow_networks),
+        tcp_handler(queries, 0x85EBCA6Bu) {}
 
   std::optional<Error> adoptInherited(const udp::endpoint& want, const std::string& name);
   std::optional<Error> bindFresh(const udp::endpoint& want, const std::string& name);
@@ -78,9 +107,13 @@ struct DnsServer::Impl {
                                          std::vector<std::unique_ptr<udp::socket>>& socks,
                                          udp::endpoint& bound);
   boost::system::error_code bindTcp(const tcp::endpoint& at, std::unique_ptr<tcp::acceptor>& acc);
+  void addReader(UniqueFd socket);
+  void accept(tcp::acceptor& a);
 
   /// Queries of counted type `t` answered with counted rcode `r`, from the zone or forwarded.
   uint64_t answered(size_t t, size_t r) const;
+  /// `field` summed over every handler (UDP readers and TCP).
+  uint64_t sum(std::atomic<uint64_t> QueryStats::*field) const;
 
   /// Send `f` to the forwarder; `relay` gets the reply to send (SERVFAIL, TC or the upstream's),
   /// on the forwarder's thread.
@@ -96,12 +129,15 @@ struct DnsServer::Impl {
   }
 };
 
-struct DnsServer::Impl::Worker {
+/// One UDP socket and the thread that reads it, as gdnsd does: it blocks in recvmmsg
+/// (MSG_WAITFORONE: sleep until one datagram is there, then take what else is queued), answers
+/// the batch with one sendmmsg, and goes back to recvmmsg. Two system calls per wake-up and no
+/// event loop in between (an epoll_wait per wake-up, and Asio's scheduler around it, cost more
+/// than the answers themselves at moderate load, when each wake-up finds one query).
+struct DnsServer::Impl::UdpReader {
   Impl& server;
   size_t index;
-  asio::io_context io{1};
-  std::vector<std::unique_ptr<udp::socket>> sockets;
-  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  UniqueFd socket;  // not an Asio socket: no event loop may hear of its datagrams
   std::thread thread;
   QueryHandler handler;
   // recvmmsg/sendmmsg buffers, allocated once.
@@ -111,9 +147,10 @@ struct DnsServer::Impl::Worker {
   std::array<iovec, kBatch> in_iov{}, out_iov{};
   std::array<mmsghdr, kBatch> in_msgs{}, out_msgs{};
 
-  Worker(Impl& s, size_t i)
+  UdpReader(Impl& s, size_t i, UniqueFd sock)
       : server(s),
         index(i),
+        socket(std::move(sock)),
         handler(s.queries, static_cast<uint32_t>(i) * 0x9E3779B9u),
         in(kBatch),
         out(kBatch) {
@@ -128,57 +165,85 @@ struct DnsServer::Impl::Worker {
     }
   }
 
-  void arm(udp::socket& s) {
-    s.async_wait(udp::socket::wait_read, [this, &s](const boost::system::error_code& ec) {
-      if (ec || server.stopping.load(std::memory_order_relaxed)) return;
-      drain(s);
-      arm(s);
-    });
+  void run() {
+    const int fd = socket.get();
+    // Blocking reads: the socket's file must not be O_NONBLOCK (an inherited one may be), and
+    // SO_RCVTIMEO bounds each wait. Both are the open file's, shared with whoever else holds
+    // it (systemd, the agent handing over), who reads with MSG_DONTWAIT or its own timeout.
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_NONBLOCK)) ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    timeval timeout{0, kIdleCheckMs * 1000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    dontFragment(fd);
+    while (!server.stopping.load(std::memory_order_relaxed)) {
+      int n = ::recvmmsg(fd, in_msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
+      if (n > 0) {
+        answer(fd, static_cast<size_t>(n));
+        continue;
+      }
+      const int err = n < 0 ? errno : 0;
+      if (err == EINTR) continue;  // the stop signal, or another one
+      // Idle for kIdleCheckMs; or the file was made non-blocking after all (by another holder
+      // of it), or an error: wait in poll, so that this never spins.
+      flags = ::fcntl(fd, F_GETFL);
+      if ((err != EAGAIN && err != EWOULDBLOCK) || flags < 0 || (flags & O_NONBLOCK)) {
+        pollfd p{fd, POLLIN, 0};
+        ::poll(&p, 1, kIdleCheckMs);
+      }
+    }
   }
 
-  void drain(udp::socket& s) {
-    const int fd = s.native_handle();
+  // IPv4 replies leave with DF set and the path MTU ignored (IP_PMTUDISC_PROBE), as BIND sets
+  // IP_DONTFRAG since DNS Flag Day 2020 (RFC 9715: avoid IP fragmentation). UDP replies are at
+  // most kMaxUdpPayload bytes, so nothing needs fragmenting; an ICMP "fragmentation needed" cannot
+  // make the agent's sends fail; and a DF datagram needs no IP ID (id 0), which spares the
+  // kernel its shared IP ID generator (__ip_select_ident, 2 % of the CPU per reply in a perf
+  // profile; Linux's default, IP_PMTUDISC_WANT, sends DF too on loopback yet still draws an ID).
+  static void dontFragment(int fd) {
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 || domain != AF_INET) return;
+    int probe = IP_PMTUDISC_PROBE;
+    ::setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof probe);
+  }
+
+  void answer(int fd, size_t n) {
     QueryStats& stats = handler.stats();
     handler.refresh();
     wire::Query query;
-    for (size_t round = 0; round < kMaxBatchesPerWake; ++round) {
-      // The headers were set up once (constructor); recvmmsg changes only the address length,
-      // the flags and msg_len, of the entries it filled, and those are reset below.
-      int n = ::recvmmsg(fd, in_msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
-      if (n <= 0) return;
-      auto t0 = Clock::now();
-      size_t m = 0;
-      for (int i = 0; i < n; ++i) {
-        if (in_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-          stats.add(stats.dropped);
-          continue;
-        }
-        std::span<const uint8_t> packet(in[i].data(), in_msgs[i].msg_len);
-        QueryDecision d = handler.handle(packet, peers[i], t0, out[m], query);
-        if (d.action == QueryDecision::Action::kForward)
-          forward(fd, peers[i].addr, in_msgs[i].msg_hdr.msg_namelen,
-                  ForwardedQuery{{packet.begin(), packet.end()}, query, d.limit});
-        if (d.action != QueryDecision::Action::kReply || d.length == 0) continue;
-        out_iov[m] = {out[m].data(), d.length};
-        out_msgs[m].msg_hdr.msg_name = &peers[i].addr;
-        out_msgs[m].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
-        ++m;
+    auto t0 = Clock::now();
+    size_t m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (in_msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+        stats.add(stats.dropped);
+        continue;
       }
-      for (int i = 0; i < n; ++i) {
-        in_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
-        in_msgs[i].msg_hdr.msg_flags = 0;
-      }
-      size_t sent = 0;
-      while (sent < m) {
-        int k =
-            ::sendmmsg(fd, out_msgs.data() + sent, static_cast<unsigned>(m - sent), MSG_DONTWAIT);
-        if (k <= 0) break;  // socket buffer full: the client retries
-        sent += static_cast<size_t>(k);
-      }
-      double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      stats.latency->observe(secs, m);
-      if (static_cast<size_t>(n) < kBatch) return;
+      std::span<const uint8_t> packet(in[i].data(), in_msgs[i].msg_len);
+      QueryDecision d = handler.handle(packet, peers[i], t0, out[m], query);
+      if (d.action == QueryDecision::Action::kForward)
+        forward(fd, peers[i].addr, in_msgs[i].msg_hdr.msg_namelen,
+                ForwardedQuery{{packet.begin(), packet.end()}, query, d.limit});
+      if (d.action != QueryDecision::Action::kReply || d.length == 0) continue;
+      out_iov[m] = {out[m].data(), d.length};
+      out_msgs[m].msg_hdr.msg_name = &peers[i].addr;
+      out_msgs[m].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
+      ++m;
     }
+    // recvmmsg changed only the address length, the flags and msg_len of the entries it
+    // filled (the headers were set up once, in the constructor); reset them.
+    for (size_t i = 0; i < n; ++i) {
+      in_msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_storage);
+      in_msgs[i].msg_hdr.msg_flags = 0;
+    }
+    size_t sent = 0;
+    while (sent < m) {
+      int k = ::sendmmsg(fd, out_msgs.data() + sent, static_cast<unsigned>(m - sent), MSG_DONTWAIT);
+      if (k < 0 && errno == EINTR) continue;
+      if (k <= 0) break;  // socket buffer full: the client retries
+      sent += static_cast<size_t>(k);
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    stats.latency->observe(secs, m);
   }
 
   // The reply goes out on the socket the query came in on, from the forwarder's thread.
@@ -190,14 +255,11 @@ struct DnsServer::Impl::Worker {
                                    reinterpret_cast<const sockaddr*>(&to), tolen);
                         });
   }
-
-  void accept(tcp::acceptor& a);
 };
 
 /// One TCP connection: read a length-prefixed query, answer, write, repeat (RFC 7766).
 struct DnsServer::Impl::TcpSession : std::enable_shared_from_this<TcpSession> {
   Impl& server;
-  Worker& worker;
   tcp::socket socket;
   asio::steady_timer idle;
   Peer peer{{}, Transport::kTcp};
@@ -205,12 +267,8 @@ struct DnsServer::Impl::TcpSession : std::enable_shared_from_this<TcpSession> {
   std::vector<uint8_t> query;
   std::vector<uint8_t> reply;
 
-  TcpSession(Impl& s, Worker& w, tcp::socket sock)
-      : server(s),
-        worker(w),
-        socket(std::move(sock)),
-        idle(w.io),
-        reply(2 + wire::kMaxMessageSize) {
+  TcpSession(Impl& s, tcp::socket sock)
+      : server(s), socket(std::move(sock)), idle(s.io), reply(2 + wire::kMaxMessageSize) {
     auto ep = socket.remote_endpoint();
     std::memcpy(&peer.addr, ep.data(), std::min<size_t>(ep.size(), sizeof peer.addr));
     server.tcp_connections.fetch_add(1);
@@ -258,10 +316,10 @@ struct DnsServer::Impl::TcpSession : std::enable_shared_from_this<TcpSession> {
   }
 
   void answer() {
-    worker.handler.refresh();
+    server.tcp_handler.refresh();
     wire::Query parsed;
     std::span<uint8_t> out = std::span<uint8_t>(reply).subspan(2);
-    QueryDecision d = worker.handler.handle(query, peer, Clock::now(), out, parsed);
+    QueryDecision d = server.tcp_handler.handle(query, peer, Clock::now(), out, parsed);
     if (d.action == QueryDecision::Action::kForward)
       forward(ForwardedQuery{query, parsed, d.limit});
     else if (d.action == QueryDecision::Action::kReply && d.length != 0)
@@ -299,26 +357,43 @@ struct DnsServer::Impl::TcpSession : std::enable_shared_from_this<TcpSession> {
 
 uint64_t DnsServer::Impl::answered(size_t t, size_t r) const {
   uint64_t n = forwarded.queries[t][r].load(std::memory_order_relaxed);
-  for (auto& w : workers) n += w->handler.stats().queries[t][r].load(std::memory_order_relaxed);
+  n += tcp_handler.stats().queries[t][r].load(std::memory_order_relaxed);
+  for (auto& u : readers) n += u->handler.stats().queries[t][r].load(std::memory_order_relaxed);
   return n;
 }
 
-void DnsServer::Impl::Worker::accept(tcp::acceptor& a) {
+uint64_t DnsServer::Impl::sum(std::atomic<uint64_t> QueryStats::*field) const {
+  uint64_t n = (tcp_handler.stats().*field).load(std::memory_order_relaxed);
+  for (auto& u : readers) n += (u->handler.stats().*field).load(std::memory_order_relaxed);
+  return n;
+}
+
+// A reader per UDP socket, with its own latency histogram (label worker="<index>").
+void DnsServer::Impl::addReader(UniqueFd socket) {
+  auto& u =
+      readers.emplace_back(std::make_unique<UdpReader>(*this, readers.size(), std::move(socket)));
+  u->handler.stats().latency =
+      &registry.histogram("elasticdns_agent_answer_seconds",
+                          "Time from reading a query to sending its answer (zone answers)",
+                          kLatencyBounds, "worker=\"" + std::to_string(u->index) + "\"");
+}
+
+void DnsServer::Impl::accept(tcp::acceptor& a) {
   a.async_accept([this, &a](const boost::system::error_code& ec, tcp::socket sock) {
     // A connection accepted as the server stops is still served: after a handover, closing it
     // would fail a query that the new agent would have answered.
-    if (ec && server.stopping.load()) return;
+    if (ec && stopping.load()) return;
     if (!ec) {
-      if (server.tcp_connections.load() >= server.options.max_tcp_connections) {
-        server.tcp_rejected->inc();
-        if (server.tcp_rejected_log.allow())
+      if (tcp_connections.load() >= options.max_tcp_connections) {
+        tcp_rejected->inc();
+        if (tcp_rejected_log.allow())
           spdlog::warn("server: too many TCP connections ({}), closing a new one",
-                       server.options.max_tcp_connections);
+                       options.max_tcp_connections);
       } else {
-        std::make_shared<TcpSession>(server, *this, std::move(sock))->start();
+        std::make_shared<TcpSession>(*this, std::move(sock))->start();
       }
     }
-    if (!server.stopping.load()) accept(a);
+    if (!stopping.load()) accept(a);
   });
 }
 
@@ -327,14 +402,7 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, ForwardFn forw
     : impl_(std::make_unique<Impl>(std::move(options), store, std::move(forward), metrics)) {
   Impl& s = *impl_;
   if (s.options.threads == 0) s.options.threads = 1;
-  for (size_t i = 0; i < s.options.threads; ++i)
-    s.workers.push_back(std::make_unique<Impl::Worker>(s, i));
   auto& reg = s.registry;
-  for (auto& w : s.workers)
-    w->handler.stats().latency =
-        &reg.histogram("elasticdns_agent_answer_seconds",
-                       "Time from reading a query to sending its answer (zone answers)",
-                       kLatencyBounds, "worker=\"" + std::to_string(w->index) + "\"");
   for (size_t t = 0; t < kCountedTypeSlots; ++t)
     for (size_t r = 0; r < kCountedRcodeSlots; ++r)
       reg.callback(
@@ -342,11 +410,7 @@ DnsServer::DnsServer(ServerOptions options, TopologyStore& store, ForwardFn forw
           [&s, t, r] { return double(s.answered(t, r)); }, "counter",
           std::string("type=\"") + kTypeNames[t] + "\",rcode=\"" + kRcodeNames[r] + "\"");
   auto sum = [&s](std::atomic<uint64_t> QueryStats::*field) {
-    return [&s, field] {
-      uint64_t n = 0;
-      for (auto& w : s.workers) n += (w->handler.stats().*field).load(std::memory_order_relaxed);
-      return double(n);
-    };
+    return [&s, field] { return double(s.sum(field)); };
   };
   reg.callback("elasticdns_agent_callers_total",
                "Zone answers by whether the caller was identified", sum(&QueryStats::callers_known),
@@ -379,10 +443,10 @@ DnsServer::~DnsServer() {
 
 // Inherited sockets (util/inherited_sockets.hpp): when systemd or the previous agent holds the
 // UDP and TCP sockets of `want`, adopt them, so queries that arrive while the agent restarts
-// wait in those sockets for the next process. systemd passes one UDP socket: every worker reads
-// it through a descriptor of its own (dup). A previous agent passes one per worker (the port's
-// SO_REUSEPORT group): K sockets over T workers, each socket read by at least one worker (dup'ed
-// when K < T), since the kernel keeps hashing datagrams to every one of them.
+// wait in those sockets for the next process. systemd passes one UDP socket: each of the T
+// readers reads it through a descriptor of its own (dup). A previous agent passes one per reader
+// (the port's SO_REUSEPORT group): K sockets, each read by a reader of its own (max(K, T)
+// readers, dup'ed when K < T), since the kernel keeps hashing datagrams to every one of them.
 // nullopt: nothing inherited for `want`; an Error with an empty reason: adopted.
 std::optional<Error> DnsServer::Impl::adoptInherited(const udp::endpoint& want,
                                                      const std::string& name) {
@@ -401,35 +465,32 @@ std::optional<Error> DnsServer::Impl::adoptInherited(const udp::endpoint& want,
                            " socket for " + where + ": under systemd, list it in both " +
                            "ListenDatagram= and ListenStream= of elasticdns-agent.socket"};
   }
-  for (size_t j = ufds.size(), n = ufds.size(); j < workers.size(); ++j)
+  for (size_t j = ufds.size(), n = ufds.size(); j < options.threads; ++j)
     ufds.emplace_back(::dup(ufds[j % n].get()));
   boost::system::error_code ec;
-  for (size_t j = 0; j < ufds.size() && !ec; ++j) {
-    auto sock = std::make_unique<udp::socket>(workers[j % workers.size()]->io);
-    sock->assign(want.protocol(), ufds[j].get(), ec);
-    if (!ec) ufds[j].release();  // the socket owns it now
-    if (!ec) sock->non_blocking(true, ec);
-    if (!ec) workers[j % workers.size()]->sockets.push_back(std::move(sock));
-  }
-  auto acc = std::make_unique<tcp::acceptor>(workers[0]->io);
+  for (const auto& fd : ufds)
+    if (!fd) ec = boost::system::error_code(errno, boost::system::system_category());  // dup
+  auto acc = std::make_unique<tcp::acceptor>(io);
   if (!ec) acc->assign(tcp::endpoint(want.address(), want.port()).protocol(), tfds[0].get(), ec);
   if (!ec) tfds[0].release();
   if (ec)
     return Error{name, "cannot adopt the inherited sockets for " + where + ": " + ec.message()};
+  for (auto& fd : ufds) addReader(std::move(fd));
   udp_bound.push_back(want);
   tcp_bound.push_back(acc->local_endpoint());
-  workers[0]->acceptors.push_back(std::move(acc));
+  acceptors.push_back(std::move(acc));
   return Error{};
 }
 
-// One SO_REUSEPORT UDP socket per worker on `want` (port 0: the first one's port for all).
+// One SO_REUSEPORT UDP socket per reader thread on `want` (port 0: the first one's port for
+// all). Blocking: each is read by a thread of its own (UdpReader).
 boost::system::error_code DnsServer::Impl::bindUdpGroup(
     const udp::endpoint& want, std::vector<std::unique_ptr<udp::socket>>& socks,
     udp::endpoint& bound) {
   boost::system::error_code ec;
   bound = want;
-  for (auto& w : workers) {
-    auto sock = std::make_unique<udp::socket>(w->io);
+  for (size_t i = 0; i < options.threads; ++i) {
+    auto sock = std::make_unique<udp::socket>(io);
     sock->open(bound.protocol(), ec);
     if (ec) break;
     sock->set_option(asio::socket_base::reuse_address(true), ec);
@@ -438,7 +499,6 @@ boost::system::error_code DnsServer::Impl::bindUdpGroup(
     if (bound.address().is_v6()) sock->set_option(asio::ip::v6_only(true), ec);
     sock->bind(bound, ec);
     if (ec) break;
-    sock->non_blocking(true, ec);
     bound = sock->local_endpoint(ec);  // port 0: the others share the kernel's choice
     socks.push_back(std::move(sock));
   }
@@ -450,7 +510,7 @@ boost::system::error_code DnsServer::Impl::bindUdpGroup(
 boost::system::error_code DnsServer::Impl::bindTcp(const tcp::endpoint& at,
                                                    std::unique_ptr<tcp::acceptor>& acc) {
   boost::system::error_code ec;
-  acc = std::make_unique<tcp::acceptor>(workers[0]->io);
+  acc = std::make_unique<tcp::acceptor>(io);
   acc->open(at.protocol(), ec);
   if (!ec) acc->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) {
@@ -481,10 +541,11 @@ std::optional<Error> DnsServer::Impl::bindFresh(const udp::endpoint& want,
       return Error{name, "cannot bind tcp " + tep.address().to_string() + ":" +
                              std::to_string(tep.port()) + ": " + ec.message()};
     }
-    for (size_t i = 0; i < socks.size(); ++i) workers[i]->sockets.push_back(std::move(socks[i]));
+    // Out of Asio: its reactor would wake the TCP thread for every datagram (edge-triggered).
+    for (auto& sock : socks) addReader(UniqueFd(sock->release()));
     udp_bound.push_back(ep);
     tcp_bound.push_back(acc->local_endpoint());
-    workers[0]->acceptors.push_back(std::move(acc));
+    acceptors.push_back(std::move(acc));
     return std::nullopt;
   }
   return Error{name, "no port free for both UDP and TCP"};
@@ -512,29 +573,30 @@ std::vector<tcp::endpoint> DnsServer::tcpEndpoints() const {
 }
 
 void DnsServer::start(CallerIdentity& identity) {
-  impl_->queries.identity = &identity;  // the workers' threads start below: they see it
-  impl_->queries.forwarding.store(static_cast<bool>(impl_->forward));
-  for (auto& w : impl_->workers) {
-    for (auto& sock : w->sockets) w->arm(*sock);
-    for (auto& a : w->acceptors) w->accept(*a);
-    w->thread = std::thread([wp = w.get()] {
-      auto guard = asio::make_work_guard(wp->io);
-      wp->io.run();
-    });
-  }
+  Impl& s = *impl_;
+  s.queries.identity = &identity;  // the threads start below: they see it
+  s.queries.forwarding.store(static_cast<bool>(s.forward));
+  wakeSignal();  // installed before a reader can be told to stop
+  for (auto& u : s.readers) u->thread = std::thread([up = u.get()] { up->run(); });
+  for (auto& a : s.acceptors) s.accept(*a);
+  s.io_thread = std::thread([&s] {
+    auto guard = asio::make_work_guard(s.io);
+    s.io.run();
+  });
 }
 
 void DnsServer::stopReceiving() {
   Impl& s = *impl_;
   s.stopping.store(true);
   s.queries.forwarding.store(false);
-  for (auto& w : s.workers) {
-    asio::post(w->io, [wp = w.get()] {
-      boost::system::error_code ec;
-      for (auto& a : wp->acceptors) a->close(ec);
-      for (auto& sock : wp->sockets) sock->cancel(ec);
-    });
-  }
+  // Readers blocked in recvmmsg return at once (EINTR), see the flag and end; one that the
+  // signal missed (it was between the flag and the call) ends within kIdleCheckMs.
+  for (auto& u : s.readers)
+    if (u->thread.joinable()) ::pthread_kill(u->thread.native_handle(), wakeSignal());
+  asio::post(s.io, [&s] {
+    boost::system::error_code ec;
+    for (auto& a : s.acceptors) a->close(ec);
+  });
 }
 
 size_t DnsServer::inFlight() const {
@@ -554,18 +616,18 @@ uint64_t DnsServer::answeredQueries() const {
 
 std::vector<int> DnsServer::listeningSockets() const {
   std::vector<int> fds;
-  for (auto& w : impl_->workers) {
-    for (auto& sock : w->sockets) fds.push_back(sock->native_handle());
-    for (auto& a : w->acceptors) fds.push_back(a->native_handle());
-  }
+  for (auto& u : impl_->readers) fds.push_back(u->socket.get());
+  for (auto& a : impl_->acceptors) fds.push_back(a->native_handle());
   return fds;
 }
 
 void DnsServer::join() {
-  for (auto& w : impl_->workers) {
-    w->io.stop();
-    if (w->thread.joinable()) w->thread.join();
-  }
+  Impl& s = *impl_;
+  if (!s.stopping.load()) stopReceiving();
+  for (auto& u : s.readers)
+    if (u->thread.joinable()) u->thread.join();
+  s.io.stop();
+  if (s.io_thread.joinable()) s.io_thread.join();
 }
 
 void DnsServer::setStale(bool stale) {

@@ -1,13 +1,14 @@
 #pragma once
-// The DNS server: UDP and TCP listeners on Boost.Asio, one worker thread per core.
+// The DNS server: UDP and TCP listeners, one UDP reader thread per core and listen address.
 //
-// UDP: each worker owns an io_context and its own SO_REUSEPORT socket per listen address; it
-// waits for readability (async_wait), then drains the socket with non-blocking recvmmsg and
-// answers with sendmmsg on the native handle (the batching that lets the fastest
-// authoritative servers reach ~97 % of the packet path's ceiling on this machine kind). Each
-// worker's QueryHandler (query_handler.hpp) decides about every message; the server sends its reply
-// or hands the query to the forwarder. TCP (RFC 7766): async accept on worker 0, length-prefixed
-// messages answered in order (pipelining), idle timeout, a bounded number of connections.
+// UDP: one SO_REUSEPORT socket per reader thread and listen address (the kernel spreads queries
+// over them). Each reader blocks in recvmmsg (MSG_WAITFORONE) on its socket, answers the batch
+// with one sendmmsg and reads again, as gdnsd does: two system calls per wake-up, no event loop
+// (the batching lets the fastest authoritative servers reach ~97 % of the packet path's ceiling
+// on this machine kind). Each reader's QueryHandler (query_handler.hpp) decides about every
+// message; the server sends its reply or hands the query to the forwarder. TCP (RFC 7766) runs
+// on one Boost.Asio thread with its own handler: async accept, length-prefixed messages answered
+// in order (pipelining), idle timeout, a bounded number of connections.
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -32,7 +33,7 @@ namespace elasticdns::agent {
 struct ServerOptions {
   std::vector<boost::asio::ip::udp::endpoint> listen;
   std::vector<Cidr> allow_networks;  // callers outside get REFUSED
-  size_t threads = 2;
+  size_t threads = 2;                // UDP reader threads per listen address
   size_t max_tcp_connections = 256;
   std::chrono::seconds tcp_idle_timeout{10};  // RFC 7766 6.2.3 suggests seconds, not minutes
   /// Per caller, queries for names outside the zone (rate_limiter.hpp); 0 = no limit.
@@ -64,7 +65,7 @@ class DnsServer {
   std::optional<Error> bind();
   std::vector<boost::asio::ip::udp::endpoint> udpEndpoints() const;
   std::vector<boost::asio::ip::tcp::endpoint> tcpEndpoints() const;
-  /// Start the worker threads, identifying callers with `identity` (which must outlive the
+  /// Start the reader and TCP threads, identifying callers with `identity` (which must outlive the
   /// server). The sockets are bound before (bind()), so the eBPF redirect can be pointed at
   /// them before the identity that depends on it exists.
   void start(CallerIdentity& identity);
@@ -76,10 +77,10 @@ class DnsServer {
   size_t tcpConnections() const;
   /// Queries answered so far (zone answers, errors and forwarded replies).
   uint64_t answeredQueries() const;
-  /// Every bound socket (each worker's UDP socket per listen address, each TCP listener), for
+  /// Every bound socket (each reader's UDP socket, each TCP listener), for
   /// a handover. Still owned by the server. Call after bind(), before stopReceiving().
   std::vector<int> listeningSockets() const;
-  /// Join the workers and close every socket. Call after stopReceiving().
+  /// Join the threads and close every socket. Call after stopReceiving().
   void join();
 
   /// Answers carry EDE 3 (Stale Answer) while set.

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <future>
+#include <thread>
 
 #include "agent/sync/snapshot_file.hpp"
 #include "support/dns_util.hpp"
@@ -40,9 +41,10 @@ class AgentTest : public ::testing::Test {
 
   /// The agent's config: `extra` YAML lines appended. Upstreams name a closed loopback port,
   /// so that the host's resolv.conf plays no part.
-  AgentConfig config(const std::string& extra = "") {
+  AgentConfig config(const std::string& extra = "",
+                     const std::string& listen = "[\"127.0.0.1:0\"]") {
     std::filesystem::path path = dir_.path() / "agent.yml";
-    std::ofstream(path) << "listen: [\"127.0.0.1:0\"]\n"
+    std::ofstream(path) << "listen: " << listen << "\n"
                         << "server_name: host1\n"
                         << "upstreams: [\"127.0.0.1:1\"]\n"
                         << "state_dir: " << dir_.path().string() << "\n"
@@ -100,6 +102,57 @@ TEST_F(AgentTest, AnswersFromThePersistedSnapshotThenDrainsOnStop) {
   EXPECT_EQ(ldns_pkt_get_rcode(unknown.get()), LDNS_RCODE_NXDOMAIN);
 
   stopAndWait(agent, served);
+}
+
+/// Sends `query` to `to` over TCP (RFC 7766 framing) and returns the reply (null on failure).
+Pkt askTcp(const boost::asio::ip::udp::endpoint& to, const std::vector<uint8_t>& query) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  timeval timeout{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  Pkt reply;
+  if (::connect(fd, to.data(), static_cast<socklen_t>(to.size())) == 0) {
+    std::vector<uint8_t> framed = {static_cast<uint8_t>(query.size() >> 8),
+                                   static_cast<uint8_t>(query.size() & 0xFF)};
+    framed.insert(framed.end(), query.begin(), query.end());
+    uint8_t buf[2 + 65535];
+    size_t got = 0;
+    if (::send(fd, framed.data(), framed.size(), MSG_NOSIGNAL) ==
+        static_cast<ssize_t>(framed.size())) {
+      for (ssize_t n; (n = ::recv(fd, buf + got, sizeof buf - got, 0)) > 0;) {
+        got += static_cast<size_t>(n);
+        if (got >= 2 && got >= 2 + size_t((buf[0] << 8) | buf[1])) break;
+      }
+    }
+    if (got >= 2 && got == 2 + size_t((buf[0] << 8) | buf[1])) reply = fromWire({buf + 2, got - 2});
+  }
+  ::close(fd);
+  return reply;
+}
+
+// Every UDP reader thread (one per core per listen address) answers, TCP answers beside them,
+// and a stop ends the readers blocked in recvmmsg at once (woken by a signal, not left to sleep).
+TEST_F(AgentTest, AnswersOnEveryAddressOverUdpAndTcpAndStopsPromptly) {
+  Agent agent(config("", "[\"127.0.0.1:0\", \"127.0.0.2:0\"]"), config_path_);
+  auto served = startServing(agent);
+  auto endpoints = agent.udpEndpoints();
+  ASSERT_EQ(endpoints.size(), 2u);
+  for (const auto& ep : endpoints) {
+    // Several queries, from new sockets: SO_REUSEPORT spreads them over the readers.
+    for (int i = 0; i < 8; ++i) {
+      auto udp = ask(ep, makeQuery("flat.cloud66.local", LDNS_RR_TYPE_A));
+      ASSERT_TRUE(udp) << ep;
+      EXPECT_EQ(answers(udp.get()), std::vector<std::string>{"10.5.0.3"});
+    }
+    auto tcp = askTcp(ep, makeQuery("flat.cloud66.local", LDNS_RR_TYPE_A));
+    ASSERT_TRUE(tcp) << ep;
+    EXPECT_EQ(answers(tcp.get()), std::vector<std::string>{"10.5.0.3"});
+  }
+  std::this_thread::sleep_for(300ms);  // every reader is blocked in recvmmsg now
+  auto t0 = std::chrono::steady_clock::now();
+  agent.stop();
+  ASSERT_EQ(served.wait_for(10s), std::future_status::ready) << "the drain did not end";
+  EXPECT_EQ(served.get(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
 }
 
 TEST_F(AgentTest, RefusesCallersOutsideAllowNetworks) {
