@@ -154,6 +154,7 @@ struct EtcdStore::Impl {
   std::optional<asio::steady_timer> beat_timer;
   std::optional<asio::steady_timer> retry_timer;
   int beats_ahead = 0;
+  size_t beat_failures = 0;  // heartbeats failed in a row
   bool waiting_resume = false;
 
   // Serving thread only.
@@ -376,8 +377,11 @@ struct EtcdStore::Impl {
     });
   }
 
+  // The next heartbeat: after kBeat, or at once on the next member after a failed one, until
+  // every member failed in a row.
   void beat() {
-    beat_timer->expires_after(kBeat);
+    bool again = beat_failures % urls.size() != 0;
+    beat_timer->expires_after(again ? std::chrono::milliseconds(0) : kBeat);
     beat_timer->async_wait([this](boost::system::error_code ec) {
       if (ec) return;
       const HttpUrl& url = urls[beat_endpoint % urls.size()];
@@ -407,12 +411,15 @@ struct EtcdStore::Impl {
     }
     if (!meta_revision) {
       beat_endpoint = (beat_endpoint + 1) % urls.size();
-      post([this] {
-        onHealth(false);
-        if (follow.beat) follow.beat();
-      });
+      // No quorum only when no member answered: one member cut off is not the cluster's loss.
+      if (++beat_failures % urls.size() == 0)
+        post([this] {
+          onHealth(false);
+          if (follow.beat) follow.beat();
+        });
       return;
     }
+    beat_failures = 0;
     post([this] {
       onHealth(true);
       if (follow.beat) follow.beat();

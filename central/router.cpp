@@ -398,10 +398,7 @@ std::optional<uint64_t> Router::getTopology(const Request& req, const std::strin
   auto send = [&](std::shared_ptr<const std::string> body) {
     Response r;
     r.body = std::move(body);
-    // Served from memory while the store is out of reach: say how old it may be.
-    if (auto stale = state_.store().staleFor())
-      r.headers.emplace_back("ElasticDNS-Stale",
-                             std::to_string(std::chrono::duration<double>(*stale).count()));
+    markStale(r);
     responses_2xx_->inc();
     done(std::move(r));
   };
@@ -419,6 +416,7 @@ std::optional<uint64_t> Router::getTopology(const Request& req, const std::strin
         responses_2xx_->inc();
         Response r;
         r.body = std::move(b);
+        markStale(r);
         done(std::move(r));
       });
   if (!id) {
@@ -540,8 +538,17 @@ void Router::retryConflicted() {
   }
 }
 
+void Router::markStale(Response& r) const {
+  // Served from memory while the store is out of reach: say for how long (seconds).
+  if (auto stale = state_.store().staleFor())
+    r.headers.emplace_back("ElasticDNS-Stale",
+                           std::to_string(std::chrono::duration<double>(*stale).count()));
+}
+
 void Router::storeHealthChanged(bool healthy) {
   if (healthy) return;
+  // The long-polls learn it now (an agent then follows another replica), not at their deadline.
+  watchers_.expire(Clock::time_point::max(), [this](uint64_t since) { return bodySince(since); });
   for (auto& p : conflicted_)
     if (!refuseWhileStale(p.done)) pending_.push_back(std::move(p));
   conflicted_.clear();

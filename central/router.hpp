@@ -134,6 +134,8 @@ class Router {
   void enqueue(std::vector<WriteItem> items, Responder done);
   void flush();
   void notifyWatchers();
+  // The ElasticDNS-Stale header on a topology answer while the store is out of reach.
+  void markStale(Response& r) const;
   // 503 for a write while the store is out of reach; true when it was refused.
   bool refuseWhileStale(Responder& done);
   std::shared_ptr<const std::string> bodySince(uint64_t since);

@@ -9,9 +9,9 @@
 #include <boost/asio/strand.hpp>
 #include <nlohmann/json.hpp>
 
-#include "elasticdns/http_client.hpp"
 #include "agent/sync/snapshot_file.hpp"
 #include "agent/util/log_limit.hpp"
+#include "elasticdns/http_client.hpp"
 #include "elasticdns/protocol.hpp"
 
 namespace elasticdns::agent {
@@ -35,6 +35,7 @@ std::string targetFor(const std::shared_ptr<const model::Topology>& current, boo
 struct SyncStatus {
   std::atomic<Clock::rep> last_contact{0};  // steady-clock ticks; 0 = never
   std::atomic<uint64_t> index{0};
+  std::atomic<size_t> following{0};  // the central URL polled now
   const Clock::time_point created = Clock::now();
 };
 
@@ -52,7 +53,10 @@ struct SyncMetrics {
         rejected(r.counter("elasticdns_agent_sync_rejected_snapshots_total",
                            "Snapshots or deltas from central that failed validation")),
         persist_failures(r.counter("elasticdns_agent_sync_persist_failures_total",
-                                   "Snapshots that could not be written to state_dir")) {}
+                                   "Snapshots that could not be written to state_dir")),
+        stale_answers(r.counter("elasticdns_agent_sync_stale_answers_total",
+                                "Answers of a central whose store is out of reach (the agent "
+                                "then follows the next central URL)")) {}
   metrics::Counter& polls;
   metrics::Counter& fail_network;
   metrics::Counter& fail_auth;
@@ -60,6 +64,7 @@ struct SyncMetrics {
   metrics::Counter& fail_invalid;
   metrics::Counter& rejected;
   metrics::Counter& persist_failures;
+  metrics::Counter& stale_answers;
 };
 
 // The sync loop. Everything but start()/stop()/the status atomics runs on `strand`.
@@ -87,6 +92,14 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
                         auto s = status.lock();
                         return s ? static_cast<double>(s->index.load()) : 0.0;
                       });
+    for (size_t i = 0; i < urls_.size(); ++i)
+      registry.callback(
+          "elasticdns_agent_sync_following", "1 for the central URL the agent polls now, else 0",
+          [status, i] {
+            auto s = status.lock();
+            return s && s->following.load() == i ? 1.0 : 0.0;
+          },
+          "gauge", "url=\"" + urls_[i].text() + "\"");
     registry.callback("elasticdns_agent_snapshot_age_seconds",
                       "Seconds since central last answered (since start when it never did)",
                       [status] {
@@ -209,6 +222,16 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
     status_->last_contact.store(Clock::now().time_since_epoch().count());
     if (failures_ > 0) spdlog::info("sync: {} answers again", url.text());
     failures_ = 0;
+    // A replica that lost its store (etcd's quorum) still answers from memory, marked stale:
+    // its data is kept, and the next replica is followed from here on.
+    if (auto stale = r->header("ElasticDNS-Stale"); stale && urls_.size() > 1) {
+      m_.stale_answers.inc();
+      url_index_ = (url_index_ + 1) % urls_.size();
+      status_->following.store(url_index_);
+      if (log_.allow())
+        spdlog::warn("sync: {} answers from memory, its store out of reach for {} s: following {}",
+                     url.text(), *stale, urls_[url_index_].text());
+    }
     poll();
   }
 
@@ -217,6 +240,9 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
     ++failures_;
     if (log_.allow()) spdlog::warn("sync: {}", what);
     url_index_ = (url_index_ + 1) % urls_.size();  // fail over to the next central
+    status_->following.store(url_index_);
+    if (urls_.size() > 1 && log_.allow())
+      spdlog::info("sync: following {}", urls_[url_index_].text());
     // Exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
     // Jitter"), floored at backoff_min.
     auto lo = config_.backoff_min.count();

@@ -116,7 +116,12 @@ class Session final : public HttpBodyStream, public std::enable_shared_from_this
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        if (ec) return self->fail(Error{"read", ec.message()});
                        auto res = self->parser_.release();
-                       self->finish(HttpResponse{res.result_int(), std::move(res.body())});
+                       HttpResponse out{res.result_int(), std::move(res.body()), {}};
+                       for (const auto& field : res)
+                         if (field.name() == http::field::unknown)  // ours, e.g. ElasticDNS-*
+                           out.headers.emplace_back(std::string(field.name_string()),
+                                                    std::string(field.value()));
+                       self->finish(std::move(out));
                      });
   }
 
@@ -183,6 +188,12 @@ std::shared_ptr<HttpBodyStream> startSession(const asio::any_io_executor& execut
 }
 
 }  // namespace
+
+std::optional<std::string> HttpResponse::header(std::string_view name) const {
+  for (const auto& [n, v] : headers)
+    if (beast::iequals(n, name)) return v;
+  return std::nullopt;
+}
 
 std::shared_ptr<HttpExchange> httpRequest(const asio::any_io_executor& executor,
                                           const HttpDestination& to, HttpRequest request,

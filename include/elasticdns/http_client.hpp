@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,6 +45,10 @@ struct HttpRequest {
 struct HttpResponse {
   unsigned status = 0;
   std::string body;
+  /// The response's fields that HTTP does not define (e.g. ElasticDNS-Stale), as sent.
+  std::vector<std::pair<std::string, std::string>> headers;
+  /// The value of the field `name` (case-insensitive), if it was sent.
+  std::optional<std::string> header(std::string_view name) const;
 };
 
 /// Runs exactly once, on the executor given, unless the exchange was cancelled (then it may

@@ -5,6 +5,7 @@
 //   3. RSS of central holding 100,000 containers (after serving the full snapshot once).
 // usage: central_bench CENTRAL_BINARY [--watchers N] [--containers N] [--writes N]
 //                      [--clients N] [--durability full|normal]
+//                      [--etcd ENDPOINTS] (central over etcd: a fresh key prefix per run)
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -44,6 +45,7 @@ struct Options {
   size_t writes = 10'000;
   size_t clients = 32;
   std::string durability = "full";
+  std::string etcd;  // etcd endpoints: central runs with store etcd, a fresh prefix per run
 };
 
 struct CentralProcess {
@@ -63,9 +65,18 @@ struct CentralProcess {
       dup2(out[1], 1);
       close(out[0]);
       std::string data = (dir / "data").string(), token = (dir / "admin.token").string();
-      execl(o.central.c_str(), o.central.c_str(), "--listen", "127.0.0.1:0", "--data-dir",
-            data.c_str(), "--admin-token-file", token.c_str(), "--durability", o.durability.c_str(),
-            "--log-level", "warn", static_cast<char*>(nullptr));
+      std::string prefix = "/central-bench-" + std::to_string(getpid()) + "/";
+      std::vector<const char*> args = {o.central.c_str(), "--listen",    "127.0.0.1:0",
+                                       "--data-dir",      data.c_str(),  "--admin-token-file",
+                                       token.c_str(),     "--log-level", "warn"};
+      if (o.etcd.empty()) {
+        args.insert(args.end(), {"--durability", o.durability.c_str()});
+      } else {
+        args.insert(args.end(), {"--store", "etcd", "--etcd-endpoints", o.etcd.c_str(),
+                                 "--etcd-prefix", prefix.c_str()});
+      }
+      args.push_back(nullptr);
+      execv(o.central.c_str(), const_cast<char* const*>(args.data()));
       _exit(127);
     }
     close(out[1]);
@@ -222,7 +233,8 @@ int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr,
                  "usage: central_bench CENTRAL_BINARY [--watchers N] [--containers N] "
-                 "[--writes N] [--clients N] [--durability full|normal]\n");
+                 "[--writes N] [--clients N] [--durability full|normal] "
+                 "[--etcd http://HOST:PORT,...]\n");
     return 2;
   }
   o.central = argv[1];
@@ -238,6 +250,8 @@ int main(int argc, char** argv) {
       o.clients = std::stoul(v);
     else if (f == "--durability")
       o.durability = v;
+    else if (f == "--etcd")
+      o.etcd = v;
   }
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);

@@ -262,29 +262,44 @@ def leader_kill(etcd, a, b, querier):
 
 
 def replica_kill(ws, central_bin, etcd, a, b, agent):
+    """kill -9 of the replica the agent follows: it follows the other; restarted, the killed one
+    catches up."""
+    following = lambda c: agent.metric(f'elasticdns_agent_sync_following{{url="{c.url}"}}')  # noqa
+    followed = harness.poll("the agent follows one replica",
+                            lambda: a if following(a) == 1 else b if following(b) == 1 else None,
+                            DEADLINE)
+    other = b if followed is a else a
     killed_at = time.monotonic()
-    a.kill()
-    ack = b.put("containers", "after-a", container("after-a", "v1", "10.3.0.1"))
-
-    def agent_has_it():
-        return agent.metric("elasticdns_agent_snapshot_index") >= ack["index"]
-    harness.poll("the agent follows replica B after A was killed", agent_has_it, DEADLINE)
-    print(f"figure: replica kill -> agent at B's index: {(time.monotonic() - killed_at) * 1000:.0f}"
-          " ms", flush=True)
-    check(True, "the agent follows B's changes after A's kill -9")
-    a.start(DEADLINE)
-    b.put("containers", "after-a2", container("after-a2", "v1", "10.3.0.2"))
+    followed.kill()
+    ack = other.put("containers", "after-kill", container("after-kill", "v1", "10.3.0.1"))
+    harness.poll(f"the agent follows replica {other.name[8:]} after {followed.name[8:]} was killed",
+                 lambda: agent.metric("elasticdns_agent_snapshot_index") >= ack["index"],
+                 DEADLINE)
+    print(f"figure: kill -9 of the followed replica -> agent at the other's index: "
+          f"{(time.monotonic() - killed_at) * 1000:.0f} ms", flush=True)
+    check(following(other) == 1, f"the agent follows {other.name[8:]} after {followed.name[8:]}'s "
+                                 "kill -9, and its changes")
+    followed.start(DEADLINE)
+    other.put("containers", "after-kill2", container("after-kill2", "v1", "10.3.0.2"))
     index = converge(a, b)
-    check(any(c["id"] == "after-a2" for c in a.topology()["topology"]["containers"]),
-          f"replica A restarted catches up (index {index})")
+    check(any(c["id"] == "after-kill2" for c in followed.topology()["topology"]["containers"]),
+          f"replica {followed.name[8:]} restarted catches up (index {index})")
 
 
-def cut_off(ws, central_bin, etcd, a, b):
-    """B is replaced by a replica that knows only member 3 (as one in member 3's rack)."""
+def cut_off(ws, central_bin, agent_bin, etcd, a, b):
+    """B is replaced by a replica that knows only member 3 (as one in member 3's rack), and an
+    agent follows it first, A second."""
     b.stop()
     b = replica(ws, central_bin, "B3", etcd.endpoints(["m3"]), tokens=(a.admin_token,
                                                                          a.agent_token))
     index = converge(a, b)
+    agent = harness.Agent(ws, agent_bin, {
+        "listen": ["127.0.0.1:0"], "server_name": "h1", "metrics_listen": "127.0.0.1:0",
+        "central": {"urls": [b.url, a.url], "token_file": a.agent_token_file},
+        "upstreams": ["127.0.0.1:9"], "state_dir": ws.path("agent2-state"),
+    }, name="agent-b3").start(DEADLINE)
+    following = lambda c: agent.metric(f'elasticdns_agent_sync_following{{url="{c.url}"}}')  # noqa
+    harness.poll("the second agent follows B3", lambda: following(b) == 1, DEADLINE)
     m3 = etcd.procs["m3"]
     m3.send_signal(signal.SIGSTOP)
     try:
@@ -297,7 +312,14 @@ def cut_off(ws, central_bin, etcd, a, b):
         check(status == 503 and "refused" in body["error"]["reason"],
               f"B refuses writes with 503: {body['error']['reason']}")
         for i in range(5):
-            a.put("containers", f"cut-a{i}", container(f"cut-a{i}", "v1", f"10.4.1.{i + 1}"))
+            ack = a.put("containers", f"cut-a{i}", container(f"cut-a{i}", "v1", f"10.4.1.{i + 1}"))
+        harness.poll("the second agent moves to A and gets its writes",
+                     lambda: agent.metric("elasticdns_agent_snapshot_index") >= ack["index"],
+                     DEADLINE)
+        check(following(a) == 1 and following(b) == 0 and
+              agent.metric("elasticdns_agent_sync_stale_answers_total") >= 1,
+              "an agent on the stale replica follows A and A's writes (sync_following, "
+              "stale_answers_total)")
         _, _, resp = get(a, "/v1/topology")
         check(resp.getheader("ElasticDNS-Stale") is None, "A (on members 1 and 2) is not stale")
     finally:
@@ -463,7 +485,7 @@ def main():
 
         leader_kill(etcd, a, b, querier)
         replica_kill(ws, central_bin, etcd, a, b, agent)
-        b = cut_off(ws, central_bin, etcd, a, b)
+        b = cut_off(ws, central_bin, agent_bin, etcd, a, b)
         compaction(etcd, a, b)
         querier.stop()
         check(querier.failed == 0 and querier.sent > 100,

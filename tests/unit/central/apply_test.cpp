@@ -87,10 +87,46 @@ TEST(Config, RejectsUnknownKeysAndBadValues) {
   EXPECT_EQ(parseConfig("listen: [1]\n").error().field, "listen");
 }
 
+TEST(Config, EtcdSection) {
+  auto c = parseConfig(
+      "store: etcd\netcd:\n  endpoints: [http://10.0.0.1:2379, 'http://[::1]:2379']\n"
+      "  prefix: /edns/\n  timeout: 500ms\n  max_txn_ops: 1000\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->store, StoreKind::kEtcd);
+  EXPECT_EQ(c->etcd.endpoints,
+            (std::vector<std::string>{"http://10.0.0.1:2379", "http://[::1]:2379"}));
+  EXPECT_EQ(c->etcd.prefix, "/edns/");
+  EXPECT_EQ(c->etcd.timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(c->etcd.max_txn_ops, 1000u);
+  // A flag's comma-separated list, over the file's section (its other keys kept).
+  auto f = parseConfig("etcd: {endpoints: \"http://a:1,http://b:2\"}", c.value());
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->etcd.endpoints.size(), 2u);
+  EXPECT_EQ(f->etcd.prefix, "/edns/");
+  EXPECT_EQ(parseConfig("").value().store, StoreKind::kSqlite);
+  for (const auto& [yaml, field] : std::vector<std::pair<std::string, std::string>>{
+           {"store: mysql", "store"},
+           {"etcd: {endpoints: [https://a:1]}", "etcd/endpoints"},
+           {"etcd: {endpoints: [http://a:1/x]}", "etcd/endpoints"},
+           {"etcd: {endpoints: []}", "etcd/endpoints"},
+           {"etcd: {prefix: elasticdns}", "etcd/prefix"},
+           {"etcd: {prefix: /elasticdns}", "etcd/prefix"},
+           {"etcd: {timeout: 50ms}", "etcd/timeout"},
+           {"etcd: {max_txn_ops: 1}", "etcd/max_txn_ops"},
+           {"etcd: {username: u}", "etcd/password_file"},
+           {"etcd: {tls: {ca: x}}", "etcd/tls"},
+           {"etcd: [a]", "etcd"}}) {
+    auto bad = parseConfig(yaml);
+    ASSERT_FALSE(bad) << yaml;
+    EXPECT_EQ(bad.error().field, field) << yaml;
+  }
+}
+
 // The examples in central/README.md are parsed here, so the docs cannot rot.
 TEST(Config, ReadmeExampleParses) {
   auto examples = elasticdns::testing::readmeYamlBlocks("central/README.md", "<!-- central -->");
-  ASSERT_EQ(examples.size(), 2u) << "central/README.md: the config and the service.yml examples";
+  ASSERT_EQ(examples.size(), 3u)
+      << "central/README.md: the config, the etcd store's and the service.yml examples";
   auto c = parseConfig(examples[0]);
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->listen, "0.0.0.0:8080");
@@ -99,8 +135,14 @@ TEST(Config, ReadmeExampleParses) {
   ASSERT_TRUE(c->containernet);
   EXPECT_EQ(c->containernet->cluster_cidr, "10.240.0.0/16");
   EXPECT_EQ(c->containernet->subnet_prefix, 24);
+  // The replicas' example: store etcd with three members.
+  auto e = parseConfig(examples[1]);
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->store, StoreKind::kEtcd);
+  EXPECT_EQ(e->etcd.endpoints.size(), 3u);
+  EXPECT_EQ(e->etcd.username, "central");
   // The service.yml example that follows it is a valid /v1/apply document.
-  auto s = parseServiceYml(examples[1]);
+  auto s = parseServiceYml(examples[2]);
   ASSERT_TRUE(s) << s.error().message();
   EXPECT_FALSE(s->empty());
 }
