@@ -5,7 +5,9 @@
 //   3. RSS of central holding 100,000 containers (after serving the full snapshot once).
 // usage: central_bench CENTRAL_BINARY [--watchers N] [--containers N] [--writes N]
 //                      [--clients N] [--durability full|normal]
-//                      [--etcd ENDPOINTS] (central over etcd: a fresh key prefix per run)
+//                      [--etcd ENDPOINTS [--replicas N]] (central over etcd, a fresh key
+//                      prefix per run; the fan-out's watchers split over N replicas, the
+//                      write through the first)
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -45,7 +47,8 @@ struct Options {
   size_t writes = 10'000;
   size_t clients = 32;
   std::string durability = "full";
-  std::string etcd;  // etcd endpoints: central runs with store etcd, a fresh prefix per run
+  std::string etcd;     // etcd endpoints: central runs with store etcd, a fresh prefix per run
+  size_t replicas = 1;  // with etcd: the fan-out's watchers are split over this many replicas
 };
 
 struct CentralProcess {
@@ -53,8 +56,10 @@ struct CentralProcess {
   uint16_t port = 0;
   std::filesystem::path dir;
 
-  void start(const Options& o) {
-    dir = std::filesystem::temp_directory_path() / ("central-bench-" + std::to_string(getpid()));
+  void start(const Options& o, size_t replica = 0) {
+    std::string prefix = "/central-bench-" + std::to_string(getpid()) + "/";  // all replicas'
+    dir = std::filesystem::temp_directory_path() /
+          ("central-bench-" + std::to_string(getpid()) + "-" + std::to_string(replica));
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "admin.token") << kToken << "\n";
@@ -65,7 +70,6 @@ struct CentralProcess {
       dup2(out[1], 1);
       close(out[0]);
       std::string data = (dir / "data").string(), token = (dir / "admin.token").string();
-      std::string prefix = "/central-bench-" + std::to_string(getpid()) + "/";
       std::vector<const char*> args = {o.central.c_str(), "--listen",    "127.0.0.1:0",
                                        "--data-dir",      data.c_str(),  "--admin-token-file",
                                        token.c_str(),     "--log-level", "warn"};
@@ -234,7 +238,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: central_bench CENTRAL_BINARY [--watchers N] [--containers N] "
                  "[--writes N] [--clients N] [--durability full|normal] "
-                 "[--etcd http://HOST:PORT,...]\n");
+                 "[--etcd http://HOST:PORT,... [--replicas N]]\n");
     return 2;
   }
   o.central = argv[1];
@@ -252,6 +256,8 @@ int main(int argc, char** argv) {
       o.durability = v;
     else if (f == "--etcd")
       o.etcd = v;
+    else if (f == "--replicas")
+      o.replicas = std::max<size_t>(1, std::stoul(v));
   }
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -263,9 +269,9 @@ int main(int argc, char** argv) {
   central.start(o);
   std::string load;
   std::getline(std::ifstream("/proc/loadavg"), load);
-  std::printf("central pid %d on 127.0.0.1:%u, durability=%s, %u cpus, loadavg %s\n", central.pid,
-              central.port, o.durability.c_str(), std::thread::hardware_concurrency(),
-              load.c_str());
+  std::string store = o.etcd.empty() ? "sqlite, durability " + o.durability : "etcd";
+  std::printf("central pid %d on 127.0.0.1:%u, store %s, %u cpus, loadavg %s\n", central.pid,
+              central.port, store.c_str(), std::thread::hardware_concurrency(), load.c_str());
 
   // 1. Acknowledged writes per second.
   size_t serial = std::min<size_t>(o.writes / 5, 2000);
@@ -277,24 +283,35 @@ int main(int argc, char** argv) {
               o.clients, o.writes, s2, double(o.writes) / s2);
   size_t written = serial + o.writes;
 
-  // 2. Fan-out to N watchers.
+  // 2. Fan-out to N watchers (over the replicas, the write through the first).
+  std::vector<CentralProcess> others(o.etcd.empty() ? 0 : o.replicas - 1);
+  for (size_t r = 0; r < others.size(); ++r) others[r].start(o, r + 1);
   {
+    std::vector<uint16_t> ports = {central.port};
+    for (auto& c : others) ports.push_back(c.port);
     asio::io_context io;
     uint64_t index = currentIndex(central.port);
+    for (uint16_t p : ports)  // the other replicas follow the writes of part 1 first
+      while (currentIndex(p) != index) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::vector<std::shared_ptr<Watcher>> watchers;
     for (size_t i = 0; i < o.watchers; ++i) {
       watchers.push_back(std::make_shared<Watcher>(io));
-      watchers.back()->start(central.port, index);
+      watchers.back()->start(ports[i % ports.size()], index);
     }
     std::thread loop([&] { io.run(); });
     auto deadline = Clock::now() + std::chrono::seconds(60);
-    while (metric(central.port, "elasticdns_central_watchers") < double(o.watchers) &&
-           Clock::now() < deadline)
+    auto waiting = [&] {
+      double n = 0;
+      for (uint16_t p : ports) n += metric(p, "elasticdns_central_watchers");
+      return n;
+    };
+    while (waiting() < double(o.watchers) && Clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    std::printf("fan-out: %.0f watchers waiting\n",
-                metric(central.port, "elasticdns_central_watchers"));
+    std::printf("fan-out: %.0f watchers waiting on %zu replica(s)\n", waiting(), ports.size());
     double commit_before = metric(central.port, "elasticdns_central_commit_seconds_sum");
-    double fanout_before = metric(central.port, "elasticdns_central_fanout_seconds_sum");
+    std::vector<double> fanout_before;
+    for (uint16_t p : ports)
+      fanout_before.push_back(metric(p, "elasticdns_central_fanout_seconds_sum"));
     auto t0 = Clock::now();
     SyncClient(central.port)
         .call(http::verb::put, "/v1/containers/" + containerId(written), containerBody(written));
@@ -303,8 +320,14 @@ int main(int argc, char** argv) {
     loop.join();
     double commit_ms =
         (metric(central.port, "elasticdns_central_commit_seconds_sum") - commit_before) * 1000;
-    double fanout_ms =
-        (metric(central.port, "elasticdns_central_fanout_seconds_sum") - fanout_before) * 1000;
+    std::string fanout_ms;
+    for (size_t r = 0; r < ports.size(); ++r) {
+      char buf[32];
+      std::snprintf(
+          buf, sizeof buf, "%s%.2f", r ? " / " : "",
+          (metric(ports[r], "elasticdns_central_fanout_seconds_sum") - fanout_before[r]) * 1000);
+      fanout_ms += buf;
+    }
     std::vector<double> ms;
     size_t ok = 0;
     for (auto& w : watchers)
@@ -318,14 +341,16 @@ int main(int argc, char** argv) {
         ok, o.watchers, percentile(ms, 0.5), percentile(ms, 0.99), percentile(ms, 1.0),
         std::chrono::duration<double, std::milli>(acked - t0).count());
     std::printf(
-        "fan-out: of which the SQLite commit (fsync) took %.2f ms; after it: p50 %.2f ms, "
+        "fan-out: of which the store's commit took %.2f ms; after it: p50 %.2f ms, "
         "p99 %.2f ms\n",
         commit_ms, percentile(ms, 0.5) - commit_ms, percentile(ms, 0.99) - commit_ms);
     std::printf(
-        "fan-out: central handed the change to every watcher's socket in %.2f ms "
-        "(elasticdns_central_fanout_seconds; the rest is the kernel and this client)\n",
-        fanout_ms);
+        "fan-out: central handed the change to every watcher's socket in %s ms "
+        "(elasticdns_central_fanout_seconds per replica; the rest is the kernel and this "
+        "client)\n",
+        fanout_ms.c_str());
   }
+  for (auto& c : others) c.stop();
 
   // 3. RSS at N containers.
   if (o.containers > written) {
