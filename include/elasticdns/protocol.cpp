@@ -227,24 +227,15 @@ void put(model::Topology& t, Record r) {
 }
 
 std::optional<Record> recordAt(const model::Topology& t, RecordKind k, const std::string& key) {
-  auto find = [&](const auto& m) -> std::optional<Record> {
-    auto it = m.find(key);
-    if (it == m.end()) return std::nullopt;
-    return Record{it->second};
-  };
-  switch (k) {
-    case RecordKind::kServer:
-      return find(t.servers);
-    case RecordKind::kService:
-      return find(t.services);
-    case RecordKind::kContainer:
-      return find(t.containers);
-    case RecordKind::kDatasource:
-      return find(t.datasources);
-    case RecordKind::kVersion:
-      break;
-  }
-  return std::nullopt;
+  return withRecords(t, k, [&](const auto& m) -> std::optional<Record> {
+    if constexpr (std::is_same_v<typename std::decay_t<decltype(m)>::mapped_type, uint64_t>) {
+      return std::nullopt;  // versions are not records
+    } else {
+      auto it = m.find(key);
+      if (it == m.end()) return std::nullopt;
+      return Record{it->second};
+    }
+  });
 }
 
 void erase(model::Topology& t, RecordKind k, const std::string& key) {

@@ -15,6 +15,8 @@
 # cpu_us_per_q is wall-clock CPU time: compare servers within one run on an idle machine.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=tests/bench/bench_names.sh
+source "$repo/tests/bench/bench_names.sh"
 build=${1:-$repo/build}
 agent=${AGENT:-$build/agent/elasticdns-agent}
 names=${NAMES:-1000} secs=${SECONDS_PER_RUN:-5}
@@ -34,18 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 zone=cloud66.local port=5392
-awk -v n="$names" -v zone="$zone" -v zf="$w/zone" -v hf="$w/hosts" -v qf="$w/queries" 'BEGIN {
-  printf "$ORIGIN %s.\n$TTL 30\n@ IN SOA ns.%s. hostmaster.%s. 1 3600 600 86400 30\n", zone, zone, zone > zf
-  printf "@ IN NS ns.%s.\nns IN A 127.0.0.1\n", zone > zf
-  for (i = 0; i < n; i++) {
-    for (k = 1; k <= 4; k++) {
-      ip = sprintf("10.%d.%d.%d", 64 + int(i / 256), i % 256, k)
-      printf "svc%d IN A %s\n", i, ip > zf
-      printf "%s svc%d.%s\n", ip, i, zone > hf
-    }
-    printf "svc%d.%s A\n", i, zone > qf
-  }
-}'
+write_names "$w" "$names" "$zone"
 
 start() {  # start SERVER: pinned to core 1; waits for an answer
   local s=$1 d=$w/$1
