@@ -465,8 +465,7 @@ void Router::flush() {
   batch.swap(pending_);
   std::vector<std::vector<WriteItem>> writes;
   writes.reserve(batch.size());
-  // Copied: a write that loses a race to another replica is planned again from its items.
-  for (const auto& p : batch) writes.push_back(p.items);
+  for (auto& p : batch) writes.push_back(std::move(p.items));
   auto start = std::chrono::steady_clock::now();
   auto outcomes = state_.apply(writes);
   commit_seconds_->observe(
@@ -479,6 +478,8 @@ void Router::flush() {
   bool again = false;
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& o = outcomes[i];
+    // A write to plan again gets its items back (apply read them, it kept nothing).
+    if (o.retry) batch[i].items = std::move(writes[i]);
     if (o.retry && o.error && o.error->field == kCommitConflict) {
       conflicts_->inc();
       conflicted_.push_back(std::move(batch[i]));
