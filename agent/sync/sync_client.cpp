@@ -56,7 +56,15 @@ struct SyncMetrics {
                                    "Snapshots that could not be written to state_dir")),
         stale_answers(r.counter("elasticdns_agent_sync_stale_answers_total",
                                 "Answers of a central whose store is out of reach (the agent "
-                                "then follows the next central URL)")) {}
+                                "then follows the next central URL)")),
+        full_answers(r.counter("elasticdns_agent_sync_answers_total",
+                               "Topology answers from central, by kind (a full snapshot or a "
+                               "delta since the agent's index)",
+                               "kind=\"full\"")),
+        delta_answers(r.counter("elasticdns_agent_sync_answers_total",
+                                "Topology answers from central, by kind (a full snapshot or a "
+                                "delta since the agent's index)",
+                                "kind=\"delta\"")) {}
   metrics::Counter& polls;
   metrics::Counter& fail_network;
   metrics::Counter& fail_auth;
@@ -65,6 +73,8 @@ struct SyncMetrics {
   metrics::Counter& rejected;
   metrics::Counter& persist_failures;
   metrics::Counter& stale_answers;
+  metrics::Counter& full_answers;
+  metrics::Counter& delta_answers;
 };
 
 // The sync loop. Everything but start()/stop()/the status atomics runs on `strand`.
@@ -201,6 +211,8 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
                   url.text() + ": HTTP " + std::to_string(status) + " (check the agent token)");
     if (status != 200) return fail(m_.fail_http, url.text() + ": HTTP " + std::to_string(status));
     SyncStep step = applyTopologyResponse(current_, r->body);
+    if (step.outcome != SyncOutcome::kRejected)
+      (step.full ? m_.full_answers : m_.delta_answers).inc();
     switch (step.outcome) {
       case SyncOutcome::kRejected:
         m_.rejected.inc();
@@ -297,10 +309,11 @@ SyncStep applyTopologyResponse(const std::shared_ptr<const model::Topology>& cur
   auto r = protocol::parseResponse(j);
   if (!r) return {SyncOutcome::kRejected, nullptr, r.error().message()};
   if (r->full) {
-    if (current && *current == r->topology) return {SyncOutcome::kUnchanged, nullptr, {}};
+    if (current && *current == r->topology) return {SyncOutcome::kUnchanged, nullptr, {}, true};
     return {SyncOutcome::kPublished,
             std::make_shared<const model::Topology>(std::move(r.value().topology)),
-            {}};
+            {},
+            true};
   }
   if (!current || r->since != current->index || r->index < r->since)
     return {SyncOutcome::kNeedFull, nullptr, {}};

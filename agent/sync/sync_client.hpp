@@ -68,6 +68,7 @@ struct SyncStep {
   SyncOutcome outcome = SyncOutcome::kRejected;
   std::shared_ptr<const model::Topology> topology;
   std::string error;
+  bool full = false;  // central answered with a full snapshot (else a delta); unset if rejected
 };
 /// Decides what a GET /v1/topology response body means given the current snapshot (null =
 /// none). Validates everything before building the new snapshot; `current` is never modified.

@@ -65,6 +65,7 @@ std::string badFull(uint64_t index) {
 TEST(SyncStep, FullSnapshotIsPublishedOnceThenUnchanged) {
   auto step = applyTopologyResponse(nullptr, fullBody(topology(3, 2)));
   ASSERT_EQ(step.outcome, SyncOutcome::kPublished) << step.error;
+  EXPECT_TRUE(step.full);  // counted in elasticdns_agent_sync_answers_total{kind="full"}
   EXPECT_EQ(step.topology->index, 3u);
   EXPECT_EQ(step.topology->containers.size(), 2u);
   EXPECT_EQ(applyTopologyResponse(step.topology, fullBody(topology(3, 2))).outcome,
@@ -75,6 +76,7 @@ TEST(SyncStep, DeltaIsAppliedToACopy) {
   auto current = std::make_shared<const model::Topology>(topology(5, 1));
   auto step = applyTopologyResponse(current, deltaAdding(5, 2));
   ASSERT_EQ(step.outcome, SyncOutcome::kPublished) << step.error;
+  EXPECT_FALSE(step.full);  // counted in elasticdns_agent_sync_answers_total{kind="delta"}
   EXPECT_EQ(step.topology->index, 6u);
   EXPECT_EQ(step.topology->containers.size(), 2u);
   EXPECT_EQ(current->containers.size(), 1u);  // the published snapshot is immutable
@@ -236,6 +238,8 @@ TEST_F(SyncClientTest, StartsFromDiskThenFollowsCentralByLongPoll) {
   EXPECT_EQ(central.targets[1], "/v1/topology?index=6&wait=1s");
   EXPECT_EQ(loadSnapshot(dir_.path())->index, 6u);  // persisted
   EXPECT_EQ(metric(reg_, "elasticdns_agent_snapshot_index"), 6);
+  EXPECT_EQ(metric(reg_, "elasticdns_agent_sync_answers_total{kind=\"delta\"}"), 1);
+  EXPECT_EQ(metric(reg_, "elasticdns_agent_sync_answers_total{kind=\"full\"}"), 0);
   sync.stop();
   central.release({200, protocol::deltaResponse(6, 6, {}).dump()});
 }
