@@ -61,7 +61,9 @@ def etcd_call(port, path, body, timeout=3):
 
 
 class Etcd:
-    """A cluster of etcd members on loopback, each with its own client and peer port."""
+    """A cluster of etcd members on loopback, each with its own client and peer port.
+    etcd_partition_test.py puts each member in a network namespace by overriding client_url,
+    peer_url, prefix and call."""
 
     def __init__(self, ws, binary, n=3, extra=()):
         self.ws, self.binary, self.extra = ws, binary, list(extra)
@@ -71,21 +73,35 @@ class Etcd:
         self.procs = {}
         self.starts = 0
 
+    def client_url(self, m):
+        return f"http://127.0.0.1:{self.client[m]}"
+
+    def peer_url(self, m):
+        return f"http://127.0.0.1:{self.peer[m]}"
+
+    def prefix(self, m):
+        """The command prefix of member m's processes (etcd, and etcdctl talking to it)."""
+        return []
+
+    def call(self, m, path, body, timeout=3):
+        """One request to member m's gRPC-JSON gateway; the JSON answer."""
+        return etcd_call(self.client[m], path, body, timeout)
+
     def endpoints(self, members=None):
-        return [f"http://127.0.0.1:{self.client[m]}" for m in (members or self.names)]
+        return [self.client_url(m) for m in (members or self.names)]
 
     def start(self, m, state="new"):
         self.starts += 1
-        cluster = ",".join(f"{x}=http://127.0.0.1:{self.peer[x]}" for x in self.names)
+        cluster = ",".join(f"{x}={self.peer_url(x)}" for x in self.names)
         argv = [self.binary, "--name", m, "--data-dir", self.ws.path(f"etcd-{m}"),
-                "--listen-client-urls", f"http://127.0.0.1:{self.client[m]}",
-                "--advertise-client-urls", f"http://127.0.0.1:{self.client[m]}",
-                "--listen-peer-urls", f"http://127.0.0.1:{self.peer[m]}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.peer[m]}",
+                "--listen-client-urls", self.client_url(m),
+                "--advertise-client-urls", self.client_url(m),
+                "--listen-peer-urls", self.peer_url(m),
+                "--initial-advertise-peer-urls", self.peer_url(m),
                 "--initial-cluster", cluster, "--initial-cluster-state", state,
                 "--initial-cluster-token", "edns-test", "--max-txn-ops", "10000",
                 "--heartbeat-interval", "100", "--election-timeout", "1000"] + self.extra
-        self.procs[m] = self.ws.spawn(f"etcd-{m}-{self.starts}", argv)
+        self.procs[m] = self.ws.spawn(f"etcd-{m}-{self.starts}", argv, self.prefix(m))
 
     def start_all(self):
         for m in self.names:
@@ -94,7 +110,7 @@ class Etcd:
 
     def status(self, m):
         try:
-            return etcd_call(self.client[m], "/v3/maintenance/status", {}, timeout=1)
+            return self.call(m, "/v3/maintenance/status", {}, timeout=1)
         except Exception:
             return None
 
@@ -108,23 +124,23 @@ class Etcd:
     def move_leader(self, current, to):
         """etcdctl move-leader from the leader `current` to member `to`."""
         target = format(int(self.status(to)["header"]["member_id"]), "x")
-        subprocess.run([shutil.which("etcdctl"), "--endpoints", self.endpoints([current])[0],
-                        "move-leader", target], env=dict(os.environ, ETCDCTL_API="3"),
-                       check=True, capture_output=True, timeout=20)
+        ctl = [shutil.which("etcdctl"), "--endpoints", self.endpoints([current])[0]]
+        subprocess.run(self.prefix(current) + ctl + ["move-leader", target],
+                       env=dict(os.environ, ETCDCTL_API="3"), check=True, capture_output=True,
+                       timeout=20)
 
     def put(self, m, key, value):
         import base64
         b = lambda s: base64.b64encode(s.encode()).decode()  # noqa: E731
-        return etcd_call(self.client[m], "/v3/kv/put", {"key": b(key), "value": b(value)})
+        return self.call(m, "/v3/kv/put", {"key": b(key), "value": b(value)})
 
     def revision(self, m):
-        return int(etcd_call(self.client[m], "/v3/kv/range", {"key": "AA=="})["header"]["revision"])
+        return int(self.call(m, "/v3/kv/range", {"key": "AA=="})["header"]["revision"])
 
     def compacted(self, m, revision):
         """True when member m refuses a read at `revision` - 1: it applied the compaction."""
         try:
-            etcd_call(self.client[m], "/v3/kv/range", {"key": "AA==", "revision": str(revision - 1)},
-                      timeout=1)
+            self.call(m, "/v3/kv/range", {"key": "AA==", "revision": str(revision - 1)}, timeout=1)
             return False
         except urllib.error.HTTPError as e:
             return b"compacted" in e.read()
@@ -132,15 +148,15 @@ class Etcd:
             return False
 
     def compact(self, m, revision):
-        etcd_call(self.client[m], "/v3/kv/compaction", {"revision": str(revision),
-                                                         "physical": True})
+        self.call(m, "/v3/kv/compaction", {"revision": str(revision), "physical": True})
 
 
-def replica(ws, binary, name, endpoints, tokens=None, extra=()):
+def replica(ws, binary, name, endpoints, tokens=None, extra=(), **central_args):
+    """A central replica over etcd; central_args go to harness.Central (host, prefix, ...)."""
     c = harness.Central(ws, binary, admin_token=tokens and tokens[0],
                         agent_token=tokens and tokens[1],
                         extra_args=["--store", "etcd", "--etcd-endpoints", ",".join(endpoints),
-                                    *extra], name=f"central-{name}")
+                                    *extra], name=f"central-{name}", **central_args)
     return c.start(DEADLINE)
 
 
