@@ -228,6 +228,14 @@ class SyncCore : public std::enable_shared_from_this<SyncCore> {
         break;
       case SyncOutcome::kPublished:
         want_full_ = false;
+        // A replica cut off from its store's quorum may be behind the index we have (we
+        // followed another one meanwhile): its snapshot would take us back in time. Keep ours.
+        if (current_ && step.topology->index < current_->index && r->header("ElasticDNS-Stale")) {
+          if (log_.allow())
+            spdlog::warn("sync: {} is stale and behind (index {} < {}): keeping ours", url.text(),
+                         step.topology->index, current_->index);
+          break;
+        }
         publish(std::move(step.topology), true);
         break;
     }

@@ -120,6 +120,7 @@ class FakeCentral {
   struct Reply {
     unsigned status = 200;
     std::string body;
+    std::string stale;  // the ElasticDNS-Stale header, when not empty
   };
   using Script = std::function<std::optional<Reply>(const std::string& target)>;
 
@@ -146,6 +147,7 @@ class FakeCentral {
       auto res = std::make_shared<http::response<http::string_body>>(http::status(r.status), 11);
       res->body() = r.body;
       res->set(http::field::content_type, "application/json");
+      if (!r.stale.empty()) res->set("ElasticDNS-Stale", r.stale);
       res->prepare_payload();
       http::async_write(stream, *res, [self = shared_from_this(), res](beast::error_code, size_t) {
         beast::error_code ec;
@@ -325,6 +327,27 @@ TEST_F(SyncClientTest, BadSnapshotIsRejectedAndTheOldOneStays) {
   EXPECT_EQ(sync.index(), 7u);
   sync.stop();
   central.release({503, ""});
+}
+
+// Two central replicas both without their etcd quorum (an election after a partition): the
+// one behind answers an older snapshot marked stale. The agent keeps its newer one (it would
+// go back in time) and follows the next replica.
+TEST_F(SyncClientTest, AStaleAnswerBehindOurIndexIsNotPublished) {
+  ASSERT_FALSE(saveSnapshot(dir_.path(), topology(5, 1)));
+  FakeCentral behind(io_, [](const std::string&) -> std::optional<FakeCentral::Reply> {
+    return FakeCentral::Reply{200, fullBody(topology(3, 2)), "2.5"};
+  });
+  FakeCentral ahead(io_, [](const std::string&) { return std::optional<FakeCentral::Reply>(); });
+  SyncClient sync(io_, config({behind.url(), ahead.url()}), reg_, record());
+  sync.start();
+  ASSERT_TRUE(runUntil(io_, [&] { return ahead.targets.size() == 1; }));
+  EXPECT_EQ(ahead.targets[0], "/v1/topology?index=5&wait=1s");
+  ASSERT_EQ(published_.size(), 1u);  // the persisted snapshot only
+  EXPECT_EQ(sync.index(), 5u);
+  EXPECT_EQ(loadSnapshot(dir_.path())->index, 5u);
+  EXPECT_EQ(metric(reg_, "elasticdns_agent_sync_stale_answers_total"), 1);
+  sync.stop();
+  ahead.release({503, ""});
 }
 
 TEST_F(SyncClientTest, FailsOverFromADeadUrlToALiveOne) {
