@@ -403,7 +403,15 @@ std::optional<uint64_t> Router::getTopology(const Request& req, const std::strin
     done(std::move(r));
   };
   uint64_t index = state_.index();
-  if (!since || *since != index || !wait || wait->count() == 0) {
+  // Over etcd every replica serves the one index (the cluster's revision), so an agent ahead
+  // of this replica got it from another replica further on (it failed over, or this replica
+  // is catching up after a partition). Its long-poll waits here until this replica passes
+  // its index (then a delta) instead of getting this replica's older full snapshot at once,
+  // which would take the agent back in time (and two replicas both behind a lost quorum made
+  // agents flip between their snapshots at once, a full one each time). At its deadline,
+  // still behind, it gets the full snapshot after all: the store may have been reset.
+  const bool agent_ahead = since && *since > index && state_.store().oneIndexPerCommit();
+  if (!since || (*since != index && !agent_ahead) || !wait || wait->count() == 0) {
     send(since ? bodySince(*since) : state_.fullBody());
     return std::nullopt;
   }

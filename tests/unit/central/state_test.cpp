@@ -3,6 +3,7 @@
 // generations follow the commits, other replicas' commits and deltas over shared indices.
 #include <gtest/gtest.h>
 
+#include "central/router.hpp"
 #include "central/state.hpp"
 
 namespace elasticdns::central {
@@ -146,6 +147,54 @@ TEST_F(SharedIndexTest, AnotherReplicasCommitIsAppliedOnceAndLogged) {
   EXPECT_NE(e->field.find("bad"), std::string::npos);
   EXPECT_FALSE(state_->topology().containers.count("r1"));
   EXPECT_EQ(state_->index(), 8u);
+}
+
+// An agent ahead of this replica (it followed another one further on) is held until this
+// replica passes its index, then gets a delta: never this replica's older full snapshot at
+// once (the agent would go back in time). At the deadline, still behind, the full snapshot.
+TEST_F(SharedIndexTest, ALongPollAheadOfThisReplicaWaitsForItInsteadOfAnOlderSnapshot) {
+  metrics::Registry registry;
+  WatchRegistry watchers(10);
+  Router router(*state_, watchers, Tokens{"admin", "agent"}, registry,
+                [](std::function<void()> fn) { fn(); });
+  const uint64_t index = state_->index();
+  auto remote = [&](uint64_t at, const std::string& id) {
+    EXPECT_FALSE(state_->applyRemote(at, {{ChangeOp::kPut, RecordKind::kContainer, id,
+                                           R"({"id":")" + id +
+                                               R"(","service":"api","server":"h1","version":"v1",)"
+                                               R"("address":"10.0.0.9","state":"running"})"}}));
+    router.storeAdvanced();
+  };
+  std::optional<Response> answer;
+  auto poll = [&](uint64_t since, const char* wait) {
+    answer.reset();
+    return router.handle({"GET",
+                          "/v1/topology?index=" + std::to_string(since) + "&wait=" + wait,
+                          "Bearer agent",
+                          {},
+                          {}},
+                         [&](Response r) { answer = std::move(r); });
+  };
+  ASSERT_TRUE(poll(index + 2, "30s"));
+  EXPECT_FALSE(answer);  // held, not answered with the snapshot at `index`
+  remote(index + 2, "r1");
+  EXPECT_FALSE(answer);  // at the agent's index: nothing new for it yet
+  remote(index + 3, "r2");
+  ASSERT_TRUE(answer);
+  auto j = nlohmann::json::parse(*answer->body);
+  EXPECT_EQ(j["kind"], "delta");
+  EXPECT_EQ(j["since"], index + 2);
+  EXPECT_EQ(j["index"], index + 3);
+  ASSERT_EQ(j["changes"].size(), 1u);
+  EXPECT_EQ(j["changes"][0]["value"]["id"], "r2");
+
+  ASSERT_TRUE(poll(index + 10, "1s"));
+  router.expireWatchers(WatchRegistry::Clock::now() + std::chrono::seconds(2));
+  ASSERT_TRUE(answer);
+  EXPECT_EQ(nlohmann::json::parse(*answer->body)["kind"], "full");
+  // Without `wait` nothing is held: the answer is at once.
+  poll(index + 10, "0s");
+  ASSERT_TRUE(answer);
 }
 
 }  // namespace
