@@ -18,9 +18,13 @@ Both agents and both DNS clients run through every step:
   partition    (etcd's leader moved off member 3 first) m3's link goes down: B marks its reads
                ElasticDNS-Stale and refuses writes with 503; A is not stale and goes on writing;
                agent 2 (cut off from B) follows A and gets A's writes as deltas
-  heal         the link comes up: B catches up (A's index, no stale mark) and takes writes again
-  A killed     kill -9 of replica A: both agents follow B from A's index, with deltas
-Neither agent ever gets a second full snapshot, and no DNS query fails. The times (to stale, to
+  double fault kill -9 of A while B is still cut off: no replica reachable, the agents answer
+               from their snapshot
+  heal         the link comes up (A still dead): B catches up (A's last index, no stale mark)
+               and takes writes again; the agents, ahead of B, follow it with deltas; A restarts
+  B killed     kill -9 of replica B: both agents follow A from B's index, with deltas
+No switch between replicas gives an agent a full snapshot, no agent ever serves an older
+snapshot than it served before (its log), and no DNS query fails. The times (to stale, to
 failover, to catch up) and the queries answered are printed as `figure:` lines.
 
 Exits 77 (SKIPPED) when not root or when etcd, etcdctl, ip or nsenter is missing. Every
@@ -29,6 +33,7 @@ names carry the PID (ednsdc<PID>ep-...), so dc.sweep_stale() removes a killed ru
 """
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -277,16 +282,45 @@ def partition(lan, etcd, a, b, h1, h2):
     return full_before
 
 
-def heal(lan, a, b, machines):
+def never_back(m):
+    """The indexes the agent served, from its log: they never go down."""
+    served = [int(x) for x in re.findall(r"serving snapshot index (\d+)", m.agent.log())]
+    back = [(x, y) for x, y in zip(served, served[1:]) if y < x]
+    check(served and not back, f"agent {m.name} never went back to an older snapshot "
+                               f"({len(served)} served, {served[0]} to {served[-1]}; "
+                               f"back: {back[:5]})")
+
+
+def double_fault(a, b, machines):
+    """kill -9 of A while B is cut off: no replica reachable, the agents answer from their
+    snapshot."""
+    index, behind = a.topology()["index"], b.topology()["index"]
+    check(behind < index, f"B (cut off) is at {behind}, A and both agents at {index}")
+    failures = 'elasticdns_agent_sync_failures_total{reason="network"}'
+    before = {m.name: m.metric(failures) for m in machines}
+    a.kill()
+    for m in machines:
+        harness.poll(f"agent {m.name} found A gone", lambda: m.metric(failures) > before[m.name],
+                     DEADLINE)
+    all_answer(machines, "p1", "10.81.2.11")
+    check(all(m.index() == index for m in machines),
+          f"no replica reachable: both agents answer from their snapshot at {index}")
+    return index
+
+
+def heal(lan, a, b, machines, index):
+    """Link up with A still dead: B catches up and the agents (ahead of B when the link came
+    up) follow it with deltas. Then A restarts (same port) and both replicas agree."""
+    full_before = {m.name: m.answers("full") for m in machines}
     up_at = time.monotonic()
     lan.link("m3", "up")
-
-    def caught_up():
-        return stale_mark(b) is None and b.topology()["index"] == a.topology()["index"]
-    harness.poll("B caught up with A and is not stale", caught_up, DEADLINE)
-    figure(f"link up -> B at A's index, not stale: {(time.monotonic() - up_at) * 1000:.0f} ms")
-    check(a.topology() == b.topology(), f"B caught up: the same topology at index "
-                                        f"{a.topology()['index']}")
+    harness.poll("B caught up with A's last write and is not stale",
+                 lambda: stale_mark(b) is None and b.topology()["index"] >= index, DEADLINE)
+    figure(f"link up -> B at A's last index, not stale: "
+           f"{(time.monotonic() - up_at) * 1000:.0f} ms")
+    for m in machines:
+        harness.poll(f"agent {m.name} follows B", lambda: m.following(b) == 1, 30)
+    figure(f"link up -> both agents follow B: {(time.monotonic() - up_at) * 1000:.0f} ms")
 
     def write_through_b():
         status, body = b.json("PUT", "/v1/services/healed", {"name": "healed"})
@@ -296,25 +330,31 @@ def heal(lan, a, b, machines):
            f"{(time.monotonic() - up_at) * 1000:.0f} ms")
     index = b.put("containers", "healed-c", container("healed-c", "v1", "10.81.3.1",
                                                       service="healed"))["index"]
-    check(converge(a, b) == index, f"a write through B after the heal is on A at index {index}")
     all_answer(machines, "healed", "10.81.3.1")
-
-
-def replica_a_killed(a, b, machines, full_before):
-    """Back the other way: A dies, both agents follow B from A's index."""
-    killed_at = time.monotonic()
-    a.kill()
-    index = write_service(b, "after-a", "10.81.4.1")
-    for m in machines:
-        harness.poll(f"agent {m.name} follows B at its index",
-                     lambda: m.following(b) == 1 and m.index() >= index, DEADLINE)
-    figure(f"kill -9 of replica A -> both agents at B's index: "
-           f"{(time.monotonic() - killed_at) * 1000:.0f} ms")
-    all_answer(machines, "after-a", "10.81.4.1")
     full_after = {m.name: m.answers("full") for m in machines}
     check(full_after == full_before,
-          f"both agents switched from A to B with deltas: no agent got a full snapshot after "
-          f"its first one (full answers {full_after}, delta answers "
+          f"the agents moved onto B with deltas, no full snapshot ({full_after})")
+    a.start(DEADLINE)  # the same port (keep_port): the agents' URL
+    check(converge(a, b) >= index and a.topology() == b.topology(),
+          f"A restarted: both replicas hold the same topology at index {a.topology()['index']}")
+
+
+def replica_killed(dead, alive, machines):
+    """kill -9 of the replica both agents follow: they follow the other from their index."""
+    full_before = {m.name: m.answers("full") for m in machines}
+    killed_at = time.monotonic()
+    dead.kill()
+    index = write_service(alive, "after-kill", "10.81.4.1")
+    for m in machines:
+        harness.poll(f"agent {m.name} follows {alive.name} at its index",
+                     lambda: m.following(alive) == 1 and m.index() >= index, DEADLINE)
+    figure(f"kill -9 of {dead.name} -> both agents at {alive.name}'s index: "
+           f"{(time.monotonic() - killed_at) * 1000:.0f} ms")
+    all_answer(machines, "after-kill", "10.81.4.1")
+    full_after = {m.name: m.answers("full") for m in machines}
+    check(full_after == full_before,
+          f"both agents switched from {dead.name} to {alive.name} with deltas, no full snapshot "
+          f"(full answers {full_after}, delta answers "
           f"{ {m.name: m.answers('delta') for m in machines} })")
 
 
@@ -341,7 +381,8 @@ def main():
         etcd = NetnsEtcd(ws, shutil.which("etcd"), lan)
         etcd.start_all()
         a = etcd_test.replica(ws, central_bin, "A", etcd.endpoints(), host=MACHINES["m1"],
-                              prefix=lan.prefix("m1"), new_socket=lan.tcp_socket("m1"))
+                              prefix=lan.prefix("m1"), new_socket=lan.tcp_socket("m1"),
+                              keep_port=True)
         b = etcd_test.replica(ws, central_bin, "B", etcd.endpoints(["m3"]),
                               tokens=(a.admin_token, a.agent_token), host=MACHINES["m3"],
                               prefix=lan.prefix("m3"), new_socket=lan.tcp_socket("m3"))
@@ -353,9 +394,10 @@ def main():
         machines = [h1.start(), h2.start()]
 
         replication(a, b, machines)
-        full_before = partition(lan, etcd, a, b, h1, h2)
-        heal(lan, a, b, machines)
-        replica_a_killed(a, b, machines, full_before)
+        partition(lan, etcd, a, b, h1, h2)
+        index = double_fault(a, b, machines)
+        heal(lan, a, b, machines, index)
+        replica_killed(b, a, machines)
 
         for m in machines:
             m.stop_asking()
@@ -363,6 +405,7 @@ def main():
                    f"{m.failed} failed")
             check(m.failed == 0 and m.sent > 100,
                   f"agent {m.name}: no DNS query failed during the faults ({m.errors[:5]})")
+            never_back(m)
         ok = True
         return 0
     finally:
