@@ -309,15 +309,20 @@ def double_fault(a, b, machines):
 
 
 def heal(lan, a, b, machines, index):
-    """Link up with A still dead: B catches up and the agents (ahead of B when the link came
-    up) follow it with deltas. Then A restarts (same port) and both replicas agree."""
-    full_before = {m.name: m.answers("full") for m in machines}
+    """Link up with A still dead: B catches up and the agents follow it with deltas. While B
+    is still stale and behind them, its answers (a long-poll held to its deadline, then B's
+    older full snapshot) are not served (never_back checks that). Then A restarts (same port)
+    and both replicas agree."""
+    full_at_up = {m.name: m.answers("full") for m in machines}
     up_at = time.monotonic()
     lan.link("m3", "up")
     harness.poll("B caught up with A's last write and is not stale",
                  lambda: stale_mark(b) is None and b.topology()["index"] >= index, DEADLINE)
     figure(f"link up -> B at A's last index, not stale: "
            f"{(time.monotonic() - up_at) * 1000:.0f} ms")
+    full_before = {m.name: m.answers("full") for m in machines}
+    figure("full answers of B while stale and behind the agents (not served): " +
+           ", ".join(f"{m.name} {full_before[m.name] - full_at_up[m.name]:.0f}" for m in machines))
     for m in machines:
         harness.poll(f"agent {m.name} follows B", lambda: m.following(b) == 1, 30)
     figure(f"link up -> both agents follow B: {(time.monotonic() - up_at) * 1000:.0f} ms")
@@ -333,7 +338,7 @@ def heal(lan, a, b, machines, index):
     all_answer(machines, "healed", "10.81.3.1")
     full_after = {m.name: m.answers("full") for m in machines}
     check(full_after == full_before,
-          f"the agents moved onto B with deltas, no full snapshot ({full_after})")
+          f"once B caught up, the agents follow it with deltas, no full snapshot ({full_after})")
     a.start(DEADLINE)  # the same port (keep_port): the agents' URL
     check(converge(a, b) >= index and a.topology() == b.topology(),
           f"A restarted: both replicas hold the same topology at index {a.topology()['index']}")
