@@ -21,20 +21,15 @@
 # cpu_us_per_q is wall-clock CPU time: compare servers within one run on an idle machine.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=tests/bench/bench_names.sh
-source "$repo/tests/bench/bench_names.sh"
+# shellcheck source=tests/bench/bench_common.sh
+source "$repo/tests/bench/bench_common.sh"
+BENCH_ARGS=("$@")
 build=${1:-$repo/build}
 agent=${AGENT:-$build/agent/elasticdns-agent}
 names=${NAMES:-1000} secs=${SECONDS_PER_RUN:-5}
-for tool in perf gdnsd dnsperf dig unshare taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 77; }
-done
-[ -x "$agent" ] || { echo "build $agent first" >&2; exit 1; }
-if [ -z "${IN_NETNS:-}" ]; then  # loopback only, whatever a server does
-  exec unshare -n env IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-
-w=$(mktemp -d /tmp/agent-perfstat.XXXXXX)
+bench_prologue agent-perfstat perf gdnsd dnsperf
+zone=cloud66.local port=5392
+write_names "$w" "$names" "$zone"
 if [[ " ${MODES:-paced max} " == *" drain "* ]]; then
   peers=${PEERS:-}
   for p in "$repo/../shared/bench/peers.sh" "$repo/../../shared/bench/peers.sh"; do
@@ -44,40 +39,10 @@ if [[ " ${MODES:-paced max} " == *" drain "* ]]; then
   cc -O2 -o "$w/dnsblast" "$(dirname "$peers")/limit/dnsblast.c"
 fi
 [ -n "${PROFILE:-}" ] && mkdir -p "$PROFILE"
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$w"
-}
-trap cleanup EXIT
-zone=cloud66.local port=5392
-write_names "$w" "$names" "$zone"
-
-start() {  # start SERVER: pinned to core 1; waits for an answer
-  local s=$1 d=$w/$1
-  rm -rf "$d" && mkdir -p "$d"
-  case $s in
-    gdnsd)
-      mkdir -p "$d/etc/zones" "$d/run" "$d/state"
-      printf 'options => {\n listen => [ 127.0.0.1 ]\n dns_port => %s\n udp_threads => 1\n tcp_threads => 1\n run_dir => %s/run\n state_dir => %s/state\n}\n' \
-        "$port" "$d" "$d" > "$d/etc/config"
-      cp "$w/zone" "$d/etc/zones/$zone"
-      taskset -c 1 gdnsd -c "$d/etc" -f start > "$d/log" 2>&1 &;;
-    agent)
-      taskset -c 1 bash "$repo/tests/bench/agent_run.sh" "$agent" "$w/hosts" "$d" 127.0.0.1 \
-        "$port" "${CONTAINERS:-10000}" > "$d/log" 2>&1 &;;
-  esac
-  pid=$!
-  for _ in $(seq 600); do
-    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 "svc1.$zone" A 2>/dev/null | grep -q '^10\.' && return 0
-    sleep 0.1
-  done
-  echo "$s did not answer; log:" >&2; cat "$d/log" >&2; exit 1
-}
 
 run() {  # run SERVER MODE ROUND: one line of figures
   local s=$1 mode=$2 round=$3 load=()
-  start "$s"
+  start_server "$s"
   case $mode in
     paced) load=(dnsperf -s 127.0.0.1 -p "$port" -d "$w/queries" -l "$secs" -c 1 -q 100 -Q 2000);;
     max) load=(dnsperf -s 127.0.0.1 -p "$port" -d "$w/queries" -l "$secs" -c 10 -q 100);;
