@@ -98,8 +98,8 @@ std::string str(const json& j, const char* key) {
 
 constexpr size_t kMaxQuotedBody = 200;  // of an answer that is not etcd's JSON, in errors
 
-// What an error answer of the gateway says: {"error":..,"code":N,"message":..}; another
-// server's answer (e.g. Go's "Client sent an HTTP request to an HTTPS server.") as it is.
+// What an error answer of the gateway says: {"error":..,"code":N,"message":..}; any other
+// server's (a proxy in between, a port that is not etcd's) as it is, cut short.
 std::string etcdMessage(const HttpResponse& r) {
   json j = json::parse(r.body, nullptr, false);
   if (j.is_object()) {
