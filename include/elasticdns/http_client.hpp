@@ -63,8 +63,8 @@ class TlsClient {
 /// the CAs and name the URL's host (DNS name: subjectAltName DNS, sent as SNI; IP address:
 /// subjectAltName IP); TLS 1.2 or later.
 struct HttpsDestination {
-  HttpUrl url;
-  std::shared_ptr<const TlsClient> tls;
+  HttpUrl url;                           // https set
+  std::shared_ptr<const TlsClient> tls;  // not null
 };
 using HttpDestination = std::variant<HttpUrl, UnixSocketPath, HttpsDestination>;
 
