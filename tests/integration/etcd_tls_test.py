@@ -7,7 +7,9 @@ Scenarios, in order, on one etcd member:
   replication   two replicas (A, B) on https with the CA and a client certificate: writes through
                 either replica's API are in etcd (read back with etcdctl over TLS), a write
                 through B reaches A through A's watch (and the reverse), and neither turns stale
-                (the heartbeat goes over TLS too)
+                (the heartbeat goes over TLS too); after kill -9 and a restart of etcd, the
+                replicas' watches resume over TLS. Prints a figure: the acknowledged write
+                through one replica over TLS against one over the member's plain http URL
   refused       a CA that did not sign etcd's certificate, no client certificate, a client
                 certificate of another CA, a name the certificate does not carry, an http://
                 endpoint on the TLS port, a key that is not the certificate's: each exits 2 at
@@ -70,15 +72,20 @@ class TlsEtcd:
         self.port, plain_port, peer = free_port(), free_port(), free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.plain_url = f"http://127.0.0.1:{plain_port}"
-        argv = [binary, "--name", "tls", "--data-dir", ws.path("etcd-tls"),
-                "--listen-client-urls", f"{self.url},{self.plain_url}",
-                "--advertise-client-urls", self.url,
-                "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                "--initial-cluster", f"tls=http://127.0.0.1:{peer}",
-                "--cert-file", server[0], "--key-file", server[1], "--client-cert-auth",
-                "--trusted-ca-file", pki.ca]
-        self.proc = ws.spawn("etcd-tls", argv)
+        self.argv = [binary, "--name", "tls", "--data-dir", ws.path("etcd-tls"),
+                     "--listen-client-urls", f"{self.url},{self.plain_url}",
+                     "--advertise-client-urls", self.url,
+                     "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                     "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                     "--initial-cluster", f"tls=http://127.0.0.1:{peer}",
+                     "--cert-file", server[0], "--key-file", server[1], "--client-cert-auth",
+                     "--trusted-ca-file", pki.ca]
+        self.starts = 0
+        self.start()
+
+    def start(self):
+        self.starts += 1
+        self.proc = self.ws.spawn(f"etcd-tls-{self.starts}", self.argv)
 
     def ctl(self, client, *args):
         """etcdctl over TLS with the client certificate `client`; returns its stdout."""
@@ -175,8 +182,27 @@ def replication(ws, central_bin, etcd, client, conf):
         check(resp.getheader("ElasticDNS-Stale") is None and
               "no quorum" not in c.proc.stderr(),
               f"replica {c.name[8:]} is not stale (its heartbeat answers over TLS)")
+    etcd_restart(etcd, client, a, b)
     a.stop()
     b.stop()
+
+
+def etcd_restart(etcd, client, a, b):
+    """kill -9 of the member, then a restart: the replicas' watches and heartbeats reconnect
+    over TLS."""
+    etcd.proc.kill()
+    etcd.start()
+    harness.poll("etcd answers over TLS again", lambda: etcd.healthy(client), DEADLINE)
+    ack = harness.poll("B takes writes again", lambda: b.put(
+        "containers", "after-restart", container("after-restart", "v1", "10.7.4.1")), DEADLINE)
+    harness.poll("B's write reaches A through A's resumed watch",
+                 lambda: a.topology()["index"] >= ack["index"], DEADLINE)
+    check(any(c["id"] == "after-restart" for c in a.topology()["topology"]["containers"]),
+          "after etcd's kill -9 and restart, a write through B reached A (the watch resumed "
+          "over TLS)")
+    harness.poll("A is fresh again", lambda: a.request("GET", "/v1/topology",
+                 token=a.agent_token)[2].getheader("ElasticDNS-Stale") is None, DEADLINE)
+    print("ok: A is fresh again after the restart", flush=True)
 
 
 def refused(ws, central_bin, etcd, client, cases):
