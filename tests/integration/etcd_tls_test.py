@@ -11,14 +11,16 @@ Scenarios, in order, on one etcd member:
                 replicas' watches resume over TLS. Prints a figure: the acknowledged write
                 through one replica over TLS against one over the member's plain http URL
   refused       a CA that did not sign etcd's certificate, no client certificate, a client
-                certificate of another CA, a name the certificate does not carry, an http://
-                endpoint on the TLS port, a key that is not the certificate's: each exits 2 at
-                start with a clear message, and nothing is written to etcd
+                certificate of another CA, a name or an address the certificate does not
+                carry, an http:// endpoint on the TLS port, a key that is not the
+                certificate's: each exits 2 at start with a clear message, and nothing is
+                written to etcd
 Exits 77 (SKIPPED) when etcd or openssl is not installed.
 """
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -27,9 +29,15 @@ import urllib.request
 
 sys.dont_write_bytecode = True  # keep the source tree clean
 import harness  # noqa: E402  (this directory)
-from etcd_test import DEADLINE, SKIP, check, container, free_port, replica  # noqa: E402
+from etcd_test import DEADLINE, SKIP, check, container, replica  # noqa: E402
 
 PREFIX = "/elasticdns/"
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def openssl(*args, cwd):
@@ -64,16 +72,18 @@ class Pki:
 
 
 class TlsEtcd:
-    """One etcd member on loopback: an https client URL with --client-cert-auth, and a plain
-    http one (for the figure: the same member without TLS); a plain peer URL."""
+    """One etcd member on loopback: an https client URL with --client-cert-auth, the same on
+    127.0.0.2 (an address its certificate does not carry), and a plain http one (for the figure:
+    the same member without TLS); a plain peer URL."""
 
     def __init__(self, ws, binary, pki, server):
         self.ws, self.pki = ws, pki
         self.port, plain_port, peer = free_port(), free_port(), free_port()
         self.url = f"https://127.0.0.1:{self.port}"
+        self.other_ip_url = f"https://127.0.0.2:{free_port('127.0.0.2')}"
         self.plain_url = f"http://127.0.0.1:{plain_port}"
         self.argv = [binary, "--name", "tls", "--data-dir", ws.path("etcd-tls"),
-                     "--listen-client-urls", f"{self.url},{self.plain_url}",
+                     "--listen-client-urls", f"{self.url},{self.other_ip_url},{self.plain_url}",
                      "--advertise-client-urls", self.url,
                      "--listen-peer-urls", f"http://127.0.0.1:{peer}",
                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
@@ -255,6 +265,9 @@ def main():
             ("a name etcd's certificate does not carry (it has IP:127.0.0.1 only)",
              ["--config", tls_config(ws, "name.yml", name, pki.ca, client)],
              "hostname mismatch"),
+            ("an address etcd's certificate does not carry (127.0.0.2)",
+             ["--config", tls_config(ws, "ip.yml", etcd.other_ip_url, pki.ca, client)],
+             "IP address mismatch"),
             ("an http:// endpoint on etcd's TLS port",
              ["--store", "etcd", "--etcd-endpoints", plain], "is it an https:// port?"),
             ("a key that is not the certificate's",
