@@ -43,12 +43,45 @@ Result<ContainerNetConfig> parseContainerNet(const nlohmann::json& j,
   return c;
 }
 
+// The `etcd: tls:` section over `base`: file names only (EtcdStore::open reads the files).
+Result<TlsFiles> parseEtcdTls(const nlohmann::json& j, TlsFiles t) {
+  if (!j.is_object()) return Error{"etcd/tls", "must be a map {ca_file, cert_file, key_file}"};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    std::string field = "etcd/tls/" + it.key();
+    std::string* file = it.key() == "ca_file"     ? &t.ca_file
+                        : it.key() == "cert_file" ? &t.cert_file
+                        : it.key() == "key_file"  ? &t.key_file
+                                                  : nullptr;
+    if (!file) return Error{field, "unknown key (ca_file, cert_file, key_file)"};
+    if (!it->is_string() || it->get<std::string>().empty())
+      return Error{field, "must be a file's path"};
+    *file = it->get<std::string>();
+  }
+  return t;
+}
+
+// All endpoints http://, or all https:// (then `tls:` applies to every one); a client
+// certificate with its key.
+std::optional<Error> checkEtcdTls(const EtcdConfig& c) {
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty())
+    return c.tls.cert_file.empty() ? Error{"etcd/tls/cert_file", "is required with key_file"}
+                                   : Error{"etcd/tls/key_file", "is required with cert_file"};
+  size_t https = 0;
+  for (const auto& e : c.endpoints) https += e.starts_with("https://");
+  if (https != 0 && https != c.endpoints.size())
+    return Error{"etcd/endpoints",
+                 "mixes http:// and https://: every member is reached the same way"};
+  if (https == 0 && !c.endpoints.empty() && !c.tls.empty())
+    return Error{"etcd/tls", "is for https:// endpoints; the endpoints are http://"};
+  return std::nullopt;
+}
+
 // The `etcd:` section over `base`.
 Result<EtcdConfig> parseEtcd(const nlohmann::json& j, EtcdConfig c) {
   if (!j.is_object())
     return Error{"etcd",
                  "must be a map {endpoints, prefix, timeout, username, password_file, "
-                 "max_txn_ops}"};
+                 "max_txn_ops, tls}"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     std::string field = "etcd/" + it.key();
     if (it.key() == "endpoints") {
@@ -64,20 +97,26 @@ Result<EtcdConfig> parseEtcd(const nlohmann::json& j, EtcdConfig c) {
         }
       } else if (it->is_array()) {
         for (const auto& e : *it) {
-          if (!e.is_string()) return Error{field, "must be a list of http://HOST:PORT"};
+          if (!e.is_string()) return Error{field, "must be a list of http(s)://HOST:PORT"};
           list.push_back(e.get<std::string>());
         }
       } else {
-        return Error{field, "must be a list of http://HOST:PORT"};
+        return Error{field, "must be a list of http(s)://HOST:PORT"};
       }
       if (list.empty() || list.size() > 16) return Error{field, "must list 1..16 endpoints"};
       for (auto& e : list) {
-        auto url = text::parseHttpUrl(e);
+        auto url = text::parseHttpUrl(e, text::UrlSchemes::kHttpOrHttps);
         if (!url || !url->base.empty())
-          return Error{field, "'" + e + "' is not http://HOST:PORT (https is not supported)"};
+          return Error{field, "'" + e + "' is not http://HOST:PORT or https://HOST:PORT"};
         e = url->text();
       }
       c.endpoints = std::move(list);
+      continue;
+    }
+    if (it.key() == "tls") {
+      auto t = parseEtcdTls(*it, c.tls);
+      if (!t) return t.error();
+      c.tls = t.value();
       continue;
     }
     if (!it->is_string()) return Error{field, "must be a single value"};
@@ -102,11 +141,12 @@ Result<EtcdConfig> parseEtcd(const nlohmann::json& j, EtcdConfig c) {
     } else {
       return Error{field,
                    "unknown key (endpoints, prefix, timeout, username, password_file, "
-                   "max_txn_ops)"};
+                   "max_txn_ops, tls)"};
     }
   }
   if (!c.username.empty() && c.password_file.empty())
     return Error{"etcd/password_file", "is required with a username"};
+  if (auto e = checkEtcdTls(c)) return *e;
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -95,7 +96,10 @@ std::string str(const json& j, const char* key) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-// What an error answer of the gateway says: {"error":..,"code":N,"message":..}.
+constexpr size_t kMaxQuotedBody = 200;  // of an answer that is not etcd's JSON, in errors
+
+// What an error answer of the gateway says: {"error":..,"code":N,"message":..}; any other
+// server's (a proxy in between, a port that is not etcd's) as it is, cut short.
 std::string etcdMessage(const HttpResponse& r) {
   json j = json::parse(r.body, nullptr, false);
   if (j.is_object()) {
@@ -103,7 +107,12 @@ std::string etcdMessage(const HttpResponse& r) {
     if (m.empty()) m = str(j, "error");
     if (!m.empty()) return m;
   }
-  return "HTTP " + std::to_string(r.status);
+  std::string out = "HTTP " + std::to_string(r.status);
+  std::string_view body(r.body);
+  while (!body.empty() && std::isspace(static_cast<unsigned char>(body.back())))
+    body.remove_suffix(1);
+  if (!body.empty() && !j.is_object()) out += ": " + std::string(body.substr(0, kMaxQuotedBody));
+  return out;
 }
 
 bool isAuthError(const HttpResponse& r, const std::string& message) {
@@ -129,7 +138,9 @@ struct KeyParts {
 
 struct EtcdStore::Impl {
   EtcdConfig config;
-  std::vector<HttpUrl> urls;
+  std::vector<HttpUrl> urls;             // for logs
+  std::vector<HttpDestination> dests;    // the same endpoints, with TLS settings for https
+  std::shared_ptr<const TlsClient> tls;  // https endpoints
   std::string password;
   std::string meta_key;
 
@@ -197,23 +208,24 @@ struct EtcdStore::Impl {
   }
 
   // One exchange on `io`, run to completion (blocks the calling thread up to the timeout).
-  static Result<HttpResponse> exchange(asio::io_context& io, const HttpUrl& url, HttpRequest r) {
+  static Result<HttpResponse> exchange(asio::io_context& io, const HttpDestination& to,
+                                       HttpRequest r) {
     std::optional<Result<HttpResponse>> out;
     io.restart();
-    httpRequest(io.get_executor(), url, std::move(r),
+    httpRequest(io.get_executor(), to, std::move(r),
                 [&](Result<HttpResponse> res) { out = std::move(res); });
     io.run();
     if (!out) return Error{"etcd", "no answer"};
     return std::move(*out);
   }
 
-  std::optional<Error> authenticate(asio::io_context& io, const HttpUrl& url) {
+  std::optional<Error> authenticate(asio::io_context& io, size_t endpoint) {
     HttpRequest r;
     r.method = http::verb::post;
     r.target = "/v3/auth/authenticate";
     r.body = json{{"name", config.username}, {"password", password}}.dump();
     r.timeout = config.timeout;
-    auto res = exchange(io, url, std::move(r));
+    auto res = exchange(io, dests[endpoint], std::move(r));
     if (!res) return res.error();
     if (res->status != 200) return Error{"etcd", "authenticate: " + etcdMessage(res.value())};
     json j = json::parse(res->body, nullptr, false);
@@ -230,11 +242,12 @@ struct EtcdStore::Impl {
     std::string errors;
     bool renewed = false;
     for (size_t attempt = 0; attempt < urls.size(); ++attempt) {
-      const HttpUrl& url = urls[(sync_endpoint + attempt) % urls.size()];
-      auto res = exchange(sync_io, url, request(path, body, body_limit));
+      size_t endpoint = (sync_endpoint + attempt) % urls.size();
+      const HttpUrl& url = urls[endpoint];
+      auto res = exchange(sync_io, dests[endpoint], request(path, body, body_limit));
       std::string why;
       if (res && res->status == 200) {
-        sync_endpoint = (sync_endpoint + attempt) % urls.size();
+        sync_endpoint = endpoint;
         json j = json::parse(res->body, nullptr, false);
         if (j.is_discarded()) return Error{"etcd", url.host + ":" + url.port + ": not JSON"};
         return j;
@@ -243,13 +256,16 @@ struct EtcdStore::Impl {
         why = etcdMessage(res.value());
         if (isAuthError(res.value(), why) && !config.username.empty() && !renewed) {
           renewed = true;
-          if (auto e = authenticate(sync_io, url)) return *e;
+          if (auto e = authenticate(sync_io, endpoint)) return *e;
           --attempt;
           continue;
         }
         if (!isUnavailable(res.value(), why)) return Error{"etcd", why};
       } else {
         why = res.error().reason;
+        // What a TLS port does to a plain request (etcd's: no answer at all).
+        if (!url.https && why.find("end of stream") != std::string::npos)
+          why += " (closed without an answer: is it an https:// port?)";
       }
       errors += (errors.empty() ? "" : "; ") + url.host + ":" + url.port + ": " + why;
     }
@@ -262,14 +278,14 @@ struct EtcdStore::Impl {
 
   void openWatch() {
     if (waiting_resume) return;
-    const HttpUrl& url = urls[watch_endpoint % urls.size()];
+    const HttpDestination& to = dests[watch_endpoint % urls.size()];
     json create = {{"key", base64(config.prefix)},
                    {"range_end", base64(prefixEnd(config.prefix))},
                    {"start_revision", std::to_string(next_revision)}};
     HttpRequest r = request("/v3/watch", json{{"create_request", create}}, 0);
     lines.clear();
     uint64_t id = ++stream_id;
-    stream = httpOpenBodyStream(follow_io.get_executor(), url, std::move(r),
+    stream = httpOpenBodyStream(follow_io.get_executor(), to, std::move(r),
                                 [this, id](Result<unsigned> status) {
                                   if (id != stream_id) return;  // replaced
                                   if (!status) return watchFailed(status.error().message());
@@ -384,10 +400,10 @@ struct EtcdStore::Impl {
     beat_timer->expires_after(again ? std::chrono::milliseconds(0) : kBeat);
     beat_timer->async_wait([this](boost::system::error_code ec) {
       if (ec) return;
-      const HttpUrl& url = urls[beat_endpoint % urls.size()];
+      const HttpDestination& to = dests[beat_endpoint % urls.size()];
       HttpRequest r = request("/v3/kv/range", json{{"key", base64(meta_key)}}, 1 << 16);
       r.timeout = std::min(config.timeout, std::chrono::milliseconds(1000));
-      httpRequest(follow_io.get_executor(), url, std::move(r), [this](Result<HttpResponse> res) {
+      httpRequest(follow_io.get_executor(), to, std::move(r), [this](Result<HttpResponse> res) {
         onBeat(std::move(res));
         beat();
       });
@@ -406,7 +422,7 @@ struct EtcdStore::Impl {
     } else if (res && isAuthError(res.value(), etcdMessage(res.value())) &&
                !config.username.empty()) {
       asio::io_context io;  // renew on this thread; the next beat uses the new token
-      if (auto e = authenticate(io, urls[beat_endpoint % urls.size()]))
+      if (auto e = authenticate(io, beat_endpoint % urls.size()))
         spdlog::warn("central.etcd: {}", e->message());
     }
     if (!meta_revision) {
@@ -463,9 +479,24 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::open(const EtcdConfig& config) {
   impl->meta_key = config.prefix + "meta";
   if (config.endpoints.empty()) return Error{"etcd.endpoints", "at least one is required"};
   for (const auto& e : config.endpoints) {
-    auto url = text::parseHttpUrl(e);
+    auto url = text::parseHttpUrl(e, text::UrlSchemes::kHttpOrHttps);
     if (!url) return Error{"etcd.endpoints", e + ": " + url.error().reason};
+    if (!impl->urls.empty() && url->https != impl->urls.front().https)
+      return Error{"etcd.endpoints", "mixes http:// and https://"};
     impl->urls.push_back(url.value());
+  }
+  if (impl->urls.front().https) {
+    auto tls = TlsClient::load(config.tls);
+    if (!tls) return Error{"etcd.tls." + tls.error().field, tls.error().reason};
+    impl->tls = tls.value();
+  } else if (!config.tls.empty()) {
+    return Error{"etcd.tls", "is for https:// endpoints; the endpoints are http://"};
+  }
+  for (const auto& url : impl->urls) {
+    if (impl->tls)
+      impl->dests.emplace_back(HttpsDestination{url, impl->tls});
+    else
+      impl->dests.emplace_back(url);
   }
   if (!config.username.empty()) {
     auto password = text::readTokenFile(config.password_file);
@@ -473,8 +504,8 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::open(const EtcdConfig& config) {
     impl->password = password.value();
     std::string errors;
     bool ok = false;
-    for (const auto& url : impl->urls) {
-      auto e = impl->authenticate(impl->sync_io, url);
+    for (size_t i = 0; i < impl->urls.size(); ++i) {
+      auto e = impl->authenticate(impl->sync_io, i);
       if (!e) {
         ok = true;
         break;

@@ -20,24 +20,31 @@
 #include <vector>
 
 #include "central/store.hpp"
+#include "elasticdns/http_client.hpp"
 #include "elasticdns/result.hpp"
 
 namespace elasticdns::central {
 
 struct EtcdConfig {
-  std::vector<std::string> endpoints;  // http://HOST:PORT, canonical (text::parseHttpUrl)
+  /// http://HOST:PORT or https://HOST:PORT (all the same scheme), canonical (text::parseHttpUrl)
+  std::vector<std::string> endpoints;
   std::string prefix = "/elasticdns/";
   std::chrono::milliseconds timeout{2000};  // one request to one endpoint
   std::string username;                     // with password: etcd's auth (v3 authenticate)
   std::string password_file;
   size_t max_txn_ops = 128;  // etcd's --max-txn-ops: a commit of more changes is refused
+  /// https endpoints: the CAs of etcd's server certificates (empty: the system's) and the
+  /// client certificate for etcd's --client-cert-auth (optional). Read by open().
+  TlsFiles tls;
   bool operator==(const EtcdConfig&) const = default;
 };
 
 class EtcdStore final : public Store {
  public:
-  /// Connects (any endpoint), authenticates when a user is set, and checks that the prefix
-  /// holds only central's keys; a clear error otherwise, with nothing written.
+  /// Reads the TLS files (https endpoints), connects (any endpoint), authenticates when a user
+  /// is set, and checks that the prefix holds only central's keys; a clear error otherwise
+  /// (an untrusted server certificate, a client certificate etcd refuses or none given when it
+  /// requires one), with nothing written.
   static Result<std::unique_ptr<EtcdStore>> open(const EtcdConfig& config);
   ~EtcdStore() override;
 

@@ -132,13 +132,21 @@ class Session : public std::enable_shared_from_this<Session> {
                                 });
   }
 
+  // The hang-up wait of a long-poll is cancelled after its response went out (onWrite, or
+  // before an async_write): a fan-out only writes.
   void onResponse(Response r) {
     if (watch_id_) {
       watch_id_.reset();
-      beast::error_code ignored;
-      stream_.socket().cancel(ignored);  // the hang-up wait
+      hangup_wait_ = true;
     }
     write(std::move(r));
+  }
+
+  void cancelHangupWait() {
+    if (!hangup_wait_) return;
+    hangup_wait_ = false;
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);
   }
 
   // The head comes from HttpServer::sharedHead: the long-polls a commit wakes all get the same
@@ -164,6 +172,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     const size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
     if (sent == total) return server_.afterWrite(shared_from_this());
+    cancelHangupWait();  // before the write is pending: cancel() stops every operation
     beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(bytes);
     rest.consume(sent);
     stream_.expires_after(server_.limits().idle_timeout);
@@ -174,6 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  public:
   void onWrite(beast::error_code ec) {
+    cancelHangupWait();
     head_bytes_.reset();
     body_.reset();
     if (!ec && linger_) return lingeringClose();
@@ -215,7 +225,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<uint64_t> watch_id_;
   bool keep_alive_ = true;
   bool head_ = false;
-  bool linger_ = false;  // close with lingeringClose()
+  bool linger_ = false;       // close with lingeringClose()
+  bool hangup_wait_ = false;  // a long-poll's hang-up wait may still be pending
   std::vector<char> discard_;
   size_t discarded_ = 0;
   unsigned version_ = 11;

@@ -69,7 +69,7 @@ class HttpServer {
     unsigned status = 0;
     unsigned version = 0;
     bool keep_alive = false;
-    std::string content_type;
+    std::string_view content_type;
     std::vector<std::pair<std::string, std::string>> headers;
     std::shared_ptr<const std::string> head;
   } head_cache_;

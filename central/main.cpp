@@ -69,7 +69,7 @@ po::options_description optionsDescription() {
       "store", po::value<std::string>(), "sqlite (default) or etcd")(
       "data-dir", po::value<std::string>(), "directory of the SQLite database")(
       "etcd-endpoints", po::value<std::string>(),
-      "etcd: comma-separated http://HOST:PORT of the cluster's members")(
+      "etcd: comma-separated http://HOST:PORT (or all https://) of the cluster's members")(
       "etcd-prefix", po::value<std::string>(), "etcd: the key prefix (default /elasticdns/)")(
       "export", po::value<std::string>(),
       "write the store's topology as JSON to FILE (- for stdout) and exit")(

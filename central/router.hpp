@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "central/agent_reports.hpp"
@@ -51,8 +52,8 @@ struct RouterOptions {
 
 struct Response {
   unsigned status = 200;
-  std::shared_ptr<const std::string> body;  // null: empty body
-  std::string content_type = "application/json";
+  std::shared_ptr<const std::string> body;             // null: empty body
+  std::string_view content_type = "application/json";  // static text: no copy per response
   std::vector<std::pair<std::string, std::string>> headers;
 };
 

@@ -135,7 +135,7 @@ void Router::serveUi(std::string_view path, const std::string& method, Responder
     if (asset.path != path) continue;
     Response r;
     r.body = std::make_shared<const std::string>(asset.body);
-    r.content_type = std::string(asset.content_type);
+    r.content_type = asset.content_type;
     responses_2xx_->inc();
     done(std::move(r));
     return;

@@ -1,64 +1,54 @@
 #include "central/watch.hpp"
 
 #include <iterator>
+#include <utility>
 #include <vector>
 
 namespace elasticdns::central {
-namespace {
-
-template <typename M, typename K>
-void eraseEntry(M& m, const K& key, uint64_t id) {
-  auto [b, e] = m.equal_range(key);
-  for (auto it = b; it != e; ++it)
-    if (it->second == id) {
-      m.erase(it);
-      return;
-    }
-}
-
-}  // namespace
 
 std::optional<uint64_t> WatchRegistry::add(uint64_t since, Clock::time_point deadline,
                                            Notify notify) {
   if (watchers_.size() >= max_) return std::nullopt;
   uint64_t id = next_id_++;
-  watchers_.emplace(id, Watcher{since, deadline, std::move(notify)});
-  by_deadline_.emplace(deadline, id);
-  by_since_.emplace(since, id);
+  watchers_.emplace(id, Watcher{since, deadline, std::move(notify),
+                                by_deadline_.emplace(deadline, id), by_since_.emplace(since, id)});
   return id;
 }
 
 bool WatchRegistry::remove(uint64_t id) {
   auto it = watchers_.find(id);
   if (it == watchers_.end()) return false;
-  eraseEntry(by_deadline_, it->second.deadline, id);
-  eraseEntry(by_since_, it->second.since, id);
+  by_deadline_.erase(it->second.at_deadline);
+  by_since_.erase(it->second.at_since);
   watchers_.erase(it);
   return true;
 }
 
 size_t WatchRegistry::notify(uint64_t index, const BodyFor& body) {
-  // Take every due watcher out first, then call them: a callback may add or remove watchers.
+  // The callbacks run first and the bookkeeping after, so that a fan-out's last response goes
+  // out as early as it can. The due watchers are chosen first: a callback may add or remove
+  // watchers (one it removes is skipped; one it adds waits for the next commit).
   auto end = by_since_.lower_bound(index);
-  std::vector<std::pair<uint64_t, Notify>> due;  // since, callback
+  std::vector<uint64_t> due;
   due.reserve(static_cast<size_t>(std::distance(by_since_.begin(), end)));
-  for (auto it = by_since_.begin(); it != end; ++it) {
-    auto w = watchers_.find(it->second);
-    eraseEntry(by_deadline_, w->second.deadline, it->second);
-    due.emplace_back(it->first, std::move(w->second.notify));
-    watchers_.erase(w);
-  }
-  by_since_.erase(by_since_.begin(), end);
+  for (auto it = by_since_.begin(); it != end; ++it) due.push_back(it->second);
   std::optional<uint64_t> built_for;
   Body b;
-  for (auto& [since, fn] : due) {
+  size_t n = 0;
+  for (uint64_t id : due) {
+    auto w = watchers_.find(id);
+    if (w == watchers_.end() || !w->second.notify) continue;
+    uint64_t since = w->second.since;
+    Notify fn = std::exchange(w->second.notify, nullptr);  // a watcher is notified once
     if (built_for != since) {
       b = body(since);
       built_for = since;
     }
     fn(b);
+    ++n;
   }
-  return due.size();
+  for (uint64_t id : due) remove(id);
+  return n;
 }
 
 size_t WatchRegistry::expire(Clock::time_point now, const BodyFor& body) {
@@ -69,7 +59,7 @@ size_t WatchRegistry::expire(Clock::time_point now, const BodyFor& body) {
   size_t n = 0;
   for (uint64_t id : due) {
     auto it = watchers_.find(id);
-    if (it == watchers_.end()) continue;
+    if (it == watchers_.end() || !it->second.notify) continue;
     uint64_t since = it->second.since;
     Notify fn = std::move(it->second.notify);
     remove(id);

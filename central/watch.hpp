@@ -27,7 +27,9 @@ class WatchRegistry {
   std::optional<uint64_t> add(uint64_t since, Clock::time_point deadline, Notify notify);
   /// Drops a watcher without notifying it (its client went away). False if already gone.
   bool remove(uint64_t id);
-  /// Notifies and drops every watcher whose `since` is below `index`. Returns how many.
+  /// Notifies and drops every watcher whose `since` is below `index`. Returns how many. A
+  /// callback may add watchers (they wait for the next call) and remove them (a due one it
+  /// removes is not notified).
   size_t notify(uint64_t index, const BodyFor& body);
   /// Notifies and drops every watcher whose deadline is at or before `now`.
   size_t expire(Clock::time_point now, const BodyFor& body);
@@ -36,16 +38,22 @@ class WatchRegistry {
   size_t capacity() const { return max_; }
 
  private:
+  using ByDeadline = std::multimap<Clock::time_point, uint64_t>;  // deadline → id
+  using BySince = std::multimap<uint64_t, uint64_t>;              // since → id
   struct Watcher {
     uint64_t since;
     Clock::time_point deadline;
     Notify notify;
+    // Its entries in the indexes: removal erases them without a search (many watchers share
+    // one `since`).
+    ByDeadline::iterator at_deadline;
+    BySince::iterator at_since;
   };
   size_t max_;
   uint64_t next_id_ = 1;
-  std::map<uint64_t, Watcher> watchers_;                    // by id
-  std::multimap<Clock::time_point, uint64_t> by_deadline_;  // deadline → id
-  std::multimap<uint64_t, uint64_t> by_since_;              // since → id
+  std::map<uint64_t, Watcher> watchers_;  // by id
+  ByDeadline by_deadline_;
+  BySince by_since_;
 };
 
 }  // namespace elasticdns::central

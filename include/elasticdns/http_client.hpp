@@ -1,8 +1,9 @@
 #pragma once
 // The project's one HTTP/1.1 client (Boost.Beast): the agent's to central over TCP (sync,
 // Docker discovery's registrations) and to the Docker engine over its unix socket; central's to
-// etcd's JSON gateway (etcd_store). One request per connection, a
-// deadline on the exchange, a bound on the body. Plain http:// only (TLS is not implemented).
+// etcd's JSON gateway (etcd_store), over http:// or https:// (TLS: OpenSSL through Asio). One
+// request per connection (with TLS: one handshake per request, no session reuse), a deadline on
+// the exchange, a bound on the body.
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -22,14 +23,50 @@
 
 namespace elasticdns {
 
-/// An http:// URL (the one grammar: text::parseHttpUrl).
+/// An http:// URL (the one grammar: text::parseHttpUrl). A URL with `https` set is refused
+/// here (an error to the callback): https goes through an HttpsDestination.
 using HttpUrl = text::HttpUrl;
 
 /// A server on a unix stream socket (the Docker engine's API); requests carry Host: localhost.
 struct UnixSocketPath {
   std::string path;
 };
-using HttpDestination = std::variant<HttpUrl, UnixSocketPath>;
+
+/// A TLS client's PEM files. ca_file: the CAs that sign the servers' certificates (empty: the
+/// system's, OpenSSL's default paths); cert_file and key_file: a client certificate (chain) and
+/// its key, both or neither.
+struct TlsFiles {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  bool empty() const { return ca_file.empty() && cert_file.empty() && key_file.empty(); }
+  bool operator==(const TlsFiles&) const = default;
+};
+
+/// The loaded files (an OpenSSL context), shared by every connection made with it, from any
+/// thread: nothing changes it after load.
+class TlsClient {
+ public:
+  /// Reads the files; an error's field is "ca_file", "cert_file" or "key_file" and its reason
+  /// names the path and what is wrong (unreadable, not PEM, the key does not match).
+  static Result<std::shared_ptr<const TlsClient>> load(const TlsFiles& files);
+  ~TlsClient();
+  struct Impl;
+  Impl& impl() const { return *impl_; }
+
+ private:
+  explicit TlsClient(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// An https:// URL and the TLS client to reach it with. The server's certificate must chain to
+/// the CAs and name the URL's host (DNS name: subjectAltName DNS, sent as SNI; IP address:
+/// subjectAltName IP); TLS 1.2 or later.
+struct HttpsDestination {
+  HttpUrl url;                           // https set
+  std::shared_ptr<const TlsClient> tls;  // not null
+};
+using HttpDestination = std::variant<HttpUrl, UnixSocketPath, HttpsDestination>;
 
 struct HttpRequest {
   boost::beast::http::verb method = boost::beast::http::verb::get;

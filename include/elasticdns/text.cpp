@@ -105,18 +105,30 @@ std::string formatHostPort(std::string_view host, uint16_t port) {
 
 std::string HttpUrl::text() const {
   bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + port + base;
+  return (https ? "https://" : "http://") + (v6 ? "[" + host + "]" : host) + ":" + port + base;
 }
 
-Result<HttpUrl> parseHttpUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
-  if (url.starts_with("https://"))
-    return Error{"", "https is not supported yet; use http:// (" + quoted(url) + ")"};
-  if (!url.starts_with(kScheme)) return Error{"", "must start with http:// (" + quoted(url) + ")"};
-  std::string_view rest = url.substr(kScheme.size());
+Result<HttpUrl> parseHttpUrl(std::string_view url, UrlSchemes schemes) {
+  constexpr std::string_view kHttp = "http://";
+  constexpr std::string_view kHttps = "https://";
+  HttpUrl out;
+  std::string_view rest;
+  if (url.starts_with(kHttps)) {
+    if (schemes != UrlSchemes::kHttpOrHttps)
+      return Error{"", "https is not supported here; use http:// (" + quoted(url) + ")"};
+    out.https = true;
+    out.port = "443";
+    rest = url.substr(kHttps.size());
+  } else if (url.starts_with(kHttp)) {
+    rest = url.substr(kHttp.size());
+  } else {
+    return Error{"", std::string(schemes == UrlSchemes::kHttp ? "must start with http:// ("
+                                                              : "must start with http:// or "
+                                                                "https:// (") +
+                         quoted(url) + ")"};
+  }
   auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
-  HttpUrl out;
   if (slash != std::string_view::npos) {
     out.base = std::string(rest.substr(slash));
     while (!out.base.empty() && out.base.back() == '/') out.base.pop_back();

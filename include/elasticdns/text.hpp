@@ -1,6 +1,6 @@
 #pragma once
 // The text forms that configs, flags and files share, one grammar each: durations, host:port,
-// http URLs and token files. Errors carry no field; the caller names the key or flag.
+// http(s) URLs and token files. Errors carry no field; the caller names the key or flag.
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -31,15 +31,19 @@ Result<HostPort> parseHostPort(std::string_view s,
 /// "host:port", brackets around an IPv6 host: the inverse of parseHostPort.
 std::string formatHostPort(std::string_view host, uint16_t port);
 
-/// http://host[:port][/base]; host is a name, an IPv4 address or a bracketed IPv6 address; the
-/// port is 1..65535 (default 80); no user info, query or fragment. https is not supported.
+/// http://host[:port][/base], or https:// where the caller allows it; host is a name, an IPv4
+/// address or a bracketed IPv6 address; the port is 1..65535 (default 80, https 443); no user
+/// info, query or fragment.
 struct HttpUrl {
   std::string host;          // without brackets
   std::string port = "80";   // decimal, as a resolver takes it
   std::string base;          // path prefix without a trailing slash, e.g. "" or "/central"
-  std::string text() const;  // for logs: http://host:port/base
+  bool https = false;        // https://: reached through TLS (http_client's HttpsDestination)
+  std::string text() const;  // for logs: http(s)://host:port/base
 };
-Result<HttpUrl> parseHttpUrl(std::string_view url);
+enum class UrlSchemes : uint8_t { kHttp, kHttpOrHttps };
+/// With kHttp (every caller but central's etcd endpoints), https:// is an error.
+Result<HttpUrl> parseHttpUrl(std::string_view url, UrlSchemes schemes = UrlSchemes::kHttp);
 
 /// A token file's contents: one token; surrounding whitespace (a trailing newline) is ignored;
 /// empty or several words is an error.

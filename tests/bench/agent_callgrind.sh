@@ -14,50 +14,18 @@
 # AGENT (the agent binary; default BUILD_DIR/agent/elasticdns-agent), CONTAINERS (10000).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-# shellcheck source=tests/bench/bench_names.sh
-source "$repo/tests/bench/bench_names.sh"
+# shellcheck source=tests/bench/bench_common.sh
+source "$repo/tests/bench/bench_common.sh"
+BENCH_ARGS=("$@")
 build=${1:-$repo/build}
 agent=${AGENT:-$build/agent/elasticdns-agent}
 names=${NAMES:-1000} q1=${Q1:-2000} q2=${Q2:-6000}
-for tool in valgrind gdnsd dnsperf dig unshare; do
-  command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 77; }
-done
-[ -x "$agent" ] || { echo "build $agent first" >&2; exit 1; }
-if [ -z "${IN_NETNS:-}" ]; then  # loopback only, whatever a server does
-  exec unshare -n env IN_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
-fi
-
-w=$(mktemp -d /tmp/agent-callgrind.XXXXXX)
-pid=""
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  rm -rf "$w"
-}
-trap cleanup EXIT
+bench_prologue agent-callgrind valgrind gdnsd dnsperf
 zone=cloud66.local port=5391
 write_names "$w" "$names" "$zone"
 
 start() {  # start SERVER OUTFILE: under callgrind, pinned to core 1; waits for an answer
-  local s=$1 out=$2 d=$w/$1
-  rm -rf "$d" && mkdir -p "$d"
-  local vg=(valgrind --tool=callgrind --callgrind-out-file="$out" --dump-instr=no)
-  case $s in
-    gdnsd)
-      mkdir -p "$d/etc/zones" "$d/run" "$d/state"
-      printf 'options => {\n listen => [ 127.0.0.1 ]\n dns_port => %s\n udp_threads => 1\n tcp_threads => 1\n run_dir => %s/run\n state_dir => %s/state\n}\n' \
-        "$port" "$d" "$d" > "$d/etc/config"
-      cp "$w/zone" "$d/etc/zones/$zone"
-      taskset -c 1 "${vg[@]}" gdnsd -c "$d/etc" -f start > "$d/log" 2>&1 &;;
-    agent)
-      AGENT_WRAPPER="${vg[*]}" taskset -c 1 bash "$repo/tests/bench/agent_run.sh" "$agent" \
-        "$w/hosts" "$d" 127.0.0.1 "$port" "${CONTAINERS:-10000}" > "$d/log" 2>&1 &;;
-  esac
-  pid=$!
-  for _ in $(seq 600); do
-    dig +short +time=1 +tries=1 -p "$port" @127.0.0.1 "svc1.$zone" A 2>/dev/null | grep -q '^10\.' && return 0
-    sleep 0.1
-  done
-  echo "$s did not answer; log:" >&2; cat "$d/log" >&2; exit 1
+  start_server "$1" valgrind --tool=callgrind --callgrind-out-file="$2" --dump-instr=no
 }
 
 total_ir() {  # the Ir total of a callgrind output (every thread's file)

@@ -1,6 +1,10 @@
 // service.yml intake, config parsing, durations, the watch registry.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "central/apply.hpp"
@@ -106,7 +110,7 @@ TEST(Config, EtcdSection) {
   EXPECT_EQ(parseConfig("").value().store, StoreKind::kSqlite);
   for (const auto& [yaml, field] : std::vector<std::pair<std::string, std::string>>{
            {"store: mysql", "store"},
-           {"etcd: {endpoints: [https://a:1]}", "etcd/endpoints"},
+           {"etcd: {endpoints: [ftp://a:1]}", "etcd/endpoints"},
            {"etcd: {endpoints: [http://a:1/x]}", "etcd/endpoints"},
            {"etcd: {endpoints: []}", "etcd/endpoints"},
            {"etcd: {prefix: elasticdns}", "etcd/prefix"},
@@ -114,12 +118,98 @@ TEST(Config, EtcdSection) {
            {"etcd: {timeout: 50ms}", "etcd/timeout"},
            {"etcd: {max_txn_ops: 1}", "etcd/max_txn_ops"},
            {"etcd: {username: u}", "etcd/password_file"},
-           {"etcd: {tls: {ca: x}}", "etcd/tls"},
+           {"etcd: {tls: {ca: x}}", "etcd/tls/ca"},
            {"etcd: [a]", "etcd"}}) {
     auto bad = parseConfig(yaml);
     ASSERT_FALSE(bad) << yaml;
     EXPECT_EQ(bad.error().field, field) << yaml;
   }
+}
+
+TEST(Config, EtcdTls) {
+  auto c = parseConfig(
+      "etcd:\n  endpoints: [https://10.0.0.1:2379, https://etcd2.example:2379]\n"
+      "  tls: {ca_file: /etc/etcd/ca.pem, cert_file: /etc/c.pem, key_file: /etc/c.key}\n");
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->etcd.endpoints,
+            (std::vector<std::string>{"https://10.0.0.1:2379", "https://etcd2.example:2379"}));
+  EXPECT_EQ(c->etcd.tls, (TlsFiles{"/etc/etcd/ca.pem", "/etc/c.pem", "/etc/c.key"}));
+  // https without tls: the system's CAs, no client certificate.
+  auto s = parseConfig("etcd: {endpoints: [https://etcd.example:2379]}");
+  ASSERT_TRUE(s) << s.error().message();
+  EXPECT_TRUE(s->etcd.tls.empty());
+  // The flag's endpoints over a file's tls section.
+  auto f = parseConfig("etcd: {endpoints: \"https://a:1,https://b:2\"}", c.value());
+  ASSERT_TRUE(f) << f.error().message();
+  EXPECT_EQ(f->etcd.tls.ca_file, "/etc/etcd/ca.pem");
+  EXPECT_EQ(parseConfig("etcd: {endpoints: \"http://a:1\"}", c.value()).error().field, "etcd/tls");
+  for (const auto& [yaml, field] : std::vector<std::pair<std::string, std::string>>{
+           {"etcd: {endpoints: [https://a:1, http://b:2]}", "etcd/endpoints"},
+           {"etcd: {endpoints: [http://a:1], tls: {ca_file: /ca.pem}}", "etcd/tls"},
+           {"etcd: {endpoints: [https://a:1], tls: {cert_file: /c.pem}}", "etcd/tls/key_file"},
+           {"etcd: {endpoints: [https://a:1], tls: {key_file: /c.key}}", "etcd/tls/cert_file"},
+           {"etcd: {endpoints: [https://a:1], tls: {ca_file: ''}}", "etcd/tls/ca_file"},
+           {"etcd: {endpoints: [https://a:1], tls: {ca_file: [a]}}", "etcd/tls/ca_file"},
+           {"etcd: {endpoints: [https://a:1], tls: /ca.pem}", "etcd/tls"},
+           {"etcd: {endpoints: [https://a:1/x]}", "etcd/endpoints"}}) {
+    auto bad = parseConfig(yaml);
+    ASSERT_FALSE(bad) << yaml;
+    EXPECT_EQ(bad.error().field, field) << yaml << ": " << bad.error().message();
+  }
+}
+
+// central.example.yml (the config the package installs) shows the etcd section commented out:
+// uncommented, it parses (https endpoints with the tls files).
+TEST(Config, TheInstalledExampleEtcdSectionParsesUncommented) {
+  std::ifstream in(std::string(ELASTICDNS_SOURCE_DIR) + "/central/central.example.yml");
+  ASSERT_TRUE(in);
+  std::string line, section;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    inside = inside || line == "#etcd:";
+    if (inside && line.rfind("#", 0) == 0) section += line.substr(1) + "\n";
+    if (inside && line.rfind("#", 0) != 0) break;
+  }
+  ASSERT_FALSE(section.empty()) << "no #etcd: section";
+  auto c = parseConfig(section);
+  ASSERT_TRUE(c) << c.error().message() << "\n" << section;
+  EXPECT_EQ(c->etcd.endpoints.size(), 3u);
+  EXPECT_EQ(c->etcd.tls.cert_file, "/etc/elasticdns/etcd-client.pem");
+}
+
+// The TLS files are read at start (EtcdStore::open): each error names the file and why.
+TEST(Config, EtcdTlsFilesAreCheckedAtOpen) {
+  auto tmp = std::filesystem::temp_directory_path() / ("edns-tls-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(tmp);
+  auto write = [&](const char* name, const char* text) {
+    std::ofstream(tmp / name) << text;
+    return (tmp / name).string();
+  };
+  std::string garbage = write("garbage.pem", "not a certificate\n");
+  std::string missing = (tmp / "missing.pem").string();
+  auto open = [](TlsFiles tls) {
+    EtcdConfig c;
+    c.endpoints = {"https://127.0.0.1:1"};
+    c.tls = std::move(tls);
+    auto store = EtcdStore::open(c);
+    return store ? Error{} : store.error();
+  };
+  Error e = open({missing, "", ""});
+  EXPECT_EQ(e.field, "etcd.tls.ca_file");
+  EXPECT_NE(e.reason.find(missing + ": No such file"), std::string::npos) << e.reason;
+  e = open({garbage, "", ""});
+  EXPECT_EQ(e.field, "etcd.tls.ca_file");
+  EXPECT_NE(e.reason.find("no PEM certificate"), std::string::npos) << e.reason;
+  e = open({"", missing, missing});
+  EXPECT_EQ(e.field, "etcd.tls.cert_file");
+  e = open({"", garbage, garbage});
+  EXPECT_EQ(e.field, "etcd.tls.cert_file");
+  EXPECT_NE(e.reason.find("no PEM certificate"), std::string::npos) << e.reason;
+  // The files are fine: the error is the unreachable endpoint, not TLS settings.
+  e = open({});
+  EXPECT_EQ(e.field, "etcd") << e.message();
+  EXPECT_NE(e.reason.find("no endpoint answered"), std::string::npos) << e.reason;
+  std::filesystem::remove_all(tmp);
 }
 
 // The examples in central/README.md are parsed here, so the docs cannot rot.
@@ -141,6 +231,9 @@ TEST(Config, ReadmeExampleParses) {
   EXPECT_EQ(e->store, StoreKind::kEtcd);
   EXPECT_EQ(e->etcd.endpoints.size(), 3u);
   EXPECT_EQ(e->etcd.username, "central");
+  EXPECT_TRUE(e->etcd.endpoints[0].starts_with("https://"));
+  EXPECT_EQ(e->etcd.tls.ca_file, "/etc/elasticdns/etcd-ca.pem");
+  EXPECT_EQ(e->etcd.tls.key_file, "/etc/elasticdns/etcd-client.key");
   // The service.yml example that follows it is a valid /v1/apply document.
   auto s = parseServiceYml(examples[2]);
   ASSERT_TRUE(s) << s.error().message();

@@ -94,6 +94,24 @@ TEST(HttpUrl, RejectsOtherSchemesAndBadParts) {
             std::string::npos);
 }
 
+TEST(HttpUrl, HttpsOnlyWhereTheCallerAllowsIt) {
+  auto u = parseHttpUrl("https://127.0.0.1:2379", UrlSchemes::kHttpOrHttps);
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_TRUE(u->https);
+  EXPECT_EQ(u->port, "2379");
+  EXPECT_EQ(u->text(), "https://127.0.0.1:2379");
+  u = parseHttpUrl("https://[::1]/", UrlSchemes::kHttpOrHttps);
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_EQ(u->port, "443");
+  EXPECT_EQ(u->text(), "https://[::1]:443");
+  u = parseHttpUrl("http://etcd.example:2379", UrlSchemes::kHttpOrHttps);
+  ASSERT_TRUE(u) << u.error().message();
+  EXPECT_FALSE(u->https);
+  EXPECT_FALSE(parseHttpUrl("http://x").value().https);
+  for (const char* bad : {"ftp://x", "https://", "https://x:0", "https:/x", "HTTPS://x"})
+    EXPECT_FALSE(parseHttpUrl(bad, UrlSchemes::kHttpOrHttps)) << bad;
+}
+
 TEST(Token, OneWordWhitespaceAround) {
   EXPECT_EQ(parseToken("s3cret\n").value(), "s3cret");
   EXPECT_EQ(parseToken("  \t s3cret \r\n\n").value(), "s3cret");
