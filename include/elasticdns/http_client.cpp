@@ -1,5 +1,9 @@
 #include "elasticdns/http_client.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -11,6 +15,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -33,6 +38,11 @@ namespace ssl = asio::ssl;
 using asio::ip::tcp;
 using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// TCP keepalive of every connection (Session::keepAlive), in seconds and probes.
+constexpr int kKeepAliveIdle = 3;
+constexpr int kKeepAliveInterval = 1;
+constexpr int kKeepAliveProbes = 3;
 
 // The URL of a TCP destination (nullptr: a unix socket).
 const HttpUrl* urlOf(const HttpDestination& to) {
@@ -141,6 +151,7 @@ class Session final : public HttpBodyStream, public std::enable_shared_from_this
     }
     auto connected = [self, then](beast::error_code ec, auto&&...) {
       if (ec) return self->fail(Error{"connect", ec.message()});
+      if constexpr (kTcp) self->keepAlive();
       if constexpr (kTls)
         self->handshakeThen(then);
       else
@@ -160,6 +171,21 @@ class Session final : public HttpBodyStream, public std::enable_shared_from_this
       stream_.async_connect(
           asio::local::stream_protocol::endpoint(std::get<UnixSocketPath>(to_).path), connected);
     }
+  }
+
+  // A connection that stays quiet (a long-poll, a watch stream) is probed after kKeepAliveIdle,
+  // then every kKeepAliveInterval; kKeepAliveProbes unanswered probes end it with an error. A
+  // server whose link went down silently (no reset, no FIN) is so noticed in about 6 s rather
+  // than at the request's deadline (a long-poll's wait plus its margin). The probes are answered
+  // by the server's kernel.
+  void keepAlive() {
+    const int fd = socket().native_handle();
+    const int on = 1, idle = kKeepAliveIdle, interval = kKeepAliveInterval,
+              probes = kKeepAliveProbes;
+    ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
   }
 
   // TLS: the certificate must name the URL's host (an IP address: subjectAltName IP; a name:

@@ -118,7 +118,9 @@ TEST(SyncStep, InvalidInputIsRejected) {
 class FakeCentral {
  public:
   struct Reply {
-    unsigned status = 200;
+    Reply(unsigned s = 200, std::string b = {}, std::string st = {})
+        : status(s), body(std::move(b)), stale(std::move(st)) {}
+    unsigned status;
     std::string body;
     std::string stale;  // the ElasticDNS-Stale header, when not empty
   };
