@@ -416,13 +416,20 @@ void Agent::announce() {
 }
 
 // Serve-stale (RFC 8767): past stale_after without central, zone answers carry EDE 3. The age
-// counts from the last contact, or from the start when central was never reached.
+// counts from the last contact, or from the start when central was never reached. With no
+// central, answers are never stale and no timer runs. While fresh, nothing can change before
+// the last contact + stale_after (a contact only moves it later): the check sleeps until then.
+// While stale, a contact may end it at any time: the check runs every kStaleCheckPeriod.
+// (Waking every second regardless cost about 0.2 ms of CPU a second on an idle agent here.)
 void Agent::checkStale() {
-  if (!config_.central_urls.empty()) {
-    auto since = std::max(sync_->lastContact(), started_);
-    server_->setStale(Clock::now() - since > config_.stale_after);
-  }
-  stale_timer_.expires_after(kStaleCheckPeriod);
+  if (config_.central_urls.empty()) return;
+  const auto now = Clock::now();
+  const auto since = std::max(sync_->lastContact(), started_);
+  const bool stale = now - since > config_.stale_after;
+  server_->setStale(stale);
+  auto next = now + kStaleCheckPeriod;
+  if (!stale) next = std::max(next, since + config_.stale_after + std::chrono::milliseconds(1));
+  stale_timer_.expires_at(next);  // cancels a wait still pending (a reload calls this again)
   stale_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) checkStale();
   });
@@ -449,6 +456,7 @@ void Agent::reload() {
     spdlog::error("config: reload rejected: {}", r.error().message());
   } else {
     config_ = std::move(next.value());
+    checkStale();  // stale_after may have changed
     server_->setAllowNetworks(allowOf(config_));
     auto servers = upstreamsOf(config_);
     have_upstreams_ = !servers.empty();
