@@ -60,22 +60,6 @@ Result<TlsFiles> parseEtcdTls(const nlohmann::json& j, TlsFiles t) {
   return t;
 }
 
-// All endpoints http://, or all https:// (then `tls:` applies to every one); a client
-// certificate with its key.
-std::optional<Error> checkEtcdTls(const EtcdConfig& c) {
-  if (c.tls.cert_file.empty() != c.tls.key_file.empty())
-    return c.tls.cert_file.empty() ? Error{"etcd/tls/cert_file", "is required with key_file"}
-                                   : Error{"etcd/tls/key_file", "is required with cert_file"};
-  size_t https = 0;
-  for (const auto& e : c.endpoints) https += e.starts_with("https://");
-  if (https != 0 && https != c.endpoints.size())
-    return Error{"etcd/endpoints",
-                 "mixes http:// and https://: every member is reached the same way"};
-  if (https == 0 && !c.endpoints.empty() && !c.tls.empty())
-    return Error{"etcd/tls", "is for https:// endpoints; the endpoints are http://"};
-  return std::nullopt;
-}
-
 // The `etcd:` section over `base`.
 Result<EtcdConfig> parseEtcd(const nlohmann::json& j, EtcdConfig c) {
   if (!j.is_object())

@@ -473,6 +473,20 @@ EtcdStore::~EtcdStore() {
   }
 }
 
+std::optional<Error> checkEtcdTls(const EtcdConfig& c) {
+  if (c.tls.cert_file.empty() != c.tls.key_file.empty())
+    return c.tls.cert_file.empty() ? Error{"etcd/tls/cert_file", "is required with key_file"}
+                                   : Error{"etcd/tls/key_file", "is required with cert_file"};
+  size_t https = 0;
+  for (const auto& e : c.endpoints) https += e.starts_with("https://");
+  if (https != 0 && https != c.endpoints.size())
+    return Error{"etcd/endpoints",
+                 "mixes http:// and https://: every member is reached the same way"};
+  if (https == 0 && !c.endpoints.empty() && !c.tls.empty())
+    return Error{"etcd/tls", "is for https:// endpoints; the endpoints are http://"};
+  return std::nullopt;
+}
+
 Result<std::unique_ptr<EtcdStore>> EtcdStore::open(const EtcdConfig& config) {
   auto impl = std::make_unique<Impl>();
   impl->config = config;
@@ -481,16 +495,13 @@ Result<std::unique_ptr<EtcdStore>> EtcdStore::open(const EtcdConfig& config) {
   for (const auto& e : config.endpoints) {
     auto url = text::parseHttpUrl(e, text::UrlSchemes::kHttpOrHttps);
     if (!url) return Error{"etcd.endpoints", e + ": " + url.error().reason};
-    if (!impl->urls.empty() && url->https != impl->urls.front().https)
-      return Error{"etcd.endpoints", "mixes http:// and https://"};
     impl->urls.push_back(url.value());
   }
+  if (auto e = checkEtcdTls(config)) return *e;
   if (impl->urls.front().https) {
     auto tls = TlsClient::load(config.tls);
     if (!tls) return Error{"etcd.tls." + tls.error().field, tls.error().reason};
     impl->tls = tls.value();
-  } else if (!config.tls.empty()) {
-    return Error{"etcd.tls", "is for https:// endpoints; the endpoints are http://"};
   }
   for (const auto& url : impl->urls) {
     if (impl->tls)

@@ -39,6 +39,11 @@ struct EtcdConfig {
   bool operator==(const EtcdConfig&) const = default;
 };
 
+/// The endpoints' and `tls`'s rules, for the config parser and open(): all endpoints http:// or
+/// all https:// (then `tls` applies to every one), `tls` only with https, a client certificate
+/// with its key. Fields named as in the config file ("etcd/tls/key_file").
+std::optional<Error> checkEtcdTls(const EtcdConfig& c);
+
 class EtcdStore final : public Store {
  public:
   /// Reads the TLS files (https endpoints), connects (any endpoint), authenticates when a user

@@ -57,14 +57,12 @@ struct SyncMetrics {
         stale_answers(r.counter("elasticdns_agent_sync_stale_answers_total",
                                 "Answers of a central whose store is out of reach (the agent "
                                 "then follows the next central URL)")),
-        full_answers(r.counter("elasticdns_agent_sync_answers_total",
-                               "Topology answers from central, by kind (a full snapshot or a "
-                               "delta since the agent's index)",
-                               "kind=\"full\"")),
-        delta_answers(r.counter("elasticdns_agent_sync_answers_total",
-                                "Topology answers from central, by kind (a full snapshot or a "
-                                "delta since the agent's index)",
-                                "kind=\"delta\"")) {}
+        full_answers(r.counter(kAnswers, kAnswersHelp, "kind=\"full\"")),
+        delta_answers(r.counter(kAnswers, kAnswersHelp, "kind=\"delta\"")) {}
+  static constexpr const char* kAnswers = "elasticdns_agent_sync_answers_total";
+  static constexpr const char* kAnswersHelp =
+      "Topology answers from central, by kind (a full snapshot or a delta since the agent's "
+      "index)";
   metrics::Counter& polls;
   metrics::Counter& fail_network;
   metrics::Counter& fail_auth;
